@@ -1,0 +1,3 @@
+from microstrain.cli import main
+
+main()

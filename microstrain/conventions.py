@@ -1,0 +1,73 @@
+"""Names, shapes, units and constants every package shares (SPEC §1, §2, §4, §5).
+
+Nobody retypes these: import them. Pure Python, no third-party imports, so it is safe to use
+from serving, training and data generation alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Final
+
+# --- grid and array conventions (SPEC §2) --------------------------------------------------
+GRID: Final = 32  # pixels per side
+# strain channels in order; gamma_xy is engineering shear (2 eps_xy)
+STRAIN_CHANNELS: Final = ("eps_xx", "eps_yy", "gamma_xy")
+N_STRAIN: Final = len(STRAIN_CHANNELS)
+E_SHAPE: Final = (1, GRID, GRID)  # per sample, channels-first
+STRAIN_SHAPE: Final = (N_STRAIN, GRID, GRID)
+# Image convention: row 0 is the top of the domain (y = 1), column 0 the left edge (x = 0).
+FLOAT_DTYPE: Final = "float32"  # stored fields and model tensors; the solver works in float64
+MAX_BATCH: Final = 512  # largest batch accepted at user-facing boundaries (REST)
+
+
+# --- materials (SPEC §1), MPa --------------------------------------------------------------
+@dataclass(frozen=True)
+class Material:
+    name: str
+    youngs_modulus: float  # MPa
+    poisson_ratio: float
+
+
+FIBER: Final = Material("fiber", 85_000.0, 0.22)
+MATRIX: Final = Material("matrix", 3_000.0, 0.4)
+MATERIALS: Final = {"fiber": asdict(FIBER), "matrix": asdict(MATRIX)}
+
+# --- load case (SPEC §1) -------------------------------------------------------------------
+LOAD_CASE: Final = "uniaxial-x"
+DEFAULT_APPLIED_STRAIN: Final = 0.1  # ū on x = 1; models predict for this value
+PLANES: Final = ("stress", "strain")
+DEFAULT_PLANE: Final = "stress"
+
+# --- discretization (SPEC §3) --------------------------------------------------------------
+MODES: Final = ("pixel", "refined")
+DEFAULT_MODE: Final = "refined"
+DEFAULT_K: Final = 4
+
+# --- dataset file (SPEC §4) ----------------------------------------------------------------
+SCHEMA_VERSION: Final = 1
+DS_E: Final = "E"  # float32 [N, 1, 32, 32] Young's modulus per pixel (MPa)
+DS_STRAIN: Final = "strain"  # float32 [N, 3, 32, 32] strain at pixel centres for ū of the file
+DS_FIBER_FRACTION: Final = "fiber_fraction"  # float32 [N]
+DS_SEED: Final = "seed"  # int64 [N] per-sample seed
+DS_SOLVE_SECONDS: Final = "solve_seconds"  # float64 [N] FE wall time per sample
+ATTR_SCHEMA_VERSION: Final = "schema_version"
+ATTR_LOAD_CASE: Final = "load_case"  # JSON {name, applied_strain, plane}
+ATTR_MATERIALS: Final = "materials"  # JSON
+ATTR_GENERATOR: Final = "generator"  # JSON of every microstructure parameter
+ATTR_DISCRETIZATION: Final = "discretization"  # JSON {mode, k}
+ATTR_SOFTWARE: Final = "software"  # JSON of versions
+ATTR_CREATED: Final = "created"
+ATTR_COMPLETE: Final = "complete"  # False while being written or after an interruption
+
+# --- exported model (SPEC §5) --------------------------------------------------------------
+ONNX_INPUT: Final = "E"  # float32 [batch, 1, 32, 32], raw MPa
+ONNX_OUTPUT: Final = "strain"  # float32 [batch, 3, 32, 32], raw strain for ū = 0.1
+MODEL_FILE: Final = "model.onnx"
+CARD_FILE: Final = "card.json"
+MODELS_DIR: Final = "models"
+DEFAULT_MODEL_NAME: Final = "default"
+MODEL_ENV_VAR: Final = "MICROSTRAIN_MODEL"  # directory of the model serving loads
+
+# --- REST (SPEC §8) ------------------------------------------------------------------------
+DEFAULT_PORT: Final = 3000

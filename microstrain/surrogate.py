@@ -1,0 +1,120 @@
+"""An exported model (SPEC §5) run with onnxruntime: what `predict`, `tau` and serving share.
+
+``models/<name>/`` holds ``model.onnx`` (input ``E`` raw MPa ``[batch, 1, 32, 32]``, output
+``strain`` ``[batch, 3, 32, 32]`` for ū = 0.1) and ``card.json``. No torch, no dolfinx.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from microstrain.conventions import (
+    CARD_FILE,
+    DEFAULT_APPLIED_STRAIN,
+    DEFAULT_MODEL_NAME,
+    MODEL_ENV_VAR,
+    MODEL_FILE,
+    MODELS_DIR,
+    ONNX_INPUT,
+    ONNX_OUTPUT,
+)
+from microstrain.errors import InputError, MicrostrainError
+
+
+def repository_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def default_model_dir() -> Path:
+    """``$MICROSTRAIN_MODEL`` if set, else ``models/default`` of this checkout."""
+    env = os.environ.get(MODEL_ENV_VAR)
+    if env:
+        return Path(env)
+    return repository_root() / MODELS_DIR / DEFAULT_MODEL_NAME
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class SurrogateModel:
+    """onnxruntime session over an exported model directory."""
+
+    directory: Path
+    card: dict[str, Any]
+    session: Any = field(repr=False)
+
+    @classmethod
+    def load(
+        cls, directory: str | os.PathLike[str], intra_op_threads: int | None = None
+    ) -> SurrogateModel:
+        """Open ``directory/model.onnx`` and its card; ``intra_op_threads=None`` lets ORT choose."""
+        import onnxruntime as ort
+
+        d = Path(directory)
+        onnx_path, card_path = d / MODEL_FILE, d / CARD_FILE
+        if not onnx_path.is_file():
+            raise MicrostrainError(f"no {MODEL_FILE} in model directory {d}")
+        card: dict[str, Any] = {}
+        if card_path.is_file():
+            try:
+                card = json.loads(card_path.read_text())
+            except json.JSONDecodeError as exc:
+                raise MicrostrainError(f"{card_path} is not valid JSON: {exc}") from None
+        options = ort.SessionOptions()
+        if intra_op_threads is not None:
+            options.intra_op_num_threads = intra_op_threads
+            options.inter_op_num_threads = 1
+        try:
+            session = ort.InferenceSession(
+                str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise MicrostrainError(f"cannot load {onnx_path}: {exc}") from None
+        names_in = [i.name for i in session.get_inputs()]
+        names_out = [o.name for o in session.get_outputs()]
+        if names_in != [ONNX_INPUT] or ONNX_OUTPUT not in names_out:
+            raise MicrostrainError(
+                f"{onnx_path} does not follow the model contract: inputs {names_in}, "
+                f"outputs {names_out}; expected input '{ONNX_INPUT}' and output '{ONNX_OUTPUT}'"
+            )
+        return cls(directory=d, card=card, session=session)
+
+    @property
+    def name(self) -> str:
+        return str(self.card.get("name", self.directory.name))
+
+    @property
+    def version(self) -> str:
+        return str(self.card.get("version", "unknown"))
+
+    @property
+    def sha256(self) -> str:
+        onnx_info = self.card.get("onnx", {})
+        return str(onnx_info.get("sha256") or sha256_of(self.directory / MODEL_FILE))
+
+    def predict(
+        self, youngs_modulus: np.ndarray, applied_strain: float = DEFAULT_APPLIED_STRAIN
+    ) -> np.ndarray:
+        """Strain ``[N, 3, 32, 32]`` float32 for E maps ``[N, 1, 32, 32]`` in MPa.
+
+        The model predicts for ū = 0.1; the problem is linear, so other ū scale the result.
+        """
+        if not np.isfinite(applied_strain):
+            raise InputError("applied_strain must be a finite number")
+        e = np.ascontiguousarray(youngs_modulus, dtype=np.float32)
+        (strain,) = self.session.run([ONNX_OUTPUT], {ONNX_INPUT: e})
+        scale = np.float32(applied_strain / DEFAULT_APPLIED_STRAIN)
+        return strain if scale == 1 else strain * scale

@@ -1,0 +1,16 @@
+"""Command: predict (offline prediction with an exported model, onnxruntime only)."""
+
+from __future__ import annotations
+
+import typer
+
+from microstrain.errors import MicrostrainError
+
+
+def register(app: typer.Typer) -> None:
+    for name in ("predict",):
+
+        def _not_yet(name: str = name) -> None:
+            raise MicrostrainError(f"'{name}' is not yet available")
+
+        app.command(name, help=f"{name} (not yet available)")(_not_yet)

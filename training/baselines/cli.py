@@ -1,0 +1,16 @@
+"""Command: baselines (the lecture's other architectures as comparison baselines)."""
+
+from __future__ import annotations
+
+import typer
+
+from microstrain.errors import MicrostrainError
+
+
+def register(app: typer.Typer) -> None:
+    for name in ("baselines",):
+
+        def _not_yet(name: str = name) -> None:
+            raise MicrostrainError(f"'{name}' is not yet available")
+
+        app.command(name, help=f"{name} (not yet available)")(_not_yet)

@@ -1,0 +1,16 @@
+"""Commands: export (checkpoint -> models/<name>/) and tau (breakeven report)."""
+
+from __future__ import annotations
+
+import typer
+
+from microstrain.errors import MicrostrainError
+
+
+def register(app: typer.Typer) -> None:
+    for name in ("export", "tau",):
+
+        def _not_yet(name: str = name) -> None:
+            raise MicrostrainError(f"'{name}' is not yet available")
+
+        app.command(name, help=f"{name} (not yet available)")(_not_yet)
