@@ -8,7 +8,12 @@ from microstrain.errors import MicrostrainError
 
 
 def register(app: typer.Typer) -> None:
-    for name in ("generate", "solve", "inspect", "convergence",):
+    for name in (
+        "generate",
+        "solve",
+        "inspect",
+        "convergence",
+    ):
 
         def _not_yet(name: str = name) -> None:
             raise MicrostrainError(f"'{name}' is not yet available")

@@ -77,7 +77,9 @@ def to_youngs_modulus(data: object, kind: InputKind = "auto", name: str = "input
         bad = values[~np.isin(values, MODULI)]
         expected = f"{MATRIX.youngs_modulus:g} (matrix) and {FIBER.youngs_modulus:g} (fiber) MPa"
         hint = "" if kind == "E" else ", or a fiber mask of 0 and 1"
-        raise InputError(f"{name}: E values must be exactly {expected}{hint}; found {_describe(bad)}")
+        raise InputError(
+            f"{name}: E values must be exactly {expected}{hint}; found {_describe(bad)}"
+        )
     return arr.astype(np.float32)
 
 
@@ -128,8 +130,9 @@ def load_microstructures(path: str | os.PathLike[str], kind: InputKind = "auto")
                         return to_youngs_modulus(f[key][()], "mask", name=f"{p.name}:{key}")
                 names = [k for k in f if isinstance(f[k], h5py.Dataset)]
                 if len(names) != 1:
+                    found = ", ".join(names) or "none"
                     raise MicrostrainError(
-                        f"{p} has no dataset 'E' or 'fiber_mask' (found: {', '.join(names) or 'none'})"
+                        f"{p} has no dataset 'E' or 'fiber_mask' (found: {found})"
                     )
                 return to_youngs_modulus(f[names[0]][()], kind, name=f"{p.name}:{names[0]}")
         except OSError as exc:

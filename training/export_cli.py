@@ -8,7 +8,10 @@ from microstrain.errors import MicrostrainError
 
 
 def register(app: typer.Typer) -> None:
-    for name in ("export", "tau",):
+    for name in (
+        "export",
+        "tau",
+    ):
 
         def _not_yet(name: str = name) -> None:
             raise MicrostrainError(f"'{name}' is not yet available")
