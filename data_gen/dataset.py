@@ -1,0 +1,372 @@
+"""The dataset file of SPEC §4: an HDF5 writer that can resume, and a validating reader.
+
+Layout (names from :mod:`microstrain.conventions`)::
+
+    E               float32 [N, 1, 32, 32]   Young's modulus (MPa)
+    strain          float32 [N, 3, 32, 32]   eps_xx, eps_yy, gamma_xy for ū of the file
+    fiber_fraction  float32 [N]
+    seed            int64   [N]              per-sample seed (data_gen.microstructure)
+    solve_seconds   float64 [N]              FE wall time of each sample
+    attrs: schema_version, load_case, materials, generator, discretization, software (JSON),
+           created, complete, plus n_requested, wall_seconds (T_data summed over all runs) and
+           runs (JSON list: one entry per run of ``generate`` that wrote to the file).
+
+Crash safety: datasets are resizable along N and only ever hold complete samples. Each
+:meth:`DatasetWriter.append` opens the file, grows and fills every dataset, flushes, then records
+the new sample count in ``n_complete`` and closes it again, so a killed run loses at most the
+samples of the chunk it was solving and the file on disk keeps ``complete = False``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from microstrain.conventions import (
+    ATTR_COMPLETE,
+    ATTR_CREATED,
+    ATTR_DISCRETIZATION,
+    ATTR_GENERATOR,
+    ATTR_LOAD_CASE,
+    ATTR_MATERIALS,
+    ATTR_SCHEMA_VERSION,
+    ATTR_SOFTWARE,
+    DS_E,
+    DS_FIBER_FRACTION,
+    DS_SEED,
+    DS_SOLVE_SECONDS,
+    DS_STRAIN,
+    E_SHAPE,
+    SCHEMA_VERSION,
+    STRAIN_CHANNELS,
+    STRAIN_SHAPE,
+)
+from microstrain.errors import MicrostrainError
+
+# Extra root attributes of this writer (beyond SPEC §4).
+ATTR_N_COMPLETE = "n_complete"  # samples written and flushed
+ATTR_N_REQUESTED = "n_requested"  # N of the (last) generate command
+ATTR_WALL_SECONDS = "wall_seconds"  # T_data: wall time of all runs that wrote this file
+ATTR_RUNS = "runs"  # JSON list of {started, ranks, first_sample, samples, wall_seconds}
+
+# The attributes that make two generate commands "the same" for resuming.
+IDENTITY_ATTRS = (ATTR_LOAD_CASE, ATTR_MATERIALS, ATTR_GENERATOR, ATTR_DISCRETIZATION)
+
+# dataset name -> (dtype, per-sample shape)
+FIELDS: dict[str, tuple[str, tuple[int, ...]]] = {
+    DS_E: ("float32", E_SHAPE),
+    DS_STRAIN: ("float32", STRAIN_SHAPE),
+    DS_FIBER_FRACTION: ("float32", ()),
+    DS_SEED: ("int64", ()),
+    DS_SOLVE_SECONDS: ("float64", ()),
+}
+CHUNK_SAMPLES = 64  # HDF5 chunk length along N
+# gzip is readable by every HDF5 tool; level 1 + shuffle compresses the fields nearly as well as
+# level 9 at a fraction of the time (pixel-mode generation is only a few ms per sample).
+COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+
+
+def _h5py() -> Any:
+    import h5py
+
+    return h5py
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _attr_text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _json_attr(value: Any) -> Any:
+    return json.loads(_attr_text(value))
+
+
+@dataclass(frozen=True)
+class DatasetIdentity:
+    """What a ``generate`` command asks for, as the JSON attributes of SPEC §4."""
+
+    load_case: dict[str, Any]
+    materials: dict[str, Any]
+    generator: dict[str, Any]
+    discretization: dict[str, Any]
+
+    def attrs(self) -> dict[str, str]:
+        return {
+            ATTR_LOAD_CASE: json.dumps(self.load_case, sort_keys=True),
+            ATTR_MATERIALS: json.dumps(self.materials, sort_keys=True),
+            ATTR_GENERATOR: json.dumps(self.generator, sort_keys=True),
+            ATTR_DISCRETIZATION: json.dumps(self.discretization, sort_keys=True),
+        }
+
+    def differences(self, file_attrs: Any) -> list[str]:
+        """Human-readable ``attr.key: file value != requested`` for every mismatch."""
+        diffs: list[str] = []
+        for name, wanted in zip(
+            IDENTITY_ATTRS,
+            (self.load_case, self.materials, self.generator, self.discretization),
+            strict=True,
+        ):
+            if name not in file_attrs:
+                diffs.append(f"{name} missing")
+                continue
+            have = _json_attr(file_attrs[name])
+            for key in sorted(set(have) | set(wanted)):
+                if have.get(key) != wanted.get(key):
+                    diffs.append(
+                        f"{name}.{key}: file {have.get(key)!r} != requested {wanted.get(key)!r}"
+                    )
+        return diffs
+
+
+class DatasetWriter:
+    """Create or resume a dataset file; append samples chunk by chunk.
+
+    Use :meth:`open`; then :meth:`append` per chunk and :meth:`finish` at the end.
+    """
+
+    def __init__(self, path: Path, n_complete: int, previous_wall_seconds: float, runs: list):
+        self.path = path
+        self.n_complete = n_complete
+        self._previous_wall = previous_wall_seconds
+        self._runs = runs
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        identity: DatasetIdentity,
+        software: dict[str, str],
+        n_requested: int,
+        ranks: int = 1,
+        overwrite: bool = False,
+    ) -> DatasetWriter:
+        """Resume ``path`` if it holds the same command's samples, else create it.
+
+        Raises :class:`MicrostrainError` for an unwritable directory, a file of another command
+        (unless ``overwrite``), a damaged file, or a file already holding more than
+        ``n_requested`` samples.
+        """
+        target = Path(path)
+        parent = target.parent if str(target.parent) else Path(".")
+        if not parent.is_dir():
+            raise MicrostrainError(f"output directory does not exist: {parent}")
+        if not os.access(parent, os.W_OK):
+            raise MicrostrainError(f"output directory is not writable: {parent}")
+        if target.exists() and target.is_dir():
+            raise MicrostrainError(f"output {target} is a directory; give a file name like data.h5")
+        if target.exists() and not overwrite:
+            writer = cls._resume(target, identity, n_requested)
+        else:
+            writer = cls._create(target, identity, software, n_requested)
+        writer._runs.append(
+            {
+                "started": _now(),
+                "ranks": ranks,
+                "first_sample": writer.n_complete,
+                "samples": 0,
+                "wall_seconds": 0.0,
+            }
+        )
+        return writer
+
+    @classmethod
+    def _create(
+        cls, path: Path, identity: DatasetIdentity, software: dict[str, str], n_requested: int
+    ) -> DatasetWriter:
+        h5py = _h5py()
+        path.unlink(missing_ok=True)
+        try:
+            with h5py.File(path, "w") as f:
+                for name, (dtype, shape) in FIELDS.items():
+                    f.create_dataset(
+                        name,
+                        shape=(0, *shape),
+                        maxshape=(None, *shape),
+                        dtype=dtype,
+                        chunks=(CHUNK_SAMPLES, *shape),
+                        **COMPRESSION,
+                    )
+                f[DS_STRAIN].attrs["channels"] = list(STRAIN_CHANNELS)
+                f[DS_E].attrs["units"] = "MPa"
+                f.attrs[ATTR_SCHEMA_VERSION] = SCHEMA_VERSION
+                for key, value in identity.attrs().items():
+                    f.attrs[key] = value
+                f.attrs[ATTR_SOFTWARE] = json.dumps(software, sort_keys=True)
+                f.attrs[ATTR_CREATED] = _now()
+                f.attrs[ATTR_COMPLETE] = False
+                f.attrs[ATTR_N_COMPLETE] = 0
+                f.attrs[ATTR_N_REQUESTED] = n_requested
+                f.attrs[ATTR_WALL_SECONDS] = 0.0
+                f.attrs[ATTR_RUNS] = "[]"
+        except OSError as exc:
+            raise MicrostrainError(f"cannot create {path}: {exc}") from None
+        return cls(path, 0, 0.0, [])
+
+    @classmethod
+    def _resume(cls, path: Path, identity: DatasetIdentity, n_requested: int) -> DatasetWriter:
+        h5py = _h5py()
+        if not h5py.is_hdf5(path):
+            raise MicrostrainError(
+                f"{path} exists and is not an HDF5 file; use --overwrite to replace it"
+            )
+        try:
+            with h5py.File(path, "r+") as f:
+                if ATTR_N_COMPLETE not in f.attrs or any(name not in f for name in FIELDS):
+                    raise MicrostrainError(
+                        f"{path} exists and is not a dataset written by 'microstrain generate'; "
+                        "use --overwrite to replace it"
+                    )
+                diffs = identity.differences(f.attrs)
+                if diffs:
+                    raise MicrostrainError(
+                        f"{path} was generated by a different command ({'; '.join(diffs)}); "
+                        "use --overwrite to replace it or choose another output file"
+                    )
+                n_complete = int(f.attrs[ATTR_N_COMPLETE])
+                if n_complete > n_requested:
+                    raise MicrostrainError(
+                        f"{path} already holds {n_complete} samples, more than the "
+                        f"{n_requested} requested; use -n {n_complete} or more, or --overwrite"
+                    )
+                # A run killed between growing the datasets and recording n_complete leaves
+                # rows past n_complete; they are not trusted.
+                for name in FIELDS:
+                    if f[name].shape[0] != n_complete:
+                        f[name].resize(n_complete, axis=0)
+                f.attrs[ATTR_N_REQUESTED] = n_requested
+                if n_complete < n_requested:
+                    f.attrs[ATTR_COMPLETE] = False
+                wall = float(f.attrs.get(ATTR_WALL_SECONDS, 0.0))
+                runs = _json_attr(f.attrs.get(ATTR_RUNS, "[]"))
+        except OSError as exc:
+            raise MicrostrainError(
+                f"cannot resume {path}: the file is damaged or locked ({exc}); "
+                "use --overwrite to start it again"
+            ) from None
+        return cls(path, n_complete, wall, runs)
+
+    def append(self, fields: dict[str, np.ndarray], run_wall_seconds: float) -> None:
+        """Append one chunk: ``fields`` maps every name of :data:`FIELDS` to ``[n, ...]``.
+
+        ``run_wall_seconds`` is the wall time of the current run so far (recorded with it).
+        """
+        n = {len(v) for v in fields.values()}
+        if len(n) != 1 or set(fields) != set(FIELDS):
+            raise ValueError(f"append needs equal-length arrays for {sorted(FIELDS)}")
+        count = n.pop()
+        h5py = _h5py()
+        with h5py.File(self.path, "r+") as f:
+            start = self.n_complete
+            for name, values in fields.items():
+                ds = f[name]
+                ds.resize(start + count, axis=0)
+                ds[start:] = values
+            f.flush()  # data on disk before the count that vouches for it
+            self.n_complete = start + count
+            f.attrs[ATTR_N_COMPLETE] = self.n_complete
+            self._record_run(f, run_wall_seconds, count)
+
+    def finish(self, run_wall_seconds: float) -> None:
+        """Mark the file complete (all requested samples present)."""
+        h5py = _h5py()
+        with h5py.File(self.path, "r+") as f:
+            if self.n_complete != int(f.attrs[ATTR_N_REQUESTED]):
+                raise RuntimeError("finish() before all requested samples were written")
+            self._record_run(f, run_wall_seconds, 0)
+            f.attrs[ATTR_COMPLETE] = True
+
+    def _record_run(self, f: Any, run_wall_seconds: float, new_samples: int) -> None:
+        run = self._runs[-1]
+        run["samples"] += new_samples
+        run["wall_seconds"] = round(run_wall_seconds, 6)
+        f.attrs[ATTR_WALL_SECONDS] = self._previous_wall + run_wall_seconds
+        f.attrs[ATTR_RUNS] = json.dumps(self._runs)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Attributes of a dataset file, JSON decoded."""
+
+    path: Path
+    n: int
+    complete: bool
+    n_requested: int | None
+    schema_version: int | None
+    load_case: dict[str, Any]
+    materials: dict[str, Any]
+    generator: dict[str, Any]
+    discretization: dict[str, Any]
+    software: dict[str, Any]
+    created: str | None
+    wall_seconds: float | None
+    runs: list[dict[str, Any]]
+
+
+def read_info(path: str | os.PathLike[str]) -> DatasetInfo:
+    """Validate a dataset file against SPEC §4 and return its attributes.
+
+    Raises :class:`MicrostrainError` for a missing, unreadable or malformed file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise MicrostrainError(f"dataset file not found: {p}")
+    h5py = _h5py()
+    try:
+        with h5py.File(p, "r") as f:
+            for name, (_, shape) in FIELDS.items():
+                if name not in f:
+                    raise MicrostrainError(f"{p} is not a microstrain dataset: no '{name}' dataset")
+                if f[name].shape[1:] != shape:
+                    raise MicrostrainError(
+                        f"{p}: dataset '{name}' has shape {list(f[name].shape)}, "
+                        f"expected [N, {', '.join(map(str, shape))}]".replace(", ]", "]")
+                    )
+            n = f[DS_E].shape[0]
+            if any(f[name].shape[0] != n for name in FIELDS):
+                raise MicrostrainError(f"{p}: datasets have different lengths (damaged file)")
+            a = f.attrs
+            if ATTR_COMPLETE not in a:
+                raise MicrostrainError(f"{p} has no '{ATTR_COMPLETE}' attribute")
+            try:
+                return DatasetInfo(
+                    path=p,
+                    n=n,
+                    complete=bool(a[ATTR_COMPLETE]),
+                    n_requested=int(a[ATTR_N_REQUESTED]) if ATTR_N_REQUESTED in a else None,
+                    schema_version=(
+                        int(a[ATTR_SCHEMA_VERSION]) if ATTR_SCHEMA_VERSION in a else None
+                    ),
+                    load_case=_json_attr(a.get(ATTR_LOAD_CASE, "{}")),
+                    materials=_json_attr(a.get(ATTR_MATERIALS, "{}")),
+                    generator=_json_attr(a.get(ATTR_GENERATOR, "{}")),
+                    discretization=_json_attr(a.get(ATTR_DISCRETIZATION, "{}")),
+                    software=_json_attr(a.get(ATTR_SOFTWARE, "{}")),
+                    created=_attr_text(a[ATTR_CREATED]) if ATTR_CREATED in a else None,
+                    wall_seconds=(float(a[ATTR_WALL_SECONDS]) if ATTR_WALL_SECONDS in a else None),
+                    runs=_json_attr(a.get(ATTR_RUNS, "[]")),
+                )
+            except (ValueError, TypeError) as exc:
+                raise MicrostrainError(f"{p}: malformed attribute ({exc})") from None
+    except OSError as exc:
+        raise MicrostrainError(f"cannot read {p} as HDF5: {exc}") from None
+
+
+def read_samples(
+    path: str | os.PathLike[str], names: tuple[str, ...] = tuple(FIELDS), stop: int | None = None
+) -> dict[str, np.ndarray]:
+    """The first ``stop`` samples (all if None) of the datasets ``names``."""
+    h5py = _h5py()
+    try:
+        with h5py.File(path, "r") as f:
+            return {name: f[name][:stop] for name in names}
+    except OSError as exc:
+        raise MicrostrainError(f"cannot read {path} as HDF5: {exc}") from None
