@@ -1,0 +1,302 @@
+"""The reference FE solver: 2D linear elasticity of a 32x32 fiber/matrix image (SPEC §1, §3).
+
+    find u in V:  ∫ σ(u) : ε(v) dx = 0  for all v,   σ = λ tr(ε) I + 2 μ ε,
+    u_x = 0 on x = 0,  u_y = 0 on y = 0,  u_x = ū on x = 1,  top edge traction-free.
+
+Plane stress (default) uses λ* = 2λμ/(λ + 2μ) in place of λ. Each pixel is split into k x k
+bilinear Q1 elements carrying the pixel's material (``mode="pixel"`` is k = 1); the strain of a
+pixel is the mean of its elements' centroid strains.
+
+Everything that does not depend on the material — mesh, function space, element matrices, the
+sparsity pattern, the Dirichlet elimination, the strain operator and the symbolic factorization —
+is built once in :class:`StrainSolver`. Per sample the work is (see :mod:`data_gen.assembly`):
+
+    values(K_ff) = P @ [λ; μ]      (written in place into the PETSc matrix, same pattern)
+    b_f          = R @ [λ; μ]
+    K_ff u_f     = b_f             (numeric Cholesky refactorization + triangular solves)
+    strain       = S @ u_f + s_0
+
+Usage::
+
+    solver = StrainSolver(SolverConfig(mode="refined", k=4))
+    strain = solver.solve(E)            # E [32, 32] MPa -> float64 [3, 32, 32]
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from microstrain.conventions import (
+    DEFAULT_APPLIED_STRAIN,
+    DEFAULT_K,
+    DEFAULT_MODE,
+    DEFAULT_PLANE,
+    FIBER,
+    GRID,
+    MATRIX,
+    MODES,
+    PLANES,
+    STRAIN_SHAPE,
+)
+from microstrain.errors import InputError
+from microstrain.fields import fiber_mask
+
+# name -> (PETSc PC type, factor solver type); "mumps-cholesky" won the measurements in
+# docs/solver.md, the others stay selectable for benchmarks.
+LINEAR_SOLVERS = {
+    "mumps-cholesky": ("cholesky", "mumps"),
+    "mumps-lu": ("lu", "mumps"),
+    "petsc-cholesky": ("cholesky", "petsc"),
+    "petsc-lu": ("lu", "petsc"),
+    "superlu_dist-lu": ("lu", "superlu_dist"),
+}
+DEFAULT_LINEAR_SOLVER = "mumps-cholesky"
+_instance_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class SolverConfig:
+    """Discretization and load case of one solver.
+
+    mode: "refined" (k x k Q1 elements per pixel) or "pixel" (= refined with k = 1).
+    k: elements per pixel side in refined mode (ignored by pixel mode).
+    plane: "stress" (thin sheet) or "strain".
+    applied_strain: ū, the displacement of the right edge of the unit square (= mean eps_xx).
+    linear_solver: a key of :data:`LINEAR_SOLVERS`.
+    """
+
+    mode: str = DEFAULT_MODE
+    k: int = DEFAULT_K
+    plane: str = DEFAULT_PLANE
+    applied_strain: float = DEFAULT_APPLIED_STRAIN
+    linear_solver: str = DEFAULT_LINEAR_SOLVER
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InputError(f"mode must be one of {', '.join(MODES)}; got '{self.mode}'")
+        if self.plane not in PLANES:
+            raise InputError(f"plane must be one of {', '.join(PLANES)}; got '{self.plane}'")
+        if self.mode == "refined" and (int(self.k) != self.k or not 1 <= self.k <= 16):
+            raise InputError(f"k must be an integer from 1 to 16; got {self.k}")
+        if not math.isfinite(self.applied_strain):
+            raise InputError(f"applied strain must be finite; got {self.applied_strain}")
+        if self.linear_solver not in LINEAR_SOLVERS:
+            names = ", ".join(LINEAR_SOLVERS)
+            raise InputError(f"linear solver must be one of {names}; got '{self.linear_solver}'")
+
+    @property
+    def elements_per_pixel(self) -> int:
+        """k of the mesh actually built: 1 in pixel mode."""
+        return 1 if self.mode == "pixel" else int(self.k)
+
+    def discretization(self) -> dict[str, Any]:
+        """The ``discretization`` attribute of SPEC §4: {mode, k}."""
+        return {"mode": self.mode, "k": self.elements_per_pixel}
+
+
+def lame_parameters(youngs_modulus: np.ndarray, plane: str) -> tuple[np.ndarray, np.ndarray]:
+    """Young's modulus per pixel (MPa) -> (λ, μ) in MPa, same shape; ν follows the phase.
+
+    For plane stress λ is replaced by λ* = 2λμ/(λ + 2μ).
+    """
+    E = np.asarray(youngs_modulus, dtype=np.float64)
+    nu = np.where(fiber_mask(E), FIBER.poisson_ratio, MATRIX.poisson_ratio)
+    lam = E * nu / ((1.0 + nu) * (1.0 - 2.0 * nu))
+    mu = E / (2.0 * (1.0 + nu))
+    if plane == "stress":
+        lam = 2.0 * lam * mu / (lam + 2.0 * mu)
+    return lam, mu
+
+
+def _as_single_image(youngs_modulus: np.ndarray) -> np.ndarray:
+    """[32, 32], [1, 32, 32] or [1, 1, 32, 32] MPa -> float64 [32, 32], validated."""
+    E = np.asarray(youngs_modulus, dtype=np.float64)
+    if E.size != GRID * GRID or E.shape[-2:] != (GRID, GRID):
+        raise InputError(f"E must be one {GRID}x{GRID} image; got shape {list(E.shape)}")
+    E = E.reshape(GRID, GRID)
+    if not np.all(np.isfinite(E)) or np.any(E <= 0.0):
+        raise InputError("E must be finite and positive (MPa)")
+    return E
+
+
+class StrainSolver:
+    """Pixel-averaged strain of 32x32 microstructures for one :class:`SolverConfig`.
+
+    Build once, call :meth:`solve` many times. Runs on ``MPI.COMM_SELF``: parallel data
+    generation gives every rank its own solver and its own samples.
+    """
+
+    def __init__(self, config: SolverConfig | None = None) -> None:
+        t0 = time.perf_counter()
+        import dolfinx.fem
+        import dolfinx.mesh
+        import dolfinx_solver  # noqa: F401 - orders MPI ahead of the compiled bindings
+        from mpi4py import MPI
+        from petsc4py import PETSc
+
+        from data_gen.assembly import build_operators
+
+        self.config = config or SolverConfig()
+        k = self.config.elements_per_pixel
+        self.n_cells_per_side = GRID * k
+        self.mesh = dolfinx.mesh.create_unit_square(
+            MPI.COMM_SELF,
+            self.n_cells_per_side,
+            self.n_cells_per_side,
+            dolfinx.mesh.CellType.quadrilateral,
+        )
+        self.V = dolfinx.fem.functionspace(self.mesh, ("Lagrange", 1, (2,)))
+        self.ops = build_operators(self.V, self.n_cells_per_side, self.config.applied_strain)
+
+        # K_ff shares its value array with numpy: the stiffness map writes straight into it.
+        nnz = self.ops.indices.size
+        self._values = np.zeros(nnz, dtype=PETSc.ScalarType)
+        self._values_vec = PETSc.Vec().createWithArray(self._values, comm=PETSc.COMM_SELF)  # type: ignore[arg-type]
+        self._K = PETSc.Mat().createAIJWithArrays(
+            (self.ops.n_free, self.ops.n_free),
+            (self.ops.indptr, self.ops.indices, self._values),  # type: ignore[arg-type]
+            comm=PETSc.COMM_SELF,
+        )
+        self._K.assemble()
+        self._theta = PETSc.Vec().createSeq(
+            self.ops.stiffness_map.getSize()[1], comm=PETSc.COMM_SELF
+        )
+        self._b = self._K.createVecLeft()
+        self._u = self._K.createVecRight()
+        self._strain = self.ops.strain_map.createVecLeft()
+        self._ksp = self._make_ksp()
+        self.setup_seconds = time.perf_counter() - t0
+        self.last_solve_seconds = float("nan")
+        # split of the last solve, for benchmarks: assembly, factor+solve, extraction (s)
+        self.last_timings: dict[str, float] = {}
+
+    def _make_ksp(self):
+        from petsc4py import PETSc
+
+        pc_type, factor_type = LINEAR_SOLVERS[self.config.linear_solver]
+        prefix = f"microstrain_fe{next(_instance_counter)}_"
+        opts = PETSc.Options()
+        if factor_type == "mumps":
+            opts[f"{prefix}mat_mumps_icntl_7"] = 5  # METIS ordering: least fill on these grids
+            opts[f"{prefix}mat_mumps_icntl_4"] = 0  # no MUMPS diagnostics on stdout
+        ksp = PETSc.KSP().create(comm=PETSc.COMM_SELF)
+        ksp.setOptionsPrefix(prefix)
+        ksp.setType(PETSc.KSP.Type.PREONLY)
+        pc = ksp.getPC()
+        pc.setType(pc_type)
+        pc.setFactorSolverType(factor_type)
+        if factor_type == "petsc":
+            pc.setFactorOrdering("nd")
+        ksp.setOperators(self._K)
+        ksp.setFromOptions()
+        # The symbolic factorization happens on the first solve and is reused afterwards: the
+        # nonzero pattern never changes, only the values (PETSc tracks this via the state).
+        return ksp
+
+    # --- per sample ----------------------------------------------------------------------
+    def _solve_free(self, youngs_modulus: np.ndarray) -> None:
+        """Assemble, factor and solve for one image; leaves u_f in ``self._u``."""
+        t0 = time.perf_counter()
+        E = _as_single_image(youngs_modulus)
+        lam, mu = lame_parameters(E, self.config.plane)
+        theta = self._theta.getArray()
+        theta[: lam.size] = lam.ravel()
+        theta[lam.size :] = mu.ravel()
+        self.ops.stiffness_map.mult(self._theta, self._values_vec)
+        self._K.stateIncrease()  # values changed in place: refactor numerically
+        self.ops.load_map.mult(self._theta, self._b)
+        t1 = time.perf_counter()
+        self._ksp.solve(self._b, self._u)
+        reason = self._ksp.getConvergedReason()
+        if reason < 0:
+            raise RuntimeError(f"linear solve failed (PETSc reason {reason})")
+        self._t_assembly, self._t_factor = t1 - t0, time.perf_counter() - t1
+
+    def solve(self, youngs_modulus: np.ndarray) -> np.ndarray:
+        """Young's modulus [32, 32] (or [1, 32, 32]) in MPa -> strain float64 [3, 32, 32].
+
+        Channels eps_xx, eps_yy, gamma_xy; image convention of SPEC §2 (row 0 = top).
+        """
+        t0 = time.perf_counter()
+        self._solve_free(youngs_modulus)
+        t1 = time.perf_counter()
+        self.ops.strain_map.mult(self._u, self._strain)
+        strain = (self._strain.getArray() + self.ops.strain_offset).reshape(STRAIN_SHAPE)
+        t2 = time.perf_counter()
+        self.last_solve_seconds = t2 - t0
+        self.last_timings = {
+            "assembly": self._t_assembly,
+            "factor_solve": self._t_factor,
+            "extraction": t2 - t1,
+        }
+        return strain
+
+    def solve_batch(self, youngs_modulus: np.ndarray) -> np.ndarray:
+        """E maps [N, 1, 32, 32] (or [N, 32, 32]) in MPa -> strain float64 [N, 3, 32, 32]."""
+        E = np.asarray(youngs_modulus, dtype=np.float64)
+        if E.ndim not in (3, 4) or E.shape[-2:] != (GRID, GRID) or E.size % (GRID * GRID):
+            raise InputError(f"E batch must be [N, 1, {GRID}, {GRID}]; got shape {list(E.shape)}")
+        E = E.reshape(-1, GRID, GRID)
+        return np.stack([self.solve(e) for e in E])
+
+    def solve_fields(self, youngs_modulus: np.ndarray):
+        """Full-resolution fields for one image, for visualisation (``--xdmf``).
+
+        Returns (u, strain): u a dolfinx Function in the Q1 vector space (displacement), strain a
+        DG0 vector Function with the 3 components (eps_xx, eps_yy, gamma_xy) at each element
+        centroid.
+        """
+        import dolfinx.fem
+
+        from data_gen.assembly import centroid_strain_rows, unrolled_cell_dofs
+
+        self._solve_free(youngs_modulus)
+        u = dolfinx.fem.Function(self.V, name="displacement")
+        u.x.array[:] = self.ops.displacement(self._u.getArray())
+        W = dolfinx.fem.functionspace(self.mesh, ("DG", 0, (3,)))
+        strain = dolfinx.fem.Function(W, name="strain")
+        cell_dofs = unrolled_cell_dofs(self.V)
+        rows = centroid_strain_rows(self.V, cell_dofs, self.V.tabulate_dof_coordinates())
+        cell_strain = np.einsum("cre,ce->cr", rows, u.x.array[cell_dofs])  # [n_cells, 3]
+        strain.x.array[(W.dofmap.list[:, :1] * 3 + np.arange(3)).ravel()] = cell_strain.ravel()
+        return u, strain
+
+    # --- provenance ----------------------------------------------------------------------
+    @staticmethod
+    def software_versions() -> dict[str, str]:
+        """Versions of the solver stack, for the ``software`` attribute of SPEC §4."""
+        import dolfinx
+        from petsc4py import PETSc
+
+        import microstrain
+
+        return {
+            "dolfinx": dolfinx.__version__,
+            "petsc": ".".join(str(v) for v in PETSc.Sys.getVersion()),
+            "numpy": np.__version__,
+            "microstrain": _package_version() or microstrain.__version__,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """Config plus mesh sizes, for logs and the convergence report."""
+        return {
+            **asdict(self.config),
+            "elements_per_pixel": self.config.elements_per_pixel,
+            "cells": self.n_cells_per_side**2,
+            "unknowns": self.ops.n_free,
+            "nonzeros": int(self.ops.indices.size),
+        }
+
+
+def _package_version() -> str | None:
+    try:
+        return metadata.version("microstrain")
+    except metadata.PackageNotFoundError:
+        return None
