@@ -1,0 +1,126 @@
+"""Residual U-Net with coordinate channels: the stronger candidate of this package.
+
+Why this shape: the strain field of an elastic composite is non-local (a fiber cluster shields or
+loads the whole band it sits in), so the network needs a receptive field covering the whole
+32×32 image, which the U-Net reaches cheaply by working at 32, 16, 8 and 4 pixels. Residual blocks
+with GroupNorm train stably at batch sizes down to one (BatchNorm does not). The boundary
+conditions of SPEC §1 are not translation invariant (rollers on the left and bottom edges, load on
+the right, free top), so the pixel coordinates x and y are fed as two extra input channels.
+
+Shapes: ``[N, 1, 32, 32]`` normalized modulus -> ``[N, 3, 32, 32]`` normalized strain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from microstrain.conventions import GRID, N_STRAIN
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU}
+
+
+@dataclass(frozen=True)
+class ResUNetConfig:
+    widths: tuple[int, ...] = (24, 48, 96, 192)  # channels per level, finest (32×32) first
+    blocks: int = 1  # residual blocks per level on each side of the U
+    coords: bool = True  # append x, y pixel-centre coordinates as input channels
+    groups: int = 8  # GroupNorm groups (each width must be divisible by it)
+    activation: str = "gelu"
+
+
+def pixel_coordinates(grid: int = GRID) -> torch.Tensor:
+    """x and y of the pixel centres on the unit square in the SPEC §2 image layout.
+
+    Returns ``[1, 2, grid, grid]``: channel 0 is x (grows along columns), channel 1 is y (row 0 is
+    the top, y near 1).
+    """
+    centres = (torch.arange(grid, dtype=torch.float32) + 0.5) / grid  # [grid]
+    x = centres.view(1, grid).expand(grid, grid)  # [grid, grid]
+    y = (1.0 - centres).view(grid, 1).expand(grid, grid)  # [grid, grid]
+    return torch.stack([x, y]).unsqueeze(0)
+
+
+class ResBlock(nn.Module):
+    """GN → act → conv3×3 → GN → act → conv3×3 plus a (1×1 projected) identity path."""
+
+    def __init__(self, c_in: int, c_out: int, groups: int, activation: str) -> None:
+        super().__init__()
+        act = ACTIVATIONS[activation]
+        self.body = nn.Sequential(
+            nn.GroupNorm(min(groups, c_in), c_in),
+            act(),
+            nn.Conv2d(c_in, c_out, 3, padding=1),
+            nn.GroupNorm(min(groups, c_out), c_out),
+            act(),
+            nn.Conv2d(c_out, c_out, 3, padding=1),
+        )
+        self.skip = nn.Identity() if c_in == c_out else nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.skip(x) + self.body(x)
+
+
+def _stage(c_in: int, c_out: int, cfg: ResUNetConfig) -> nn.Sequential:
+    blocks = [ResBlock(c_in, c_out, cfg.groups, cfg.activation)]
+    blocks += [ResBlock(c_out, c_out, cfg.groups, cfg.activation) for _ in range(cfg.blocks - 1)]
+    return nn.Sequential(*blocks)
+
+
+class ResUNet(nn.Module):
+    """U-Net of residual stages; level ``l`` works at ``32 / 2**l`` pixels with ``widths[l]``."""
+
+    def __init__(self, cfg: ResUNetConfig | None = None, in_channels: int = 1) -> None:
+        super().__init__()
+        cfg = cfg or ResUNetConfig()
+        self.cfg = cfg
+        w = cfg.widths
+        if GRID % 2 ** (len(w) - 1):
+            raise ValueError(f"{len(w)} levels do not fit a {GRID}-pixel grid")
+        if cfg.coords:
+            self.register_buffer("coords", pixel_coordinates(), persistent=False)
+        c_in = in_channels + (2 if cfg.coords else 0)
+        self.stem = nn.Conv2d(c_in, w[0], 3, padding=1)
+        self.down = nn.ModuleList(_stage(w[i], w[i], cfg) for i in range(len(w) - 1))
+        self.pool_proj = nn.ModuleList(nn.Conv2d(w[i], w[i + 1], 1) for i in range(len(w) - 1))
+        self.bottom = _stage(w[-1], w[-1], cfg)
+        self.up_proj = nn.ModuleList(nn.Conv2d(w[i + 1], w[i], 1) for i in range(len(w) - 1))
+        self.up = nn.ModuleList(_stage(2 * w[i], w[i], cfg) for i in range(len(w) - 1))
+        act = ACTIVATIONS[cfg.activation]
+        self.head = nn.Sequential(
+            nn.GroupNorm(min(cfg.groups, w[0]), w[0]), act(), nn.Conv2d(w[0], N_STRAIN, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cfg.coords:
+            coords = self.coords.expand(x.shape[0], -1, -1, -1)  # [N, 2, 32, 32]
+            x = torch.cat([x, coords], dim=1)  # [N, 3, 32, 32]
+        h = self.stem(x)  # [N, w0, 32, 32]
+        skips = []
+        for stage, proj in zip(self.down, self.pool_proj, strict=True):
+            h = stage(h)
+            skips.append(h)
+            h = proj(F.avg_pool2d(h, 2))  # [N, w_{l+1}, H/2, W/2]
+        h = self.bottom(h)
+        for level in reversed(range(len(skips))):
+            h = F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=False)
+            h = self.up_proj[level](h)  # [N, w_l, H, W]
+            h = self.up[level](torch.cat([h, skips[level]], dim=1))
+        return self.head(h)  # [N, 3, 32, 32]
+
+
+def res_unet(
+    widths: Sequence[int] = ResUNetConfig.widths,
+    blocks: int = ResUNetConfig.blocks,
+    coords: bool = ResUNetConfig.coords,
+    groups: int = ResUNetConfig.groups,
+    activation: str = ResUNetConfig.activation,
+) -> nn.Module:
+    """Residual U-Net with coordinate channels; the keyword arguments are :class:`ResUNetConfig`."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
+    return ResUNet(ResUNetConfig(tuple(widths), blocks, coords, groups, activation))

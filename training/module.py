@@ -1,0 +1,230 @@
+"""The one generic LightningModule: any registry network, trained on normalized strain.
+
+Loss: MSE in normalized units. Optimizer: Adam or AdamW with weight decay (the lecture's L2
+regularization). Learning-rate schedule per epoch: ``"power"`` is the lecture's
+``lr · (β·epoch + 1)^α`` (α < 0 decays), ``"cosine"`` anneals to ``lr · cosine_floor``,
+``"constant"`` keeps ``lr``. Metrics are logged in physical units (strain for ū = 0.1): relative L2
+per channel, overall and per phase, and MSE (see :mod:`training.metrics`).
+
+Checkpoints carry the normalizer (buffers in the ``state_dict``), the hyperparameters (``arch``,
+``arch_kwargs``, optimizer, schedule) and, under ``checkpoint["microstrain"]``, the dataset summary,
+accumulated training wall time, hardware and the best validation metrics.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import platform
+import time
+from typing import Any, Literal
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from training.architectures import build, parameter_count
+from training.metrics import RelativeL2
+from training.normalization import Normalizer, PhysicalModel
+
+CHECKPOINT_KEY = "microstrain"
+MONITOR = "val/rel_l2/overall"
+
+
+def hardware_description(device: torch.device | None = None) -> str:
+    """``"GPU: <name>"`` or ``"CPU: <model> (<n> cores, <t> torch threads)"``."""
+    if device is not None and device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(device)}"
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"CPU: {model} ({cores} cores, {torch.get_num_threads()} torch threads)"
+
+
+class StrainRegressor(pl.LightningModule):
+    """Train ``REGISTRY[arch](**arch_kwargs)`` to map modulus to strain.
+
+    Args:
+        arch: registry name of the network.
+        arch_kwargs: overrides of the builder's defaults.
+        optimizer: ``"adam"`` or ``"adamw"``.
+        lr: initial learning rate.
+        weight_decay: L2 regularization (Adam: added to the gradient; AdamW: decoupled).
+        schedule: ``"constant"``, ``"power"`` (lecture) or ``"cosine"``.
+        schedule_beta, schedule_alpha: the lecture's ``lr·(β·epoch + 1)^α``.
+        cosine_floor: final learning rate of the cosine schedule as a fraction of ``lr``.
+    """
+
+    def __init__(
+        self,
+        arch: str = "course-cnn",
+        arch_kwargs: dict[str, Any] | None = None,
+        optimizer: Literal["adam", "adamw"] = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        schedule: Literal["constant", "power", "cosine"] = "constant",
+        schedule_beta: float = 0.1,
+        schedule_alpha: float = -0.5,
+        cosine_floor: float = 0.01,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = build(arch, **(arch_kwargs or {}))
+        self.normalizer = Normalizer()
+        self.val_metrics = RelativeL2()
+        self.test_metrics = RelativeL2()
+        self.train_metrics = RelativeL2()
+        self.example_input_array = torch.zeros(1, 1, 32, 32)  # for the TensorBoard model graph
+        self.dataset_summary: dict[str, Any] = {}
+        self.best_val_metrics: dict[str, float] = {}
+        self.test_results: dict[str, float] = {}
+        self.hardware = ""
+        self._seconds_before = 0.0  # training wall time of earlier runs (resume)
+        self._fit_started: float | None = None
+
+    # --- the network -----------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalized modulus ``[N, 1, 32, 32]`` -> normalized strain ``[N, 3, 32, 32]``."""
+        return self.net(x)
+
+    def predict_strain(self, youngs_modulus: torch.Tensor) -> torch.Tensor:
+        """Raw E (MPa) ``[N, 1, 32, 32]`` -> raw strain ``[N, 3, 32, 32]`` for ū = 0.1."""
+        return self.normalizer.decode_output(self.net(self.normalizer.encode_input(youngs_modulus)))
+
+    def physical_model(self) -> nn.Module:
+        """Eval-mode copy of ``normalizer ∘ net ∘ denormalizer`` on the CPU (exported to ONNX).
+
+        Raw E (MPa) ``[N, 1, 32, 32]`` -> raw strain ``[N, 3, 32, 32]`` for ū = 0.1. A copy, so
+        switching it to eval mode leaves this module's training state alone.
+        """
+        model = PhysicalModel(copy.deepcopy(self.net), copy.deepcopy(self.normalizer))
+        return model.cpu().float().eval()
+
+    @property
+    def parameter_count(self) -> int:
+        return parameter_count(self.net)
+
+    # --- fitting ---------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        fitted = getattr(datamodule, "normalizer", None)
+        if stage == "fit" and isinstance(fitted, Normalizer):
+            # Fitted on the training split by the datamodule; a resumed checkpoint restores the
+            # same constants afterwards (same file, same split).
+            self.normalizer.load_state_dict(fitted.state_dict())
+        summary = getattr(datamodule, "summary", None)
+        if stage == "fit" and summary:
+            self.dataset_summary = dict(summary)
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        youngs_modulus, strain = batch  # [B, 1, 32, 32] MPa, [B, 3, 32, 32]
+        y = self.net(self.normalizer.encode_input(youngs_modulus))
+        loss = F.mse_loss(y.float(), self.normalizer.encode_output(strain))
+        return loss, self.normalizer.decode_output(y.float())
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> Any:
+        loss, pred = self._step(batch)
+        self.train_metrics.update(pred.detach(), batch[1], batch[0])
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        values = self.train_metrics.compute()
+        self.log("train/rel_l2/overall", values["rel_l2/overall"])
+        self.train_metrics.reset()
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        loss, pred = self._step(batch)
+        self.val_metrics.update(pred, batch[1], batch[0])
+        self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=batch[0].shape[0])
+
+    def on_validation_epoch_end(self) -> None:
+        values = {f"val/{k}": v for k, v in self.val_metrics.compute().items()}
+        self.val_metrics.reset()
+        self.log(MONITOR, values.pop(MONITOR), prog_bar=True)
+        self.log_dict(values)
+        values[MONITOR] = self.trainer.callback_metrics[MONITOR]
+        current = float(values[MONITOR])
+        best = self.best_val_metrics.get("overall", math.inf)
+        if not self.trainer.sanity_checking and current < best:
+            self.best_val_metrics = {
+                k.removeprefix("val/rel_l2/").removeprefix("val/"): float(v)
+                for k, v in values.items()
+            }
+            self.best_val_metrics["epoch"] = self.current_epoch
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        _, pred = self._step(batch)
+        self.test_metrics.update(pred, batch[1], batch[0])
+
+    def on_test_epoch_end(self) -> None:
+        values = self.test_metrics.compute()
+        self.test_metrics.reset()
+        self.log_dict({f"test/{k}": v for k, v in values.items()})
+        self.test_results = {k.removeprefix("rel_l2/"): float(v) for k, v in values.items()}
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[hp.optimizer]
+        opt = opt_cls(self.net.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        if hp.schedule == "constant":
+            return opt
+        if hp.schedule == "power":
+            beta, alpha = hp.schedule_beta, hp.schedule_alpha
+            sched: Any = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda epoch: (beta * epoch + 1.0) ** alpha
+            )
+        elif hp.schedule == "cosine":
+            t_max = max(int(self.trainer.max_epochs or 1), 1)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+                opt, T_max=t_max, eta_min=hp.lr * hp.cosine_floor
+            )
+        else:
+            raise ValueError(f"unknown schedule {hp.schedule!r}")
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+    # --- wall time and checkpoint extras ---------------------------------------------------
+    def on_fit_start(self) -> None:
+        self._fit_started = time.perf_counter()
+        self.hardware = hardware_description(self.device)
+
+    def on_fit_end(self) -> None:
+        self._seconds_before = self.train_seconds
+        self._fit_started = None
+
+    @property
+    def train_seconds(self) -> float:
+        """Wall time spent fitting, accumulated across resumed runs."""
+        running = time.perf_counter() - self._fit_started if self._fit_started else 0.0
+        return self._seconds_before + running
+
+    def extras(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset_summary,
+            "train_seconds": self.train_seconds,
+            "hardware": self.hardware,
+            "best_val_metrics": self.best_val_metrics,
+            "test_metrics": self.test_results,
+            "parameters": self.parameter_count,
+            "normalization": self.normalizer.to_dict(),
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = self.extras()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        extras = checkpoint.get(CHECKPOINT_KEY, {})
+        self.dataset_summary = dict(extras.get("dataset", {}))
+        self._seconds_before = float(extras.get("train_seconds", 0.0))
+        self.hardware = extras.get("hardware", "")
+        self.best_val_metrics = dict(extras.get("best_val_metrics", {}))
+        self.test_results = dict(extras.get("test_metrics", {}))
