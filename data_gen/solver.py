@@ -126,6 +126,11 @@ def _as_single_image(youngs_modulus: np.ndarray) -> np.ndarray:
     return E
 
 
+def load_fe_stack() -> None:
+    """Import the dolfinx wheel's bootstrap first: it orders MPI ahead of the compiled bindings."""
+    import dolfinx_solver  # noqa: F401
+
+
 class StrainSolver:
     """Pixel-averaged strain of 32x32 microstructures for one :class:`SolverConfig`.
 
@@ -135,9 +140,9 @@ class StrainSolver:
 
     def __init__(self, config: SolverConfig | None = None) -> None:
         t0 = time.perf_counter()
+        load_fe_stack()
         import dolfinx.fem
         import dolfinx.mesh
-        import dolfinx_solver  # noqa: F401 - orders MPI ahead of the compiled bindings
         from mpi4py import MPI
         from petsc4py import PETSc
 
