@@ -217,7 +217,7 @@ class StrainDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        hp = self.hparams
+        hp: Any = self.hparams
         data = read_dataset(hp.path)
         n_total = data["E"].shape[0]
         train, val, test = split_indices(n_total, hp.val_fraction, hp.test_fraction, hp.split_seed)
@@ -268,10 +268,10 @@ class StrainDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.hparams.batch_size, shuffle=True)
+        return self._loader(self.train_set, self.hparams["batch_size"], shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.hparams.eval_batch_size, shuffle=False)
+        return self._loader(self.val_set, self.hparams["eval_batch_size"], shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, self.hparams.eval_batch_size, shuffle=False)
+        return self._loader(self.test_set, self.hparams["eval_batch_size"], shuffle=False)

@@ -66,6 +66,9 @@ class RelativeL2(Metric):
     """
 
     full_state_update = False
+    num: torch.Tensor
+    den: torch.Tensor
+    count: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()

@@ -173,7 +173,7 @@ class StrainRegressor(pl.LightningModule):
         self.test_results = {k.removeprefix("rel_l2/"): float(v) for k, v in values.items()}
 
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
+        hp: Any = self.hparams
         opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[hp.optimizer]
         opt = opt_cls(self.net.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         if hp.schedule == "constant":

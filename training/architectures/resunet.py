@@ -74,6 +74,8 @@ def _stage(c_in: int, c_out: int, cfg: ResUNetConfig) -> nn.Sequential:
 class ResUNet(nn.Module):
     """U-Net of residual stages; level ``l`` works at ``32 / 2**l`` pixels with ``widths[l]``."""
 
+    coords: torch.Tensor
+
     def __init__(self, cfg: ResUNetConfig | None = None, in_channels: int = 1) -> None:
         super().__init__()
         cfg = cfg or ResUNetConfig()
