@@ -1,16 +1,136 @@
-"""Command: predict (offline prediction with an exported model, onnxruntime only)."""
+"""Command: predict (offline prediction with an exported model, onnxruntime only).
+
+Same inputs as ``microstrain solve`` (E map in MPa or 0/1 fiber mask, ``[32, 32]``,
+``[N, 32, 32]`` or ``[N, 1, 32, 32]``, ``.npy`` or ``.h5``); output strain ``[N, 3, 32, 32]``
+(eps_xx, eps_yy, gamma_xy) as ``.npy`` or ``.h5``, for the requested applied strain ū.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
 import typer
 
-from microstrain.errors import MicrostrainError
+from microstrain.conventions import DEFAULT_APPLIED_STRAIN, STRAIN_CHANNELS
+from microstrain.errors import InputError, MicrostrainError
+from microstrain.fields import atomic_output, fiber_fraction, load_microstructures, save_strain
+
+OUTPUT_SUFFIXES = (".npy", ".h5", ".hdf5")
+
+
+def predict(
+    model_dir: Annotated[
+        Path, typer.Argument(help="Exported model directory (model.onnx + card.json).")
+    ],
+    input_path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="INPUT",
+            help="E maps (MPa) or 0/1 fiber masks, .npy or .h5, shaped [32,32], [N,32,32] or "
+            "[N,1,32,32].",
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Strain [N,3,32,32] as .npy or .h5.")
+    ],
+    applied_strain: Annotated[
+        float,
+        typer.Option("--applied-strain", "-u", help="Prescribed displacement ū on x = 1."),
+    ] = DEFAULT_APPLIED_STRAIN,
+    png: Annotated[
+        Path | None,
+        typer.Option(help="Also draw input and the three predicted channels (first sample)."),
+    ] = None,
+    sample: Annotated[int, typer.Option(help="Which sample the --png shows.")] = 0,
+) -> None:
+    """Predict strain fields with an exported surrogate (no FE solve, no torch)."""
+    from microstrain.surrogate import SurrogateModel
+
+    if output.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise MicrostrainError(f"unsupported output format '{output.suffix}': use .npy or .h5")
+    if png is not None and png.suffix.lower() != ".png":
+        raise MicrostrainError(f"--png must name a .png file, got '{png.name}'")
+    for target in (output, png):
+        if target is not None and not target.parent.is_dir():
+            raise MicrostrainError(f"output directory does not exist: {target.parent}")
+    if not math.isfinite(applied_strain):
+        raise InputError("--applied-strain must be a finite number")
+    youngs_modulus = load_microstructures(input_path)  # [N, 1, 32, 32] MPa
+    if not 0 <= sample < youngs_modulus.shape[0]:
+        raise InputError(
+            f"--sample {sample} out of range: the input holds {youngs_modulus.shape[0]}"
+        )
+    model = SurrogateModel.load(model_dir)
+    strain = model.predict(youngs_modulus, applied_strain)  # [N, 3, 32, 32]
+    warnings = out_of_distribution(model.card, youngs_modulus)
+    attrs = {
+        "model": model.name,
+        "model_version": model.version,
+        "model_sha256": model.sha256,
+        "applied_strain": repr(float(applied_strain)),
+        "channels": json.dumps(list(STRAIN_CHANNELS)),
+    }
+    save_strain(output, strain, youngs_modulus, attrs)
+    if png is not None:
+        plot_prediction(png, youngs_modulus[sample, 0], strain[sample], model.name, applied_strain)
+    for line in warnings:
+        typer.echo(f"warning: {line}", err=True)
+    n = strain.shape[0]
+    typer.echo(f"wrote {output} ({n} sample{'s' * (n != 1)}, model {model.name} {model.version})")
+    if png is not None:
+        typer.echo(f"wrote {png}")
+
+
+def out_of_distribution(card: dict, youngs_modulus: np.ndarray) -> list[str]:
+    """Warnings for samples whose fiber fraction lies outside the training range of the card."""
+    bounds = card.get("training_data", {}).get("fiber_fraction_range")
+    if not bounds or len(bounds) != 2:
+        return []
+    low, high = float(bounds[0]), float(bounds[1])
+    fractions = fiber_fraction(youngs_modulus)  # [N]
+    outside = np.flatnonzero((fractions < low) | (fractions > high))
+    if outside.size == 0:
+        return []
+    shown = ", ".join(f"#{i} ({fractions[i]:.2f})" for i in outside[:5])
+    more = f" and {outside.size - 5} more" if outside.size > 5 else ""
+    return [
+        f"{outside.size} sample(s) have a fiber fraction outside the training range "
+        f"[{low:.2f}, {high:.2f}]: {shown}{more}; the prediction may be unreliable"
+    ]
+
+
+def plot_prediction(
+    path: Path, youngs_modulus: np.ndarray, strain: np.ndarray, model: str, applied_strain: float
+) -> None:
+    """Input ``[32, 32]`` MPa and strain ``[3, 32, 32]`` side by side, as the specimen stands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    titles = ("E (MPa)", "ε_xx", "ε_yy", "γ_xy")
+    fields = (youngs_modulus, *strain)
+    cmaps = ("gray_r", "viridis", "viridis", "RdBu_r")
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), constrained_layout=True)
+    for ax, title, field, cmap in zip(axes, titles, fields, cmaps, strict=True):
+        kwargs = {}
+        if cmap == "RdBu_r":  # shear changes sign: centre the colour scale on zero
+            bound = float(np.abs(field).max()) or 1.0
+            kwargs = {"vmin": -bound, "vmax": bound}
+        image = ax.imshow(field, origin="upper", extent=(0, 1, 0, 1), cmap=cmap, **kwargs)
+        ax.set_title(title)
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+        fig.colorbar(image, ax=ax, shrink=0.85)
+    fig.suptitle(f"surrogate '{model}', applied strain ū = {applied_strain:g}")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
 
 
 def register(app: typer.Typer) -> None:
-    for name in ("predict",):
-
-        def _not_yet(name: str = name) -> None:
-            raise MicrostrainError(f"'{name}' is not yet available")
-
-        app.command(name, help=f"{name} (not yet available)")(_not_yet)
+    app.command("predict")(predict)
