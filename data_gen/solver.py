@@ -252,7 +252,12 @@ class StrainSolver:
         return np.stack([self.solve(e) for e in E])
 
     def solve_fields(self, youngs_modulus: np.ndarray):
-        """Full-resolution fields for one image, for visualisation (``--xdmf``).
+        """Solve one image and return its full-resolution fields, see :meth:`last_fields`."""
+        self.solve(youngs_modulus)
+        return self.last_fields()
+
+    def last_fields(self):
+        """Full-resolution fields of the last solve, for visualisation (``--xdmf``).
 
         Returns (u, strain): u a dolfinx Function in the Q1 vector space (displacement), strain a
         DG0 vector Function with the 3 components (eps_xx, eps_yy, gamma_xy) at each element
@@ -262,12 +267,11 @@ class StrainSolver:
 
         from data_gen.assembly import centroid_strain_rows, unrolled_cell_dofs
 
-        self._solve_free(youngs_modulus)
         u = dolfinx.fem.Function(self.V, name="displacement")
         u.x.array[:] = self.ops.displacement(self._u.getArray())
         W = dolfinx.fem.functionspace(self.mesh, ("DG", 0, (3,)))
         strain = dolfinx.fem.Function(W, name="strain")
-        cell_dofs = unrolled_cell_dofs(self.V)
+        cell_dofs = unrolled_cell_dofs(self.V)  # [n_cells, 8]
         rows = centroid_strain_rows(self.V, cell_dofs, self.V.tabulate_dof_coordinates())
         cell_strain = np.einsum("cre,ce->cr", rows, u.x.array[cell_dofs])  # [n_cells, 3]
         strain.x.array[(W.dofmap.list[:, :1] * 3 + np.arange(3)).ravel()] = cell_strain.ravel()

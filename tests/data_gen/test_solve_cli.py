@@ -1,0 +1,134 @@
+"""``microstrain solve`` and ``microstrain convergence`` on tiny inputs (real solves)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from data_gen.solver import SolverConfig, StrainSolver
+from microstrain.cli import build_app
+from microstrain.conventions import FIBER, GRID, MATRIX
+from microstrain.errors import MicrostrainError
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(build_app(), [str(a) for a in args])
+
+
+def masks(n: int, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).random((n, GRID, GRID)) < 0.4).astype(np.uint8)
+
+
+def test_solve_mask_npy_to_npy_matches_solver(tmp_path: Path):
+    np.save(tmp_path / "m.npy", masks(2))
+    result = invoke("solve", tmp_path / "m.npy", "-o", tmp_path / "s.npy", "--mode", "pixel")
+    assert result.exit_code == 0, result.output
+    strain = np.load(tmp_path / "s.npy")
+    assert strain.shape == (2, 3, GRID, GRID) and strain.dtype == np.float32
+    E = np.where(masks(2)[1] == 1, FIBER.youngs_modulus, MATRIX.youngs_modulus)
+    expected = StrainSolver(SolverConfig(mode="pixel")).solve(E)
+    np.testing.assert_allclose(strain[1], expected, rtol=1e-6, atol=1e-8)
+
+
+def test_solve_h5_with_attrs_and_xdmf(tmp_path: Path):
+    E = np.where(masks(2, seed=1), FIBER.youngs_modulus, MATRIX.youngs_modulus)[:, None]
+    with h5py.File(tmp_path / "in.h5", "w") as f:
+        f["E"] = E.astype(np.float32)  # [2, 1, 32, 32]
+    out, fields = tmp_path / "s.h5", tmp_path / "fields"
+    result = invoke(
+        "solve", tmp_path / "in.h5", "-o", out, "--k", "2", "--plane", "strain",
+        "--applied-strain", "0.05", "--xdmf", fields, "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with h5py.File(out) as f:
+        strain = f["strain"][()]
+        assert json.loads(f.attrs["discretization"]) == {"mode": "refined", "k": 2}
+        load_case = json.loads(f.attrs["load_case"])
+        assert load_case["plane"] == "strain" and load_case["applied_strain"] == 0.05
+        assert "dolfinx" in json.loads(f.attrs["software"])
+        np.testing.assert_array_equal(f["E"][()], E)
+    assert strain.shape == (2, 3, GRID, GRID)
+    assert abs(strain[:, 0].mean() - 0.05) < 1e-6
+    xdmf = (fields / "fields.xdmf").read_text()
+    assert (fields / "fields.h5").is_file()
+    for name in ("displacement", "eps_xx", "eps_yy", "gamma_xy", "youngs_modulus"):
+        assert f'Name="{name}"' in xdmf
+    assert xdmf.count("<Time ") == 2 * 5  # 2 samples x 5 fields
+    assert not [p for p in fields.iterdir() if p.name.startswith(".")]  # no partial leftovers
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--mode", "pixel", "--k", "3"], "contradicts"),
+        (["--mode", "coarse"], "mode"),
+        (["--k", "0"], "k must"),
+        (["--plane", "3d"], "plane"),
+    ],
+)
+def test_solve_bad_options_are_user_errors(tmp_path: Path, args, message):
+    np.save(tmp_path / "m.npy", masks(1))
+    result = invoke("solve", tmp_path / "m.npy", "-o", tmp_path / "s.npy", *args)
+    assert isinstance(result.exception, MicrostrainError), result.output
+    assert message in str(result.exception)
+    assert not (tmp_path / "s.npy").exists()
+
+
+@pytest.mark.parametrize(
+    ("make_input", "output", "message"),
+    [
+        (lambda p: np.save(p / "in.npy", np.random.default_rng(0).random((32, 32))), "s.npy", "E"),
+        (lambda p: np.save(p / "in.npy", np.ones((3, 16, 16))), "s.npy", "shape"),
+        (lambda p: (p / "in.npy").write_bytes(b"not numpy"), "s.npy", "cannot read"),
+        (lambda p: None, "s.npy", "not found"),
+        (lambda p: np.save(p / "in.npy", np.ones((32, 32))), "s.csv", "format"),
+        (lambda p: np.save(p / "in.npy", np.ones((32, 32))), "missing/s.npy", "does not exist"),
+    ],
+)
+def test_solve_bad_input_is_one_error_and_no_output(tmp_path: Path, make_input, output, message):
+    make_input(tmp_path)
+    result = invoke("solve", tmp_path / "in.npy", "-o", tmp_path / output)
+    assert isinstance(result.exception, MicrostrainError), result.output
+    assert message in str(result.exception)
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["in.npy"])
+
+
+def test_solve_error_is_one_line_exit_1(tmp_path: Path):
+    np.save(tmp_path / "in.npy", np.full((32, 32), np.nan))
+    out = subprocess.run(
+        [sys.executable, "-m", "data_gen", "solve", str(tmp_path / "in.npy"), "-o",
+         str(tmp_path / "s.npy")],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert out.returncode == 1
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "NaN" in lines[0], out.stderr
+
+
+@pytest.mark.slow
+def test_convergence_writes_table_json_png(tmp_path: Path):
+    result = invoke("convergence", "-n", "1", "--ks", "1,2,4", "-o", tmp_path, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "k = 4" in result.output
+    report = json.loads((tmp_path / "convergence.json").read_text())
+    assert report["reference_k"] == 4
+    e1, e2 = report["overall"]["1"], report["overall"]["2"]
+    assert 0 < e2 < e1 < 0.5  # the error shrinks as k grows
+    assert set(report["per_channel"]["1"]) == {"eps_xx", "eps_yy", "gamma_xy"}
+    assert (tmp_path / "convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("ks", ["4", "1,x", "1,1", "0,2"])
+def test_convergence_bad_ks(tmp_path: Path, ks):
+    result = invoke("convergence", "--ks", ks, "-o", tmp_path / "c")
+    assert isinstance(result.exception, MicrostrainError), result.output
