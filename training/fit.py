@@ -1,0 +1,161 @@
+"""The LightningCLI behind ``microstrain train``: configs, overrides, logging, resume.
+
+Every option of :class:`~training.module.StrainRegressor` (``--model.*``),
+:class:`~training.data.StrainDataModule` (``--data.*``), the Trainer (``--trainer.*``), the best
+checkpoint callback (``--checkpoint.*``) and the TensorBoard images (``--images.*``) can come from
+YAML files (``--config configs/x.yaml``, several allowed, later wins) and be overridden on the
+command line. Outputs go to ``<runs_dir>/<name>/version_<i>/``: ``config.yaml`` (the resolved
+config), TensorBoard events and ``checkpoints/``. After fitting, the best checkpoint is evaluated
+on the test split, its test metrics are written into it, and its path is printed.
+
+``--overfit_one true`` is the lecture's model-selection check: one training sample, batch 1, no
+regularization, until the loss is tiny; it prints the final relative error on that sample.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from jsonargparse import Namespace
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+
+from training.data import StrainDataModule
+from training.metrics import relative_l2
+from training.module import CHECKPOINT_KEY, MONITOR, StrainRegressor
+from training.visualize import PredictionImages
+
+TRAIN_LOSS = "train/loss"
+# Normalized MSE at which overfit-one stops: the relative error is then ~1% of the field.
+OVERFIT_LOSS = 1e-4
+
+
+class StrainCLI(LightningCLI):
+    """LightningCLI with the run layout, checkpointing and overfit-one of this project."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--name", type=str | None, default=None, help="run name (default: arch)"
+        )
+        parser.add_argument("--runs_dir", type=str, default="runs", help="root of run outputs")
+        parser.add_argument("--ckpt_path", type=str | None, default=None, help="resume from here")
+        parser.add_argument(
+            "--overfit_one", type=bool, default=False, help="learn one sample by heart"
+        )
+        parser.add_argument(
+            "--test", type=bool, default=True, help="evaluate the best checkpoint on the test split"
+        )
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": MONITOR,
+                "checkpoint.mode": "min",
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "best-{epoch:03d}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        parser.add_lightning_class_args(PredictionImages, "images")
+
+    def before_instantiate_classes(self) -> None:
+        cfg = self.config
+        name = cfg.name or cfg.model.arch
+        if cfg.trainer.logger in (None, True):
+            cfg.trainer.logger = Namespace(
+                class_path="pytorch_lightning.loggers.TensorBoardLogger",
+                init_args=Namespace(
+                    save_dir=cfg.runs_dir, name=name, log_graph=True, default_hp_metric=False
+                ),
+            )
+        if cfg.overfit_one:
+            cfg.data.train_limit = 1
+            cfg.data.batch_size = 1
+            cfg.data.augment_mirror = False
+            cfg.model.weight_decay = 0.0
+            cfg.model.schedule = "constant"
+            cfg.trainer.limit_val_batches = 0
+            cfg.trainer.log_every_n_steps = 1
+            cfg.checkpoint.monitor = TRAIN_LOSS
+            cfg.images.n_samples = 0
+            cfg.test = False
+
+    def after_instantiate_classes(self) -> None:
+        callbacks: list[Any] = self.trainer.callbacks  # type: ignore[attr-defined]
+        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+        if self.config.overfit_one:
+            callbacks.append(
+                EarlyStopping(
+                    monitor=TRAIN_LOSS,
+                    stopping_threshold=OVERFIT_LOSS,
+                    patience=10**9,
+                    check_on_train_epoch_end=True,
+                )
+            )
+
+
+def _record_test_metrics(ckpt_path: str, metrics: dict[str, float]) -> None:
+    """Add the test metrics to a saved checkpoint (rewritten atomically)."""
+    path = Path(ckpt_path)
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt.setdefault(CHECKPOINT_KEY, {})["test_metrics"] = metrics
+    tmp = path.with_suffix(".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(path)
+
+
+def _fmt(metrics: dict[str, float]) -> str:
+    keys = ("overall", "eps_xx", "eps_yy", "gamma_xy", "fiber", "matrix")
+    return ", ".join(f"{k} {metrics[k]:.4f}" for k in keys if k in metrics)
+
+
+def main(argv: list[str]) -> StrainCLI:
+    """Parse ``argv`` like ``microstrain train`` and run the fit (+ test of the best checkpoint)."""
+    # argv comes from the typer command, which already consumed sys.argv on purpose.
+    warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within")
+    cli = StrainCLI(
+        StrainRegressor,
+        StrainDataModule,
+        args=argv,
+        run=False,
+        auto_configure_optimizers=False,
+        save_config_kwargs={"overwrite": True},
+        trainer_defaults={"max_epochs": 100, "accelerator": "auto", "log_every_n_steps": 10},
+        seed_everything_default=0,
+        parser_kwargs={"prog": "microstrain train", "description": __doc__},
+    )
+    cfg, trainer, model, datamodule = cli.config, cli.trainer, cli.model, cli.datamodule
+    trainer.fit(model, datamodule, ckpt_path=cfg.ckpt_path)
+    callback = trainer.checkpoint_callback
+    best = getattr(callback, "best_model_path", "") or ""
+    if cfg.overfit_one:
+        assert datamodule.train_set is not None
+        youngs_modulus, strain = datamodule.train_set.__getitems__([0])
+        model.eval()
+        with torch.no_grad():
+            pred = model.predict_strain(youngs_modulus.to(model.device)).cpu()
+        err = relative_l2(pred, strain.cpu(), youngs_modulus.cpu())
+        loss = float(trainer.callback_metrics.get(TRAIN_LOSS, float("nan")))
+        print(
+            f"overfit-one: {trainer.current_epoch} epochs, final loss {loss:.3g} (normalized MSE); "
+            f"relative L2 on the sample: {_fmt(err)}"
+        )
+    elif cfg.test and best and trainer.is_global_zero:
+        trainer.test(model, datamodule, ckpt_path=best, verbose=False)
+        _record_test_metrics(best, model.test_results)
+        print(f"best validation: {_fmt(model.best_val_metrics)}")
+        print(f"test (best checkpoint): {_fmt(model.test_results)}")
+    print(f"train time {model.train_seconds:.1f} s on {model.hardware}")
+    print(f"best checkpoint: {best}", file=sys.stdout)
+    return cli
+
+
+def load_datamodule(ckpt_path: str, **overrides: Any) -> StrainDataModule:
+    """The datamodule (same file, same split) a checkpoint was trained with; ``overrides`` win."""
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    hparams = dict(ckpt.get("datamodule_hyper_parameters", {}))
+    hparams.update(overrides)
+    return StrainDataModule(**hparams)
