@@ -43,7 +43,7 @@ def predict(
     ] = DEFAULT_APPLIED_STRAIN,
     png: Annotated[
         Path | None,
-        typer.Option(help="Also draw input and the three predicted channels (first sample)."),
+        typer.Option(help="Also draw the input and the three predicted channels of one sample."),
     ] = None,
     sample: Annotated[int, typer.Option(help="Which sample the --png shows.")] = 0,
 ) -> None:
@@ -76,7 +76,8 @@ def predict(
     }
     save_strain(output, strain, youngs_modulus, attrs)
     if png is not None:
-        plot_prediction(png, youngs_modulus[sample, 0], strain[sample], model.name, applied_strain)
+        title = f"surrogate '{model.name}', sample #{sample}, applied strain ū = {applied_strain:g}"
+        plot_prediction(png, youngs_modulus[sample, 0], strain[sample], title)
     for line in warnings:
         typer.echo(f"warning: {line}", err=True)
     n = strain.shape[0]
@@ -103,9 +104,7 @@ def out_of_distribution(card: dict, youngs_modulus: np.ndarray) -> list[str]:
     ]
 
 
-def plot_prediction(
-    path: Path, youngs_modulus: np.ndarray, strain: np.ndarray, model: str, applied_strain: float
-) -> None:
+def plot_prediction(path: Path, youngs_modulus: np.ndarray, strain: np.ndarray, title: str) -> None:
     """Input ``[32, 32]`` MPa and strain ``[3, 32, 32]`` side by side, as the specimen stands."""
     import matplotlib
 
@@ -126,7 +125,7 @@ def plot_prediction(
         ax.set_xlabel("x")
         ax.set_ylabel("y")
         fig.colorbar(image, ax=ax, shrink=0.85)
-    fig.suptitle(f"surrogate '{model}', applied strain ū = {applied_strain:g}")
+    fig.suptitle(title)
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)

@@ -1,0 +1,188 @@
+"""`microstrain predict`: offline prediction with an exported model (onnxruntime, no torch)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import onnxruntime as ort
+import pytest
+from serving_fixtures import make_model_dir, reference_strain
+
+from microstrain.app import run
+from microstrain.cli import build_app
+from microstrain.conventions import FIBER, MATRIX, MODEL_FILE, ONNX_INPUT, ONNX_OUTPUT
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_model_dir(tmp_path_factory.mktemp("models") / "fixture")
+
+
+def _mask(n: int = 3, fraction: float = 0.35, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).random((n, 32, 32)) < fraction).astype(np.float64)
+
+
+def _as_modulus(mask: np.ndarray) -> np.ndarray:
+    return np.where(mask > 0, FIBER.youngs_modulus, MATRIX.youngs_modulus)
+
+
+def _predict(argv: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        run(build_app(), ["predict", *argv])
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_mask_and_modulus_give_the_same_prediction(model_dir, tmp_path, capsys):
+    mask = _mask()
+    np.save(tmp_path / "mask.npy", mask)
+    np.save(tmp_path / "E.npy", _as_modulus(mask)[:, None])  # [N, 1, 32, 32] form
+    for name in ("mask", "E"):
+        code, _, err = _predict(
+            [
+                str(model_dir),
+                str(tmp_path / f"{name}.npy"),
+                "-o",
+                str(tmp_path / f"{name}_out.npy"),
+            ],
+            capsys,
+        )
+        assert code == 0, err
+    from_mask = np.load(tmp_path / "mask_out.npy")
+    assert from_mask.shape == (3, 3, 32, 32) and from_mask.dtype == np.float32
+    np.testing.assert_array_equal(from_mask, np.load(tmp_path / "E_out.npy"))
+
+
+def test_output_equals_a_direct_onnxruntime_call(model_dir, tmp_path, capsys):
+    e = _as_modulus(_mask(5)).astype(np.float32)  # [5, 32, 32]
+    np.save(tmp_path / "in.npy", e)
+    code, _, err = _predict(
+        [str(model_dir), str(tmp_path / "in.npy"), "-o", str(tmp_path / "o.npy")], capsys
+    )
+    assert code == 0, err
+    session = ort.InferenceSession(str(model_dir / MODEL_FILE), providers=["CPUExecutionProvider"])
+    (direct,) = session.run([ONNX_OUTPUT], {ONNX_INPUT: e[:, None]})
+    got = np.load(tmp_path / "o.npy")
+    np.testing.assert_array_equal(got, direct)
+    np.testing.assert_allclose(got, reference_strain(e[:, None]), rtol=1e-5, atol=1e-6)
+
+
+def test_applied_strain_scales_the_prediction(model_dir, tmp_path, capsys):
+    np.save(tmp_path / "in.npy", _mask(2))
+    for u, name in ((0.1, "a.npy"), (0.025, "b.npy")):
+        code, _, err = _predict(
+            [str(model_dir), str(tmp_path / "in.npy"), "-o", str(tmp_path / name), "-u", str(u)],
+            capsys,
+        )
+        assert code == 0, err
+    np.testing.assert_allclose(
+        np.load(tmp_path / "b.npy"), 0.25 * np.load(tmp_path / "a.npy"), rtol=1e-6
+    )
+
+
+def test_h5_in_and_out(model_dir, tmp_path, capsys):
+    mask = _mask(1)[0]  # a single [32, 32] microstructure
+    with h5py.File(tmp_path / "in.h5", "w") as f:
+        f.create_dataset("fiber_mask", data=mask)
+    code, stdout, err = _predict(
+        [str(model_dir), str(tmp_path / "in.h5"), "-o", str(tmp_path / "out.h5")], capsys
+    )
+    assert code == 0, err
+    assert "1 sample," in stdout
+    with h5py.File(tmp_path / "out.h5", "r") as f:
+        assert f["strain"].shape == (1, 3, 32, 32)
+        np.testing.assert_array_equal(f["E"][0, 0], _as_modulus(mask))
+        assert f.attrs["model"] == "fixture"
+        np.testing.assert_allclose(
+            f["strain"][()], reference_strain(f["E"][()]), rtol=1e-5, atol=1e-6
+        )
+
+
+def test_png_shows_input_and_three_channels(model_dir, tmp_path, capsys):
+    np.save(tmp_path / "in.npy", _mask(2))
+    png = tmp_path / "pic.png"
+    code, _, err = _predict(
+        [
+            str(model_dir),
+            str(tmp_path / "in.npy"),
+            "-o",
+            str(tmp_path / "o.npy"),
+            "--png",
+            str(png),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    from PIL import Image
+
+    with Image.open(png) as image:
+        width, height = image.size
+    assert width > 2.5 * height  # four panels side by side
+
+
+def test_out_of_distribution_fiber_fraction_warns(model_dir, tmp_path, capsys):
+    np.save(tmp_path / "in.npy", _mask(2, fraction=0.9))  # training range of the fixture: 0.2-0.5
+    code, _, err = _predict(
+        [str(model_dir), str(tmp_path / "in.npy"), "-o", str(tmp_path / "o.npy")], capsys
+    )
+    assert code == 0 and "warning:" in err and "outside the training range" in err
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (np.full((2, 32, 32), 5.0), "E values"),
+        (np.zeros((2, 31, 32)), "32x32"),
+        (np.array([[np.nan] * 32] * 32), "NaN"),
+    ],
+)
+def test_bad_input_is_one_line_exit_1_and_no_output(model_dir, tmp_path, capsys, data, message):
+    np.save(tmp_path / "bad.npy", data)
+    out = tmp_path / "o.npy"
+    code, _, err = _predict([str(model_dir), str(tmp_path / "bad.npy"), "-o", str(out)], capsys)
+    assert code == 1 and err.startswith("error: ") and err.strip().count("\n") == 0
+    assert message in err
+    assert list(tmp_path.iterdir()) == [tmp_path / "bad.npy"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{model}", "{tmp}/absent.npy", "-o", "{tmp}/o.npy"], "not found"),
+        (["{tmp}/nomodel", "{tmp}/in.npy", "-o", "{tmp}/o.npy"], "model.onnx"),
+        (["{model}", "{tmp}/in.npy", "-o", "{tmp}/o.txt"], "output format"),
+        (["{model}", "{tmp}/in.npy", "-o", "{tmp}/nodir/o.npy"], "does not exist"),
+        (["{model}", "{tmp}/in.npy", "-o", "{tmp}/o.npy", "-u", "nan"], "finite"),
+    ],
+)
+def test_bad_arguments_are_one_line(model_dir, tmp_path, capsys, args, message):
+    np.save(tmp_path / "in.npy", _mask(1))
+    argv = [a.format(model=model_dir, tmp=tmp_path) for a in args]
+    code, _, err = _predict(argv, capsys)
+    assert code == 1 and err.startswith("error: ") and err.strip().count("\n") == 0, err
+    assert message in err
+    assert not (tmp_path / "o.npy").exists() and not (tmp_path / "o.txt").exists()
+
+
+def test_predict_imports_no_torch(model_dir, tmp_path):
+    np.save(tmp_path / "in.npy", _mask(1))
+    code = (
+        "import sys\n"
+        "from microstrain.cli import main\n"
+        "try:\n"
+        f"    main(['predict', {str(model_dir)!r}, {str(tmp_path / 'in.npy')!r}, "
+        f"'-o', {str(tmp_path / 'o.npy')!r}])\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print('HEAVY:' + ','.join(m for m in ('torch', 'dolfinx') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.rstrip().endswith("HEAVY:"), out.stdout
+    assert (tmp_path / "o.npy").is_file()
