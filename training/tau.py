@@ -433,8 +433,11 @@ def plot_cumulative_cost(report: TauReport, path: Path) -> None:
         "--",
         label=f"surrogate, batched ({report.T_surrogate_batched:.2g} s each)",
     )
-    marks = ((report.tau, "τ", "k"), (report.tau_batched, "τ batched", "tab:green"))
-    for i, (tau, label, color) in enumerate(marks):
+    marks = (
+        (report.tau, "τ", "k", (-10, 12), "right"),
+        (report.tau_batched, "τ batched", "tab:green", (10, -20), "left"),
+    )
+    for tau, label, color, offset, align in marks:
         if tau is None:
             continue
         y = tau * report.T_simulation
@@ -444,8 +447,10 @@ def plot_cumulative_cost(report: TauReport, path: Path) -> None:
             f"{label} = {format_tau(tau)}",
             (tau, y),
             textcoords="offset points",
-            xytext=(8, -14 - 12 * i),
+            xytext=offset,
+            ha=align,
             color=color,
+            bbox={"boxstyle": "round", "fc": "white", "ec": color, "alpha": 0.9},
         )
     if report.tau is None and report.tau_batched is None:
         ax.text(0.35, 0.1, "τ: never (the surrogate is not faster)", transform=ax.transAxes)
