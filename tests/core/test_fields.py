@@ -99,3 +99,13 @@ def test_save_strain_roundtrip(tmp_path):
         assert list(f["strain"].attrs["channels"]) == ["eps_xx", "eps_yy", "gamma_xy"]
     with pytest.raises(MicrostrainError, match="does not exist"):
         save_strain(tmp_path / "nodir" / "s.npy", strain)
+
+
+def test_written_file_has_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    path = save_strain(tmp_path / "p.npy", np.zeros((1, 3, 32, 32)))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
