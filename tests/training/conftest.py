@@ -8,6 +8,7 @@ normalizing, training, checkpointing). Accuracy claims belong to real data from 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import h5py
@@ -90,3 +91,16 @@ def write_standin_dataset(
 def standin_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """48 stand-in samples (plumbing only)."""
     return write_standin_dataset(tmp_path_factory.mktemp("data") / "standin.h5")
+
+
+@pytest.fixture(scope="session")
+def pixel_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """64 real samples from ``data_gen`` (pixel mode, ~25 ms each), made by its own command."""
+    import subprocess
+    import sys
+
+    path = tmp_path_factory.mktemp("real") / "pixel64.h5"
+    cmd = [sys.executable, "-m", "data_gen", "generate", "-n", "64", "--mode", "pixel"]
+    cmd += ["--seed", "7", "-o", str(path), "--no-progress"]
+    subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return path

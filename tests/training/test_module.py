@@ -1,0 +1,151 @@
+"""The generic LightningModule, the normalizer and the metrics."""
+
+import math
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from microstrain.conventions import FIBER, MATRIX
+from training.data import StrainDataModule
+from training.metrics import RelativeL2, relative_l2
+from training.module import CHECKPOINT_KEY, StrainRegressor
+from training.normalization import Normalizer
+
+
+def _trainer(tmp_path, epochs: int, **kw) -> pl.Trainer:
+    return pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kw,
+    )
+
+
+# --- metrics --------------------------------------------------------------------------------
+def test_relative_l2_of_a_scaled_field_is_the_scale_error():
+    torch.manual_seed(0)
+    true = torch.randn(3, 3, 32, 32)
+    mask = (torch.rand(3, 1, 32, 32) < 0.4).float()
+    out = relative_l2(1.25 * true, true, mask)
+    for name in ("overall", "eps_xx", "eps_yy", "gamma_xy", "fiber", "matrix"):
+        assert out[name] == pytest.approx(0.25, rel=1e-6)
+
+
+def test_relative_l2_separates_channels_and_phases():
+    true = torch.ones(2, 3, 32, 32)
+    pred = true.clone()
+    pred[:, 2] = 0.0  # gamma_xy entirely wrong
+    e = torch.full((2, 1, 32, 32), MATRIX.youngs_modulus)
+    e[:, :, :16] = FIBER.youngs_modulus  # top half fiber
+    pred[:, 0, 16:] = 3.0  # eps_xx wrong by 2 in the matrix half only
+    out = relative_l2(pred, true, e)  # E map and mask give the same phases
+    assert out == relative_l2(pred, true, (e > 10_000).float())
+    assert out["eps_yy"] == 0.0
+    assert out["gamma_xy"] == pytest.approx(1.0)
+    assert out["eps_xx"] == pytest.approx(math.sqrt(4 * 0.5))
+    assert out["fiber"] == pytest.approx(math.sqrt(1 / 3))  # one of three channels all wrong
+    assert out["matrix"] == pytest.approx(math.sqrt((4 + 1) / 3))
+    assert out["overall"] == pytest.approx(math.sqrt((4 * 0.5 + 1) / 3))
+
+
+def test_epoch_metric_equals_the_metric_of_the_concatenated_batches():
+    torch.manual_seed(1)
+    true, pred = torch.randn(6, 3, 32, 32), torch.randn(6, 3, 32, 32)
+    e = torch.where(torch.rand(6, 1, 32, 32) < 0.3, FIBER.youngs_modulus, MATRIX.youngs_modulus)
+    metric = RelativeL2()
+    for i in range(0, 6, 4):
+        metric.update(pred[i : i + 4], true[i : i + 4], e[i : i + 4])
+    got = metric.compute()
+    want = relative_l2(pred, true, e)
+    for k, v in want.items():
+        assert float(got[f"rel_l2/{k}"]) == pytest.approx(v, rel=1e-6)
+    assert float(got["mse"]) == pytest.approx(float((pred - true).square().mean()), rel=1e-6)
+
+
+# --- normalizer -----------------------------------------------------------------------------
+def test_normalizer_round_trip_and_constants():
+    torch.manual_seed(0)
+    e = torch.where(torch.rand(5, 1, 32, 32) < 0.3, FIBER.youngs_modulus, MATRIX.youngs_modulus)
+    s = torch.randn(5, 3, 32, 32) * torch.tensor([0.05, 0.02, 0.1]).view(1, 3, 1, 1) + 0.1
+    norm = Normalizer.fit(e, s)
+    torch.testing.assert_close(norm.decode_output(norm.encode_output(s)), s)
+    assert float(norm.encode_input(e).mean()) == pytest.approx(0.0, abs=1e-5)
+    constants = norm.to_dict()
+    assert constants["output"]["gamma_xy"]["std"] == pytest.approx(
+        float(s[:, 2].std(unbiased=False)), rel=1e-4
+    )
+    assert constants["input"]["mean"] == pytest.approx(float(e.double().mean()), rel=1e-6)
+
+
+# --- training -------------------------------------------------------------------------------
+def test_loss_decreases_on_a_tiny_dataset(tmp_path, standin_h5):
+    pl.seed_everything(0)
+    dm = StrainDataModule(str(standin_h5), batch_size=8)
+    model = StrainRegressor("course-cnn", lr=3e-3)
+    dm.setup("fit")
+    model.normalizer.load_state_dict(dm.normalizer.state_dict())
+    e, s = dm.train_set.youngs_modulus, dm.train_set.strain
+    with torch.no_grad():
+        before = relative_l2(model.eval().predict_strain(e), s, e)["overall"]
+    model.train()
+    trainer = _trainer(tmp_path, epochs=15, enable_checkpointing=False)
+    trainer.fit(model, dm)
+    with torch.no_grad():
+        after = relative_l2(model.eval().predict_strain(e), s, e)["overall"]
+    assert after < 0.5 * before
+    assert model.best_val_metrics["overall"] < 1.0
+    assert model.train_seconds > 0
+
+
+@pytest.mark.parametrize("arch", ["course-unet", "res-unet"])
+def test_checkpoint_reload_gives_identical_predictions(tmp_path, standin_h5, arch):
+    pl.seed_everything(0)
+    dm = StrainDataModule(str(standin_h5), batch_size=16)
+    kwargs = {"widths": [8, 16, 32], "groups": 4} if arch == "res-unet" else {}
+    model = StrainRegressor(arch, arch_kwargs=kwargs, schedule="power")
+    trainer = _trainer(tmp_path, epochs=2)
+    trainer.fit(model, dm)
+    path = tmp_path / "m.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = StrainRegressor.load_from_checkpoint(path, map_location="cpu")
+    assert loaded.hparams.arch == arch and loaded.hparams.arch_kwargs == kwargs
+    e = dm.val_set.youngs_modulus
+    with torch.no_grad():
+        a, b = model.physical_model()(e), loaded.physical_model()(e)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not loaded.physical_model().training
+    for name, buf in dm.normalizer.state_dict().items():
+        torch.testing.assert_close(loaded.normalizer.state_dict()[name], buf)
+    extras = torch.load(path, weights_only=False)[CHECKPOINT_KEY]
+    assert extras["dataset"]["n_train"] == len(dm.train_set)
+    assert extras["dataset"]["sha256"] == dm.summary["sha256"]
+    assert extras["train_seconds"] > 0 and extras["hardware"].startswith("CPU")
+    assert 0 < extras["best_val_metrics"]["overall"] < math.inf
+    assert loaded.dataset_summary["fiber_fraction_range"] == dm.summary["fiber_fraction_range"]
+
+
+def test_physical_model_maps_raw_modulus_to_raw_strain(standin_h5):
+    dm = StrainDataModule(str(standin_h5))
+    dm.setup("fit")
+    model = StrainRegressor("course-cnn")
+    model.normalizer.load_state_dict(dm.normalizer.state_dict())
+    model.eval()
+    e = dm.val_set.youngs_modulus[:3]
+    phys = model.physical_model()
+    with torch.no_grad():
+        want = dm.normalizer.decode_output(model.net(dm.normalizer.encode_input(e)))
+        torch.testing.assert_close(phys(e), want)
+
+
+def test_power_schedule_follows_the_lecture_formula(tmp_path, standin_h5):
+    model = StrainRegressor(
+        "course-cnn", lr=1e-2, schedule="power", schedule_beta=0.5, schedule_alpha=-1.0
+    )
+    trainer = _trainer(tmp_path, epochs=3, enable_checkpointing=False, limit_val_batches=0)
+    trainer.fit(model, StrainDataModule(str(standin_h5)))
+    lr = trainer.optimizers[0].param_groups[0]["lr"]
+    assert lr == pytest.approx(1e-2 * (0.5 * 3 + 1) ** -1.0)
