@@ -18,7 +18,7 @@ sample_seed)`` regenerates it without the rest of the dataset.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -69,6 +69,12 @@ class GeneratorConfig:
     def to_json_dict(self, seed: int) -> dict[str, object]:
         """The ``generator`` attribute: every parameter plus the dataset seed."""
         return {**asdict(self), "seed": int(seed), "grid": GRID}
+
+    @classmethod
+    def from_json_dict(cls, generator: dict[str, object]) -> GeneratorConfig:
+        """Inverse of :meth:`to_json_dict` (the dataset seed and fixed fields are dropped)."""
+        names = {f.name for f in fields(cls) if f.init}
+        return cls(**{k: v for k, v in generator.items() if k in names})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
