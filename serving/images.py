@@ -1,0 +1,78 @@
+"""PNG in, PNG out for the binary path of the REST service (``POST /predict_image``).
+
+A mask picture is a 32×32 grayscale PNG (colour is converted with ITU-R 601 luma); pixels with
+gray value ≥ 128 are fiber, darker ones matrix — white fibers on black, as the mask is drawn.
+The answer picture puts the three strain channels side by side, each with its own colour scale.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from microstrain.conventions import GRID, STRAIN_CHANNELS
+from microstrain.fields import mask_to_youngs_modulus
+from serving.validation import RequestError
+
+FIBER_THRESHOLD = 128  # gray value (0-255) from which a pixel counts as fiber
+MAX_PNG_BYTES = 1 << 20  # a 32x32 PNG is a few hundred bytes; refuse anything absurd early
+UPSCALE = 8  # each strain pixel becomes an UPSCALE x UPSCALE block in the picture
+GAP = 4  # pixels between the panels
+
+
+def mask_from_png(data: bytes) -> np.ndarray:
+    """PNG bytes -> E map float32 ``[1, 1, 32, 32]`` MPa; :class:`RequestError` if unusable."""
+    from PIL import Image, UnidentifiedImageError
+
+    if len(data) > MAX_PNG_BYTES:
+        raise RequestError(f"image is {len(data)} bytes; a 32x32 PNG needs far fewer", 413)
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format != "PNG":
+                raise RequestError(f"image must be a PNG, got {img.format or 'unknown format'}")
+            if img.size != (GRID, GRID):
+                raise RequestError(f"image is {img.size[0]}x{img.size[1]}; expected {GRID}x{GRID}")
+            gray = np.asarray(img.convert("L"), dtype=np.uint8)  # [32, 32], row 0 = top
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise RequestError(f"image is not a readable PNG ({exc})") from None
+    return mask_to_youngs_modulus(gray >= FIBER_THRESHOLD)[None, None]
+
+
+def mask_to_png(mask: np.ndarray) -> bytes:
+    """Bool or 0/1 ``[32, 32]`` fiber mask -> grayscale PNG (fiber white); for docs and tests."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray((np.asarray(mask) > 0.5).astype(np.uint8) * 255, mode="L").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def strain_png(strain: np.ndarray) -> bytes:
+    """Strain ``[3, 32, 32]`` -> RGB PNG of the channels left to right (eps_xx, eps_yy, gamma_xy).
+
+    eps_xx and eps_yy use 'viridis' over their own min..max; gamma_xy, whose sign matters, uses
+    the diverging 'RdBu_r' symmetric about zero.
+    """
+    from matplotlib import colormaps
+    from PIL import Image
+
+    panels = []
+    for channel, field in zip(STRAIN_CHANNELS, np.asarray(strain, np.float64), strict=True):
+        if channel == "gamma_xy":
+            bound = float(np.abs(field).max()) or 1.0
+            unit = (field + bound) / (2 * bound)
+            cmap = colormaps["RdBu_r"]
+        else:
+            low, high = float(field.min()), float(field.max())
+            unit = (field - low) / (high - low) if high > low else np.zeros_like(field)
+            cmap = colormaps["viridis"]
+        rgb = (cmap(unit)[..., :3] * 255).astype(np.uint8)  # [32, 32, 3]
+        panels.append(np.kron(rgb, np.ones((UPSCALE, UPSCALE, 1), np.uint8)))
+    side = GRID * UPSCALE
+    canvas = np.full((side, 3 * side + 2 * GAP, 3), 255, np.uint8)  # white gaps
+    for i, panel in enumerate(panels):
+        canvas[:, i * (side + GAP) : i * (side + GAP) + side] = panel
+    buf = io.BytesIO()
+    Image.fromarray(canvas, mode="RGB").save(buf, "PNG")
+    return buf.getvalue()

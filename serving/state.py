@@ -1,0 +1,95 @@
+"""Breakeven bookkeeping (SPEC §6): predictions served, persisted so restarts keep counting.
+
+The count lives in a small JSON file per model (keyed by the ONNX sha256, so a new model starts
+from zero). Several workers update it: each update takes an exclusive ``flock`` on a lock file
+beside it and replaces the file atomically, so a crash never leaves half a file.
+
+Location: ``$MICROSTRAIN_STATE_DIR`` if set, else ``$XDG_STATE_HOME/microstrain`` (default
+``~/.local/state/microstrain``): writable by the service user and outside the repository.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+STATE_DIR_ENV_VAR = "MICROSTRAIN_STATE_DIR"
+
+
+def state_dir() -> Path:
+    env = os.environ.get(STATE_DIR_ENV_VAR)
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "microstrain"
+
+
+@dataclass
+class PredictionCounter:
+    """Predictions (samples, not requests) served with one model, shared by all workers."""
+
+    path: Path
+
+    @classmethod
+    def for_model(cls, model_sha256: str, directory: Path | None = None) -> PredictionCounter:
+        d = directory if directory is not None else state_dir()
+        return cls(d / f"serving-{model_sha256[:16]}.json")
+
+    def read(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return {"predictions": 0, "first_served": None}
+        return data if isinstance(data, dict) else {"predictions": 0, "first_served": None}
+
+    def add(self, n: int) -> int:
+        """Add ``n`` predictions; returns the new total. Best effort if the disk refuses."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path.with_suffix(".lock"), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                state = self.read()
+                state["predictions"] = int(state.get("predictions", 0)) + n
+                state.setdefault("first_served", None)
+                if state["first_served"] is None:
+                    state["first_served"] = datetime.now(UTC).isoformat(timespec="seconds")
+                fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state-")
+                with os.fdopen(fd, "w") as fh:
+                    json.dump(state, fh)
+                os.replace(tmp, self.path)
+                return int(state["predictions"])
+        except OSError:
+            # a full or read-only disk must not fail predictions; the count just stops moving
+            return int(self.read().get("predictions", 0))
+
+
+def breakeven_report(predictions: int, card: dict[str, Any]) -> dict[str, Any]:
+    """τ from the card, fraction of τ reached and compute time saved (s) after ``predictions``.
+
+    saved = n·(T_sim − T_surr) − T_data − T_train; negative until breakeven. Missing card times
+    give ``None`` fields rather than guesses.
+    """
+    times = {key: card.get(key) for key in ("T_data", "T_train", "T_simulation", "T_surrogate")}
+    known = all(isinstance(v, int | float) and math.isfinite(v) for v in times.values())
+    report: dict[str, Any] = {"predictions": predictions, **times}
+    if not known:
+        report.update(tau=card.get("tau"), fraction_of_tau=None, seconds_saved=None)
+        report["note"] = "the model card lacks T_data, T_train, T_simulation or T_surrogate"
+        return report
+    t_data, t_train, t_sim, t_surr = (float(times[k]) for k in times)  # type: ignore[arg-type]
+    gain = t_sim - t_surr
+    # the card's τ is authoritative (tau null = "never"); recompute only if it is absent
+    tau = card["tau"] if "tau" in card else ((t_data + t_train) / gain if gain > 0 else None)
+    report["tau"] = tau
+    report["tau_text"] = f"{tau:.0f} predictions" if tau is not None else "never"
+    report["fraction_of_tau"] = predictions / tau if tau else None  # tau None: never pays off
+    report["seconds_saved"] = predictions * gain - t_data - t_train
+    report["paid_off"] = tau is not None and predictions >= tau
+    return report

@@ -1,0 +1,99 @@
+"""Check the surrogate against the FE solver, when this installation has one (``POST /verify``).
+
+Serving never imports dolfinx or ``data_gen`` (import-linter enforces it, and the serving image
+has neither): the solve runs as ``python -m data_gen solve in.npy -o out.npy --mode M --k K`` in
+a subprocess on temporary files, with the discretization the model was trained on (card
+``training_data.discretization``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from microstrain.conventions import DEFAULT_K, DEFAULT_MODE, STRAIN_CHANNELS, STRAIN_SHAPE
+from microstrain.errors import MicrostrainError
+
+MAX_VERIFY_BATCH = 8  # each FE solve takes a good fraction of a second: keep requests bounded
+SOLVE_TIMEOUT_S = 600.0
+
+
+class SolverUnavailable(MicrostrainError):
+    """No FE solver in this installation (answered with 501)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this installation has no FE solver (dolfinx and data_gen are not installed); "
+            "install microstrain[fe] to verify predictions"
+        )
+
+
+def fe_solver_available() -> bool:
+    """Whether ``python -m data_gen solve`` can run here; looks the modules up, imports nothing."""
+    return all(importlib.util.find_spec(name) is not None for name in ("dolfinx", "data_gen"))
+
+
+def discretization(card: dict[str, Any]) -> tuple[str, int]:
+    """(mode, k) the model's training data used; SPEC §3 defaults when the card is silent."""
+    disc = card.get("training_data", {}).get("discretization", {})
+    mode = str(disc.get("mode", DEFAULT_MODE))
+    k = int(disc.get("k", DEFAULT_K if mode == "refined" else 1))
+    return mode, k
+
+
+def relative_l2(prediction: np.ndarray, reference: np.ndarray) -> float:
+    """‖prediction − reference‖₂ / ‖reference‖₂ over all given entries."""
+    ref = np.asarray(reference, np.float64)
+    err = np.asarray(prediction, np.float64) - ref
+    return float(np.linalg.norm(err) / max(np.linalg.norm(ref), 1e-30))
+
+
+async def fe_solve(youngs_modulus: np.ndarray, mode: str, k: int) -> tuple[np.ndarray, float]:
+    """FE strain ``[N, 3, 32, 32]`` for ū = 0.1 and the wall time of the solve subprocess (s)."""
+    if not fe_solver_available():
+        raise SolverUnavailable
+    with tempfile.TemporaryDirectory(prefix="microstrain-verify-") as tmp:
+        src, dst = Path(tmp) / "in.npy", Path(tmp) / "out.npy"
+        np.save(src, youngs_modulus)
+        cmd = [sys.executable, "-m", "data_gen", "solve", str(src), "-o", str(dst)]
+        cmd += ["--mode", mode, "--k", str(k)]
+        start = time.perf_counter()
+        # asyncio subprocess: a long solve must not hold the worker's inference thread
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        try:
+            _, stderr = await asyncio.wait_for(proc.communicate(), SOLVE_TIMEOUT_S)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise MicrostrainError(f"FE solve took longer than {SOLVE_TIMEOUT_S:.0f} s") from None
+        seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            last = stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+            raise MicrostrainError(f"FE solve failed (exit {proc.returncode}): {last[0]}")
+        strain = np.load(dst)
+    if strain.shape != (youngs_modulus.shape[0], *STRAIN_SHAPE):
+        raise MicrostrainError(f"FE solve returned shape {list(strain.shape)}")
+    return strain.astype(np.float32), seconds
+
+
+def comparison(surrogate: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+    """Relative L2 errors, overall, per channel and per sample, of ``[N, 3, 32, 32]`` fields."""
+    return {
+        "relative_l2": relative_l2(surrogate, reference),
+        "relative_l2_per_channel": {
+            name: relative_l2(surrogate[:, c], reference[:, c])
+            for c, name in enumerate(STRAIN_CHANNELS)
+        },
+        "relative_l2_per_sample": [
+            relative_l2(s, r) for s, r in zip(surrogate, reference, strict=True)
+        ],
+    }
