@@ -1,0 +1,138 @@
+"""`microstrain generate`: real dolfinx solves (pixel mode, tiny N), schema, prefix, refusals."""
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from data_gen.dataset import FIELDS, read_info, read_samples
+from data_gen.generate import GenerateConfig, generate
+from data_gen.microstructure import GeneratorConfig, sample_microstructures
+from data_gen.solver import SolverConfig, StrainSolver
+from microstrain import conventions as C
+from microstrain.cli import main
+from microstrain.errors import InputError
+
+PIXEL = SolverConfig(mode="pixel")
+
+
+def _generate(path: Path, n: int, **kw) -> None:
+    generate(GenerateConfig(n=n, output=path, solver=PIXEL, **kw), progress=False)
+
+
+def _cli(*args: str) -> int:
+    """Run `microstrain ...` in-process; return its exit status."""
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+@pytest.fixture(scope="module")
+def pixel_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("gen") / "pixel.h5"
+    _generate(path, 6, seed=3, chunk=4)
+    return path
+
+
+def test_file_has_the_spec_schema(pixel_file):
+    info = read_info(pixel_file)
+    assert info.complete and info.n == 6 and info.n_requested == 6
+    assert info.discretization == {"mode": "pixel", "k": 1}
+    assert info.load_case == {"name": "uniaxial-x", "applied_strain": 0.1, "plane": "stress"}
+    assert info.generator == GeneratorConfig().to_json_dict(seed=3)
+    assert {"dolfinx", "petsc", "numpy", "microstrain"} <= set(info.software)
+    assert info.wall_seconds > 0 and len(info.runs) == 1 and info.runs[0]["samples"] == 6
+    with h5py.File(pixel_file) as f:
+        for name, (dtype, shape) in FIELDS.items():
+            assert f[name].dtype == np.dtype(dtype) and f[name].shape == (6, *shape)
+        assert f.attrs[C.ATTR_COMPLETE] == True  # noqa: E712 - numpy bool
+        json.loads(f.attrs[C.ATTR_MATERIALS])
+
+
+def test_content_matches_sampler_and_solver(pixel_file):
+    data = read_samples(pixel_file)
+    E, seeds = sample_microstructures(GeneratorConfig(), 3, range(6))
+    np.testing.assert_array_equal(data[C.DS_E], E)
+    np.testing.assert_array_equal(data[C.DS_SEED], seeds)
+    fiber = E[:, 0] == C.FIBER.youngs_modulus
+    np.testing.assert_allclose(data[C.DS_FIBER_FRACTION], fiber.mean(axis=(1, 2)))
+    # one sample solved again independently gives the stored field
+    strain = StrainSolver(PIXEL).solve(E[5, 0])
+    np.testing.assert_allclose(data[C.DS_STRAIN][5], strain, rtol=1e-5, atol=1e-7)
+    # invariant of SPEC §1: the domain mean of eps_xx is ū
+    np.testing.assert_allclose(data[C.DS_STRAIN][:, 0].mean(axis=(1, 2)), 0.1, rtol=1e-5)
+    assert np.all(data[C.DS_SOLVE_SECONDS] > 0)
+
+
+def test_smaller_n_is_a_prefix_and_chunking_does_not_matter(tmp_path, pixel_file):
+    path = tmp_path / "three.h5"
+    _generate(path, 3, seed=3, chunk=2)
+    small, big = read_samples(path), read_samples(pixel_file)
+    for name in (C.DS_E, C.DS_STRAIN, C.DS_FIBER_FRACTION, C.DS_SEED):
+        np.testing.assert_array_equal(small[name], big[name][:3])
+    # extending the 3-sample file to 6 gives the 6-sample file
+    _generate(path, 6, seed=3, chunk=4)
+    extended = read_samples(path)
+    for name in (C.DS_E, C.DS_STRAIN, C.DS_SEED):
+        np.testing.assert_array_equal(extended[name], big[name])
+    info = read_info(path)
+    assert info.complete and [r["samples"] for r in info.runs] == [3, 3]
+
+
+def test_rerun_on_complete_file_changes_nothing(tmp_path, capsys):
+    path = tmp_path / "d.h5"
+    args = ("generate", "-n", "2", "-o", str(path), "--mode", "pixel", "--no-progress")
+    assert _cli(*args) == 0
+    before = read_info(path)
+    assert _cli(*args) == 0
+    assert "already complete" in capsys.readouterr().out
+    after = read_info(path)
+    assert after.runs == before.runs and after.wall_seconds == before.wall_seconds
+
+
+def test_different_command_is_refused_with_one_line(tmp_path, capsys):
+    path = tmp_path / "d.h5"
+    assert _cli("generate", "-n", "2", "-o", str(path), "--mode", "pixel", "--no-progress") == 0
+    capsys.readouterr()
+    status = _cli("generate", "-n", "2", "-o", str(path), "--mode", "pixel", "--seed", "5")
+    err = capsys.readouterr().err.strip()
+    assert status == 1 and "\n" not in err
+    assert err.startswith("error:") and "generator.seed" in err and "--overwrite" in err
+    assert read_info(path).generator["seed"] == 0  # untouched
+    status = _cli("generate", "-n", "2", "-o", str(path), "--mode", "pixel", "--seed", "5",
+                  "--overwrite", "--no-progress")  # fmt: skip
+    assert status == 0 and read_info(path).generator["seed"] == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("-n", "0"), "number of samples must be positive"),
+        (("-n", "2", "--mode", "coarse"), "mode must be one of"),
+        (("-n", "2", "--plane", "shell"), "plane must be one of"),
+        (("-n", "2", "--k", "0"), "k must be an integer"),
+        (("-n", "2", "--fiber-fraction-min", "0.7"), "fiber fraction range"),
+    ],
+)
+def test_bad_options_are_one_line_errors(tmp_path, capsys, args, message):
+    out = tmp_path / "d.h5"
+    assert _cli("generate", "-o", str(out), *args) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and message in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_unwritable_output_directory(tmp_path, capsys):
+    assert _cli("generate", "-n", "2", "-o", str(tmp_path / "no" / "d.h5")) == 1
+    assert "output directory does not exist" in capsys.readouterr().err
+
+
+def test_config_validation():
+    with pytest.raises(InputError):
+        GenerateConfig(n=-1, output=Path("x.h5"))
+    with pytest.raises(InputError):
+        GenerateConfig(n=1, output=Path("x.h5"), chunk=0)
