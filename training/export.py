@@ -503,8 +503,8 @@ def _epochs_trained(record: dict[str, Any]) -> int | None:
 
 def _jsonable(value: Any) -> Any:
     """Plain JSON types (hparams may hold tuples, paths, numpy scalars); no absolute paths."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, dict):  # "_instantiator" and the like are Lightning's bookkeeping
+        return {str(k): _jsonable(v) for k, v in value.items() if not str(k).startswith("_")}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.generic):

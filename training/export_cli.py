@@ -78,6 +78,12 @@ def tau(
         f"tau = {format_tau(report.tau)} (batch 1), {format_tau(report.tau_batched)} (batched); "
         f"speed-up {report.speedup:,.0f}x / {report.speedup_batched:,.0f}x{err}"
     )
+    if report.dataset.get("matches_training_data") is False:
+        typer.echo(
+            f"warning: {report.dataset['file']} is not the file the model was trained on; "
+            "T_data and T_simulation describe that file",
+            err=True,
+        )
     typer.echo("wrote " + ", ".join(str(p) for p in files.values()))
 
 

@@ -522,7 +522,7 @@ def run_tau(
     checkpoint: str | os.PathLike[str] | None = None,
     threads: tuple[int, ...] | None = None,
     batch_size: int = 256,
-    budget_s: float = 2.0,
+    budget_s: float = 1.5,
 ) -> tuple[TauReport, dict[str, Path]]:
     """Collect T_data, T_train, T_simulation, measure T_surrogate, write the report files.
 

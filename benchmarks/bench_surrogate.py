@@ -1,0 +1,181 @@
+"""Surrogate speed on CPU: onnxruntime vs PyTorch eager, beside the FE solve it replaces.
+
+For each network: per-sample latency at batch 1 and per-sample time at batch 256 (throughput),
+for intra-op thread counts 1 and 2, with onnxruntime (the exported graph, as `predict` and
+serving run it) and with PyTorch eager (``torch.inference_mode``). The FE time per sample comes
+from a dataset's ``solve_seconds`` (``--dataset``) or from a few samples generated now with
+``python -m data_gen generate`` at the default fidelity (refined k = 4), on the same machine.
+
+    .venv/bin/python benchmarks/bench_surrogate.py                      # random-weight course-unet
+    .venv/bin/python benchmarks/bench_surrogate.py --arch course-cnn --arch res-unet
+    .venv/bin/python benchmarks/bench_surrogate.py --checkpoint runs/x/best.ckpt --dataset d.h5
+
+Timings are medians of repeated calls after a warm-up; on a shared machine they are noisy.
+Weights do not change the cost of these networks, so random weights time the architecture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from microstrain.conventions import FIBER, MATRIX, MODEL_FILE, ONNX_INPUT, ONNX_OUTPUT
+from training.architectures import build, parameter_count
+from training.export import export_onnx
+from training.normalization import Normalizer, PhysicalModel
+from training.tau import cpu_description, dataset_timing
+
+
+@dataclass
+class Row:
+    """Seconds per sample for one network and thread count."""
+
+    network: str
+    parameters: int
+    threads: int
+    ort_batch1: float
+    ort_batched: float
+    torch_batch1: float
+    torch_batched: float
+
+
+def median_seconds(run: Callable[[], object], repeats: int, budget_s: float) -> float:
+    """Median wall time of ``run()`` (after one warm-up call), at most ``budget_s`` in total."""
+    run()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < repeats and (len(times) < 3 or time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def networks(args: argparse.Namespace) -> list[tuple[str, torch.nn.Module]]:
+    """(label, raw-E -> raw-strain module) for the checkpoint or the requested architectures."""
+    if args.checkpoint:
+        from training.module import StrainRegressor
+
+        model = StrainRegressor.load_from_checkpoint(args.checkpoint, map_location="cpu")
+        return [(f"{model.hparams['arch']} (checkpoint)", model.physical_model())]
+    out: list[tuple[str, torch.nn.Module]] = []
+    for arch in args.arch or ["course-unet"]:
+        torch.manual_seed(0)
+        out.append((arch, PhysicalModel(build(arch), Normalizer()).eval()))
+    return out
+
+
+def fe_seconds(args: argparse.Namespace, workdir: Path) -> tuple[float, str]:
+    """Median FE solve time per sample and where it comes from."""
+    path = args.dataset
+    if path is None:
+        path = workdir / "fe.h5"
+        cmd = [sys.executable, "-m", "data_gen", "generate", "-n", str(args.fe_samples)]
+        subprocess.run([*cmd, "-o", str(path), "--no-progress"], check=True, capture_output=True)
+    timing = dataset_timing(path)
+    mode = timing.discretization
+    source = (
+        f"median solve_seconds of {timing.n_samples} samples "
+        f"({mode.get('mode', '?')} k={mode.get('k', '?')}, "
+        f"{'generated now' if args.dataset is None else Path(path).name})"
+    )
+    return timing.t_simulation, source
+
+
+def bench(args: argparse.Namespace) -> list[Row]:
+    rng = np.random.default_rng(0)
+    e = np.where(rng.random((args.batch, 1, 32, 32)) < 0.35, FIBER.youngs_modulus, 0.0)
+    e = np.where(e == 0.0, MATRIX.youngs_modulus, e).astype(np.float32)  # [B, 1, 32, 32] MPa
+    one, batch = torch.from_numpy(e[:1]), torch.from_numpy(e)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, module in networks(args):
+            onnx_path = Path(tmp) / f"{label.split()[0]}-{MODEL_FILE}"
+            export_onnx(module, onnx_path)
+            params = parameter_count(module)
+            for threads in args.threads:
+                torch.set_num_threads(threads)
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+                session = ort.InferenceSession(
+                    str(onnx_path), opts, providers=["CPUExecutionProvider"]
+                )
+
+                def eager(x: torch.Tensor, m: torch.nn.Module = module) -> object:
+                    with torch.inference_mode():
+                        return m(x)
+
+                def onnx(x: np.ndarray, s: ort.InferenceSession = session) -> object:
+                    return s.run([ONNX_OUTPUT], {ONNX_INPUT: x})
+
+                budget = args.budget
+                rows.append(
+                    Row(
+                        network=label,
+                        parameters=params,
+                        threads=threads,
+                        ort_batch1=median_seconds(lambda: onnx(e[:1]), 300, budget),
+                        ort_batched=median_seconds(lambda: onnx(e), 30, budget) / args.batch,
+                        torch_batch1=median_seconds(lambda: eager(one), 300, budget),
+                        torch_batched=median_seconds(lambda: eager(batch), 30, budget) / args.batch,
+                    )
+                )
+                print(f"  measured {label}, {threads} thread(s)", file=sys.stderr)
+    return rows
+
+
+def table(rows: list[Row], t_fe: float, fe_source: str, batch: int) -> str:
+    ms = 1e3
+    lines = [
+        f"CPU: {cpu_description().removeprefix('CPU: ')}; torch {torch.__version__}, "
+        f"onnxruntime {ort.__version__}",
+        f"FE solve: {t_fe * ms:.1f} ms/sample ({fe_source})",
+        "",
+        f"| network | params | threads | ORT batch 1 (ms) | ORT batch {batch} (ms/sample) "
+        f"| torch batch 1 (ms) | torch batch {batch} (ms/sample) | speed-up FE/ORT best |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        best = min(r.ort_batch1, r.ort_batched)
+        lines.append(
+            f"| {r.network} | {r.parameters:,} | {r.threads} "
+            f"| {r.ort_batch1 * ms:.3f} | {r.ort_batched * ms:.3f} "
+            f"| {r.torch_batch1 * ms:.3f} | {r.torch_batched * ms:.3f} | {t_fe / best:,.0f}× |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", action="append", help="registry network (repeatable)")
+    parser.add_argument("--checkpoint", type=Path, help="time a trained checkpoint instead")
+    parser.add_argument("--dataset", type=Path, help="take the FE time from this dataset")
+    parser.add_argument("--fe-samples", type=int, default=6, help="samples to generate for FE")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--budget", type=float, default=2.0, help="seconds per measurement")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        t_fe, fe_source = fe_seconds(args, Path(tmp))
+    rows = bench(args)
+    print(table(rows, t_fe, fe_source, args.batch))
+    if args.json:
+        args.json.write_text(
+            json.dumps({"fe_seconds": t_fe, "rows": [asdict(r) for r in rows]}, indent=2)
+        )
+
+
+if __name__ == "__main__":
+    main()
