@@ -24,6 +24,17 @@ from microstrain.conventions import (
 from microstrain.errors import MicrostrainError
 
 _GEN = "Microstructure generator"
+GENERATE_EPILOG = (
+    "Re-running the same command on an interrupted file resumes it and gives the file an "
+    "uninterrupted run gives; a different command on an existing file is refused unless "
+    "--overwrite. Under `mpiexec -n P microstrain generate ...` the samples are split over P "
+    "ranks and the file is identical to the serial one."
+)
+INSPECT_EPILOG = (
+    "Reports N, the complete flag, mode/k, load case, fiber fraction range, per-channel strain "
+    "ranges, the domain mean of eps_xx against ū, solve time per sample and T_data. A partial "
+    "(interrupted) file is refused unless --allow-incomplete."
+)
 _FE = "Finite-element solve"
 
 
@@ -86,12 +97,7 @@ def generate(
     ] = 64,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Generate a dataset of random fiber microstructures and their FE strain fields (HDF5).
-
-    Re-running the same command on an interrupted file resumes it; a different command on an
-    existing file is refused unless --overwrite. Under `mpiexec -n P` the samples are split over
-    P ranks and the file is identical to the serial one.
-    """
+    """Generate a dataset of random fiber microstructures and their FE strain fields (HDF5)."""
     from data_gen.generate import GenerateConfig, world_communicator
     from data_gen.generate import generate as run_generate
     from data_gen.microstructure import GeneratorConfig
@@ -143,17 +149,18 @@ def inspect(
     n_show: Annotated[int, typer.Option(help="Samples shown in the PNG grid.")] = 4,
     allow_incomplete: Annotated[
         bool,
-        typer.Option(help="Report on a partial (interrupted) file instead of refusing it."),
+        typer.Option(
+            "--allow-incomplete", help="Report on a partial (interrupted) file, do not refuse it."
+        ),
     ] = False,
 ) -> None:
-    """Statistics of a dataset (N, mode/k, load case, fiber fraction, strain ranges, timings)
-    and optionally a PNG grid of samples (E and the three strain channels)."""
+    """Statistics of a dataset file and a PNG grid of samples (E and the strain channels)."""
     from data_gen.inspect import inspect_dataset
 
     inspect_dataset(path, png=png, n_show=n_show, allow_incomplete=allow_incomplete)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("generate")(generate)
-    app.command("inspect")(inspect)
+    app.command("generate", epilog=GENERATE_EPILOG)(generate)
+    app.command("inspect", epilog=INSPECT_EPILOG)(inspect)
     register_solve_commands(app)
