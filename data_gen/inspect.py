@@ -215,8 +215,12 @@ def inspect_dataset(
         if not allow_incomplete:
             raise MicrostrainError(message + ", or pass --allow-incomplete to inspect it anyway")
         console.print(f"[bold red]WARNING: {message}[/]")
-    if png is not None and n_show <= 0:
-        raise MicrostrainError(f"--n-show must be positive; got {n_show}")
+    if png is not None:  # fail before printing anything if the picture cannot be written
+        if n_show <= 0:
+            raise MicrostrainError(f"--n-show must be positive; got {n_show}")
+        parent = Path(png).parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise MicrostrainError(f"output directory does not exist or is not writable: {parent}")
     stats = dataset_stats(path, info)
     console.print(stats_table(stats))
     if png is not None:
