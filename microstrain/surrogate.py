@@ -106,15 +106,27 @@ class SurrogateModel:
         return str(onnx_info.get("sha256") or sha256_of(self.directory / MODEL_FILE))
 
     def predict(
-        self, youngs_modulus: np.ndarray, applied_strain: float = DEFAULT_APPLIED_STRAIN
+        self,
+        youngs_modulus: np.ndarray,
+        applied_strain: float = DEFAULT_APPLIED_STRAIN,
+        batch_size: int | None = None,
     ) -> np.ndarray:
         """Strain ``[N, 3, 32, 32]`` float32 for E maps ``[N, 1, 32, 32]`` in MPa.
 
         The model predicts for ū = 0.1; the problem is linear, so other ū scale the result.
+        ``batch_size`` runs the graph on chunks of that many samples, so a large file does not
+        need memory for all intermediate activations at once; ``None`` runs everything at once.
         """
         if not np.isfinite(applied_strain):
             raise InputError("applied_strain must be a finite number")
         e = np.ascontiguousarray(youngs_modulus, dtype=np.float32)
-        (strain,) = self.session.run([ONNX_OUTPUT], {ONNX_INPUT: e})
+        if batch_size is not None and e.shape[0] > batch_size > 0:
+            chunks = [
+                self.session.run([ONNX_OUTPUT], {ONNX_INPUT: e[i : i + batch_size]})[0]
+                for i in range(0, e.shape[0], batch_size)
+            ]
+            strain = np.concatenate(chunks)  # [N, 3, 32, 32]
+        else:
+            (strain,) = self.session.run([ONNX_OUTPUT], {ONNX_INPUT: e})
         scale = np.float32(applied_strain / DEFAULT_APPLIED_STRAIN)
         return strain if scale == 1 else strain * scale

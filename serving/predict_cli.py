@@ -20,6 +20,7 @@ from microstrain.errors import InputError, MicrostrainError
 from microstrain.fields import atomic_output, fiber_fraction, load_microstructures, save_strain
 
 OUTPUT_SUFFIXES = (".npy", ".h5", ".hdf5")
+CHUNK = 256  # samples per onnxruntime call: bounds the memory of intermediate activations
 
 
 def predict(
@@ -65,7 +66,7 @@ def predict(
             f"--sample {sample} out of range: the input holds {youngs_modulus.shape[0]}"
         )
     model = SurrogateModel.load(model_dir)
-    strain = model.predict(youngs_modulus, applied_strain)  # [N, 3, 32, 32]
+    strain = model.predict(youngs_modulus, applied_strain, batch_size=CHUNK)  # [N, 3, 32, 32]
     warnings = out_of_distribution(model.card, youngs_modulus)
     attrs = {
         "model": model.name,

@@ -186,3 +186,14 @@ def test_predict_imports_no_torch(model_dir, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.rstrip().endswith("HEAVY:"), out.stdout
     assert (tmp_path / "o.npy").is_file()
+
+
+def test_large_inputs_run_in_chunks_with_the_same_result(model_dir, tmp_path, capsys):
+    e = _as_modulus(_mask(300)).astype(np.float32)[:, None]  # more than one chunk of 256
+    np.save(tmp_path / "in.npy", e)
+    out = tmp_path / "o.npy"
+    code, _, err = _predict([str(model_dir), str(tmp_path / "in.npy"), "-o", str(out)], capsys)
+    assert code == 0, err
+    session = ort.InferenceSession(str(model_dir / MODEL_FILE), providers=["CPUExecutionProvider"])
+    (direct,) = session.run([ONNX_OUTPUT], {ONNX_INPUT: e})
+    np.testing.assert_array_equal(np.load(out), direct)
