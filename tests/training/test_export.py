@@ -220,3 +220,12 @@ def test_export_and_tau_cli_end_to_end(checkpoint, standin_h5, tmp_path, capsys)
     assert card["T_train"] == pytest.approx(card["training"]["train_seconds"])
     assert card["T_simulation"] == pytest.approx(0.004)  # the stand-in file's solve_seconds
     assert "tau =" in stdout and (out / "tau.png").is_file()
+
+
+@pytest.mark.slow
+def test_tau_takes_the_training_time_from_the_checkpoint(exported, checkpoint):
+    from training.tau import training_seconds_from_checkpoint
+
+    seconds, hardware = training_seconds_from_checkpoint(checkpoint)
+    assert seconds == pytest.approx(_card(exported)["training"]["train_seconds"])
+    assert seconds > 0 and hardware.startswith(("CPU", "GPU"))
