@@ -1,0 +1,29 @@
+"""One-line descriptions of the machine a time was measured on (cards, τ reports, datasets)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo, else what :mod:`platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def cpu_description() -> str:
+    """e.g. ``"CPU: AMD EPYC 7B13 (2 cores)"``."""
+    return f"CPU: {cpu_model()} ({usable_cores()} cores)"
