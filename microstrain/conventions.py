@@ -72,7 +72,8 @@ MODEL_ENV_VAR: Final = "MICROSTRAIN_MODEL"  # directory of the model serving loa
 # --- REST (SPEC §8) ------------------------------------------------------------------------
 DEFAULT_PORT: Final = 3000
 
-# --- extra dataset attributes written by data_gen, read by the τ report -------------------------
+# --- extra dataset attributes written by data_gen, read by the τ report ---------------------
 ATTR_WALL_SECONDS: Final = "wall_seconds"  # T_data: wall time of all runs that wrote the file
-ATTR_RUNS: Final = "runs"  # JSON list of {started, ranks, first_sample, samples, wall_seconds, hardware}
+# JSON list of {started, ranks, first_sample, samples, wall_seconds, hardware}
+ATTR_RUNS: Final = "runs"
 ATTR_N_REQUESTED: Final = "n_requested"
