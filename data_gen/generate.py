@@ -1,13 +1,16 @@
 """Batch data generation: sample microstructures, solve them, write the SPEC §4 file.
 
 Serial or under MPI (``mpiexec -n P microstrain generate ...``): the samples are processed in
-chunks of ``chunk`` consecutive indices; inside a chunk rank r takes indices r, r + P, r + 2P, ...
-(round-robin, so every rank gets the same mix of cheap and costly samples), draws them from their
-per-sample seeds and solves them with its own :class:`~data_gen.solver.StrainSolver` on
-``COMM_SELF``. Rank 0 gathers the chunk, puts it back in index order and appends it to the file
-(h5py is serial here: only rank 0 touches the file). Since sample i depends on (seed, i) alone,
-the file is identical for every P and every chunk size, and an interrupted run resumes at the
-first missing chunk.
+chunks of ``chunk`` consecutive indices. Each chunk is cut into P contiguous blocks, one per rank;
+every rank draws its samples from their per-sample seeds and solves them with its own
+:class:`~data_gen.solver.StrainSolver` on ``COMM_SELF``. Rank 0 gathers the blocks and appends the
+chunk to the file (h5py is serial here: only rank 0 touches the file).
+
+Rank 0 also does the writing, so it gets a smaller block: it measures how long a write takes
+against a solve and moves that many samples to the other ranks, and it tells them their next
+blocks *before* writing, so the write overlaps their solves. Since sample i depends on
+(seed, i) alone, the split never changes the file: it is identical for every P and chunk size,
+and an interrupted run resumes at the first missing chunk.
 """
 
 from __future__ import annotations
@@ -108,16 +111,23 @@ def _solve_share(
     }
 
 
-def _interleave(parts: list[dict[str, np.ndarray]], count: int) -> dict[str, np.ndarray]:
-    """Undo the round-robin split: part r holds rows r, r + P, ... of a chunk of ``count``."""
-    size = len(parts)
-    out: dict[str, np.ndarray] = {}
-    for name, first in parts[0].items():
-        merged = np.empty((count, *first.shape[1:]), dtype=first.dtype)
-        for r, part in enumerate(parts):
-            merged[r::size] = part[name]
-        out[name] = merged
-    return out
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The blocks of one chunk, in rank order, as one chunk."""
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def split_chunk(count: int, ranks: int, rank0_offload: float = 0.0) -> list[int]:
+    """Block sizes of a chunk of ``count`` samples over ``ranks`` ranks.
+
+    ``rank0_offload`` is rank 0's extra work per chunk in samples (its write time over its time
+    per solve); the blocks are sized so every rank finishes together.
+    """
+    if ranks == 1:
+        return [count]
+    fair = (count + max(rank0_offload, 0.0)) / ranks
+    first = max(0, min(count, round(fair - rank0_offload)))
+    rest, extra = divmod(count - first, ranks - 1)
+    return [first] + [rest + (1 if r < extra else 0) for r in range(ranks - 1)]
 
 
 def _agree(comm: Any, error: str | None) -> None:
@@ -157,20 +167,42 @@ def generate(config: GenerateConfig, progress: bool = True, comm: Any = None) ->
 
     solver = StrainSolver(config.solver) if start < config.n else None
     bar = _progress_bar(config.n, start, enabled=progress and rank == 0)
+    chunks = [
+        range(c, min(c + config.chunk, config.n)) for c in range(start, config.n, config.chunk)
+    ]
+    counts = split_chunk(len(chunks[0]), size) if chunks else []
+    write_seconds, solve_per_sample = 0.0, 0.0  # rank 0's last measurements
     try:
-        for chunk_start in range(start, config.n, config.chunk):
-            chunk = range(chunk_start, min(chunk_start + config.chunk, config.n))
+        for j, chunk in enumerate(chunks):
+            offset = sum(counts[:rank])
+            mine = chunk[offset : offset + counts[rank]]
             part: dict[str, np.ndarray] | None = None
             error = None
+            t0 = time.perf_counter()
             try:
-                assert solver is not None
-                part = _solve_share(solver, config, chunk[rank::size])
+                if len(mine):
+                    assert solver is not None
+                    part = _solve_share(solver, config, mine)
             except MicrostrainError as exc:
-                error = f"sample {chunk.start}..{chunk.stop - 1}: {exc}"
-            _agree(comm, error)
-            parts = comm.gather(part, root=0)
-            if writer is not None:
-                writer.append(_interleave(parts, len(chunk)), time.perf_counter() - t_start)
+                error = f"samples {chunk.start}..{chunk.stop - 1}: {exc}"
+            if len(mine):
+                solve_per_sample = (time.perf_counter() - t0) / len(mine)
+            gathered = comm.gather((part, error), root=0)
+            decision = None
+            if rank == 0:
+                errors = [e for _, e in gathered if e]
+                offload = write_seconds / solve_per_sample if solve_per_sample > 0 else 0.0
+                following = (
+                    split_chunk(len(chunks[j + 1]), size, offload) if j + 1 < len(chunks) else []
+                )
+                decision = (errors[0] if errors else None, following)
+            error, counts = comm.bcast(decision, root=0)
+            if error:
+                raise MicrostrainError(error)
+            if writer is not None:  # the other ranks are solving the next chunk meanwhile
+                t1 = time.perf_counter()
+                writer.append(_concat([p for p, _ in gathered if p]), t1 - t_start)
+                write_seconds = time.perf_counter() - t1
                 bar.update(len(chunk))
     finally:
         bar.close()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from data_gen.dataset import FIELDS, read_info, read_samples
-from data_gen.generate import GenerateConfig, generate
+from data_gen.generate import GenerateConfig, generate, split_chunk
 from data_gen.microstructure import GeneratorConfig, sample_microstructures
 from data_gen.solver import SolverConfig, StrainSolver
 from microstrain import conventions as C
@@ -136,3 +136,15 @@ def test_config_validation():
         GenerateConfig(n=-1, output=Path("x.h5"))
     with pytest.raises(InputError):
         GenerateConfig(n=1, output=Path("x.h5"), chunk=0)
+
+
+@pytest.mark.parametrize(
+    ("count", "ranks", "offload"),
+    [(64, 1, 0.0), (64, 2, 0.0), (64, 2, 5.3), (7, 3, 2.0), (1, 4, 9.0)],
+)
+def test_split_chunk_covers_the_chunk_and_offloads_rank_0(count, ranks, offload):
+    counts = split_chunk(count, ranks, offload)
+    assert len(counts) == ranks and sum(counts) == count and min(counts) >= 0
+    if ranks > 1:
+        assert counts[0] <= min(counts[1:]) + 1  # rank 0 also writes: never more work
+        assert max(counts[1:]) - min(counts[1:]) <= 1
