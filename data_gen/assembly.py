@@ -1,29 +1,19 @@
-"""Precomputed linear maps that replace generic form assembly per sample.
+"""Building blocks read from dolfinx once per discretization: element matrices, strain rows, BCs.
 
 The stiffness of 2D linear elasticity is linear in the per-cell Lamé parameters,
 
     K = Σ_c (λ_c A_c + μ_c B_c),   A_c = ∫_c div φ_i div φ_j,   B_c = ∫_c 2 ε(φ_i):ε(φ_j),
 
-and every cell of the pixel mesh carries the material of its pixel. So once per discretization we
-build, from dolfinx's own compiled forms,
-
-- ``stiffness_map`` P  [nnz, 2·1024]: pixel Lamé vector θ = [λ; μ] -> CSR values of K_ff, the
-  stiffness restricted to the free (non-Dirichlet) dofs (the Dirichlet rows and columns are
-  eliminated symmetrically, so K_ff is symmetric positive definite);
-- ``load_map`` R  [n_free, 2·1024]: θ -> b_f = −K_fD u_D, the lifted right-hand side;
-- ``strain_map`` S  [3·1024, n_free] and ``strain_offset`` [3·1024]: u_f -> pixel-mean centroid
-  strains (eps_xx, eps_yy, gamma_xy), image order of SPEC §2.
-
-Per sample the work is then three sparse mat-vecs and one numeric factorization.
-
-The element matrices come from dolfinx: the two forms are assembled with a DG0 indicator of one of
-four cell colours (cells of one colour share no vertex), so every assembled entry belongs to one
-cell and can be read back exactly.
+so the per-cell matrices A_c, B_c [8, 8] of the compiled UFL forms are all the solver needs from
+dolfinx's assembler. They are read back from assemblies with a DG0 indicator of one of four cell
+colours (cells of one colour share no vertex), so every assembled entry belongs to one cell.
+Besides them: the centroid strain operator of each cell, the Dirichlet dofs of SPEC §1, the
+cell -> pixel map and a COO -> PETSc helper. :mod:`data_gen.condensation` combines them into the
+per-sample maps.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,34 +22,6 @@ from microstrain.conventions import GRID, N_STRAIN
 
 N_PIXELS = GRID * GRID
 DOFS_PER_CELL = 8  # Q1 vector element: 4 vertices x 2 components
-
-
-@dataclass
-class ElasticityOperators:
-    """The per-discretization linear maps (PETSc matrices on COMM_SELF), see module docstring."""
-
-    n_dofs: int  # all unrolled displacement dofs
-    free_dofs: np.ndarray  # int32 [n_free] unrolled dof index of each free unknown
-    dirichlet_dofs: np.ndarray  # int32 [n_D]
-    dirichlet_values: np.ndarray  # float64 [n_D], for the applied strain of the build
-    indptr: np.ndarray  # PETSc int [n_free + 1] CSR pattern of K_ff
-    indices: np.ndarray  # PETSc int [nnz]
-    stiffness_map: Any  # PETSc.Mat [nnz, 2*1024]
-    load_map: Any  # PETSc.Mat [n_free, 2*1024]
-    strain_map: Any  # PETSc.Mat [3*1024, n_free]
-    strain_offset: np.ndarray  # float64 [3*1024]: strain of the Dirichlet part of u
-    cell_pixel: np.ndarray  # int64 [n_cells] flat pixel index (row-major, row 0 = top) per cell
-
-    @property
-    def n_free(self) -> int:
-        return int(self.free_dofs.size)
-
-    def displacement(self, u_free: np.ndarray) -> np.ndarray:
-        """Free-dof solution [n_free] -> all unrolled dofs [n_dofs] (Dirichlet values inserted)."""
-        u = np.zeros(self.n_dofs)
-        u[self.free_dofs] = u_free
-        u[self.dirichlet_dofs] = self.dirichlet_values
-        return u
 
 
 def cell_pixels(centroids: np.ndarray) -> np.ndarray:
@@ -72,7 +34,7 @@ def cell_pixels(centroids: np.ndarray) -> np.ndarray:
     return i * GRID + j
 
 
-def _coo_matrix(shape: tuple[int, int], rows, cols, vals) -> Any:
+def coo_matrix(shape: tuple[int, int], rows, cols, vals) -> Any:
     """Sparse PETSc AIJ matrix from COO triplets (duplicates summed) on COMM_SELF."""
     from petsc4py import PETSc
 
@@ -106,7 +68,7 @@ def _blocked_csr_lookup(matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarra
     return matrix.data[block * bs[0] * bs[1] + (rows % bs[0]) * bs[1] + cols % bs[1]]
 
 
-def _element_matrices(V, cell_dofs: np.ndarray, centroids: np.ndarray, n_cells_per_side: int):
+def element_matrices(V, cell_dofs: np.ndarray, centroids: np.ndarray, n_cells_per_side: int):
     """Per-cell element matrices (A_c, B_c), each [n_cells, 8, 8], read from dolfinx assemblies."""
     import dolfinx.fem
     import ufl
@@ -196,97 +158,3 @@ def dirichlet_dofs(V, applied_strain: float) -> tuple[np.ndarray, np.ndarray]:
     )
     dofs, first = np.unique(dofs, return_index=True)
     return dofs, values[first]
-
-
-def build_operators(V, n_cells_per_side: int, applied_strain: float) -> ElasticityOperators:
-    """All maps of the module docstring for the Q1 space ``V`` on the unit-square pixel mesh."""
-    from petsc4py import PETSc
-
-    msh = V.mesh
-    tdim = msh.topology.dim
-    n_cells = msh.topology.index_map(tdim).size_local
-    n_dofs = V.dofmap.index_map.size_local * V.dofmap.index_map_bs
-    blocks = V.dofmap.list[:n_cells].astype(np.int64)  # [n_cells, 4] vertex dofs
-    cell_dofs = unrolled_cell_dofs(V)  # [n_cells, 8]
-    dof_coords = V.tabulate_dof_coordinates()
-    centroids = dof_coords[blocks].mean(axis=1)  # [n_cells, 3]
-    cell_pixel = cell_pixels(centroids)
-
-    A, B = _element_matrices(V, cell_dofs, centroids, n_cells_per_side)
-
-    d_dofs, d_values = dirichlet_dofs(V, applied_strain)
-    u_dirichlet = np.zeros(n_dofs)
-    u_dirichlet[d_dofs] = d_values
-    is_free = np.ones(n_dofs, dtype=bool)
-    is_free[d_dofs] = False
-    free_dofs = np.flatnonzero(is_free)
-    free_index = np.full(n_dofs, -1, dtype=np.int64)
-    free_index[free_dofs] = np.arange(free_dofs.size)
-    n_free = free_dofs.size
-
-    # Entry (c, i, j) of every element matrix, as flat arrays of length n_cells * 64.
-    r = np.repeat(cell_dofs[:, :, None], DOFS_PER_CELL, axis=2).ravel()
-    s = np.repeat(cell_dofs[:, None, :], DOFS_PER_CELL, axis=1).ravel()
-    pix = np.repeat(cell_pixel, DOFS_PER_CELL * DOFS_PER_CELL)
-    a_val, b_val = A.ravel(), B.ravel()
-    fr, fs = free_index[r], free_index[s]
-
-    # K_ff: pattern and the map from pixel Lamé parameters to its CSR values.
-    ff = (fr >= 0) & (fs >= 0)
-    keys, pos = np.unique(fr[ff] * n_free + fs[ff], return_inverse=True)
-    indptr = np.searchsorted(keys // n_free, np.arange(n_free + 1)).astype(PETSc.IntType)
-    indices = (keys % n_free).astype(PETSc.IntType)
-    stiffness_map = _coo_matrix(
-        (keys.size, 2 * N_PIXELS),
-        np.concatenate([pos, pos]),
-        np.concatenate([pix[ff], N_PIXELS + pix[ff]]),
-        np.concatenate([a_val[ff], b_val[ff]]),
-    )
-
-    # Lifting: b_f = -K_fD u_D, linear in the Lamé parameters as well.
-    fd = (fr >= 0) & (fs < 0)
-    lift = -u_dirichlet[s[fd]]
-    load_map = _coo_matrix(
-        (n_free, 2 * N_PIXELS),
-        np.concatenate([fr[fd], fr[fd]]),
-        np.concatenate([pix[fd], N_PIXELS + pix[fd]]),
-        np.concatenate([a_val[fd] * lift, b_val[fd] * lift]),
-    )
-
-    # Pixel strain = mean over the pixel's cells of the centroid strain.
-    cells_per_pixel = np.bincount(cell_pixel, minlength=N_PIXELS)
-    weights = (
-        centroid_strain_rows(V, cell_dofs, dof_coords) / cells_per_pixel[cell_pixel, None, None]
-    )
-    channel = np.arange(N_STRAIN)[None, :, None]
-    strain_row = np.broadcast_to(
-        channel * N_PIXELS + cell_pixel[:, None, None], weights.shape
-    ).ravel()
-    strain_col = np.broadcast_to(cell_dofs[:, None, :], weights.shape).ravel()
-    w = weights.ravel()
-    free_col = free_index[strain_col]
-    strain_map = _coo_matrix(
-        (N_STRAIN * N_PIXELS, n_free),
-        strain_row[free_col >= 0],
-        free_col[free_col >= 0],
-        w[free_col >= 0],
-    )
-    fixed = free_col < 0
-    strain_offset = np.bincount(
-        strain_row[fixed],
-        weights=w[fixed] * u_dirichlet[strain_col[fixed]],
-        minlength=N_STRAIN * N_PIXELS,
-    )
-    return ElasticityOperators(
-        n_dofs=n_dofs,
-        free_dofs=free_dofs,
-        dirichlet_dofs=d_dofs,
-        dirichlet_values=d_values,
-        indptr=indptr,
-        indices=indices,
-        stiffness_map=stiffness_map,
-        load_map=load_map,
-        strain_map=strain_map,
-        strain_offset=strain_offset,
-        cell_pixel=cell_pixel,
-    )

@@ -1,0 +1,317 @@
+"""Static condensation of the pixel interiors: the per-sample system lives on the pixel skeleton.
+
+In refined mode every pixel is a k x k patch of Q1 elements. Its (k − 1)² interior nodes belong
+to no other pixel and carry no load and no boundary condition, so they can be eliminated pixel by
+pixel. A pixel is one of two phases, and at a fixed Poisson ratio the stiffness is proportional to
+E (λ, μ and plane-stress λ* all scale with E), so the elimination is known in advance: for each
+phase m, with the pixel stiffness K = λ̂_m A + μ̂_m B of E = 1 MPa split into boundary (b, the 4k
+nodes on the pixel edges) and interior (i) dofs,
+
+    super-element  Ŝ_m = K_bb − K_bi K_ii⁻¹ K_ib        [8k, 8k]
+    recovery       u_i = R_m u_b,  R_m = −K_ii⁻¹ K_ib    [2(k−1)², 8k]
+    pixel strain   ε_p = T_m u_b,  T_m = W_b + W_i R_m   [3, 8k]
+
+where W [3, 2(k+1)²] is the pixel-mean centroid strain. A pixel of modulus E contributes E·Ŝ_m.
+Per sample the global skeleton matrix (14 850 dofs at k = 4 instead of 33 282) is one sparse
+mat-vec of the phase-split modulus vector θ = [E·fiber; E·matrix] (2·1024), and the strain is one
+mat-vec that evaluates both phases' T followed by a per-pixel select. k = 1 has no interior nodes:
+then Ŝ is the element matrix and the same code is the plain pixel-mode assembly.
+
+All pixels of the uniform mesh are congruent, so one reference pixel is built from dolfinx's
+element matrices (brought into a geometric vertex order); every cell is checked to agree with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from data_gen.assembly import (
+    DOFS_PER_CELL,
+    N_PIXELS,
+    cell_pixels,
+    centroid_strain_rows,
+    coo_matrix,
+    dirichlet_dofs,
+    element_matrices,
+    unrolled_cell_dofs,
+)
+from microstrain.conventions import GRID, N_STRAIN
+
+N_PHASES = 2  # 0 = fiber, 1 = matrix: the order of θ and of the strain map's row blocks
+_UNIFORMITY_TOL = 1e-10  # relative: cells of create_unit_square are congruent squares
+
+
+@dataclass
+class SuperElement:
+    """The condensed pixel of one phase at E = 1 MPa (dof order: ``PixelLayout``)."""
+
+    stiffness: np.ndarray  # float64 [n_b, n_b], MPa per MPa of E
+    recovery: np.ndarray  # float64 [n_i, n_b]: interior displacement from boundary displacement
+    strain: np.ndarray  # float64 [3, n_b]: pixel-mean (eps_xx, eps_yy, gamma_xy) from u_b
+
+
+@dataclass
+class CondensedOperators:
+    """Everything a sample needs, on the free skeleton dofs (PETSc matrices on COMM_SELF).
+
+    stiffness_map P [nnz, 2·1024]: θ -> CSR values of the skeleton K_ff (SPD);
+    load_map R [n_free, 2·1024]: θ -> b_f = −K_fD u_D;
+    strain_map S [2·3·1024, n_free] and strain_offset [2·3·1024]: u_f -> pixel strain as if each
+    pixel were fiber (first 3·1024 rows) or matrix (last 3·1024 rows).
+    """
+
+    n_dofs: int  # all unrolled displacement dofs of the Q1 space
+    free_dofs: np.ndarray  # int64 [n_free] unrolled dof of each unknown (skeleton, non-Dirichlet)
+    dirichlet_dofs: np.ndarray  # int64 [n_D]
+    dirichlet_values: np.ndarray  # float64 [n_D]
+    boundary_dofs: np.ndarray  # int64 [1024, n_b] unrolled dofs of each pixel's boundary nodes
+    interior_dofs: np.ndarray  # int64 [1024, n_i] unrolled dofs of each pixel's interior nodes
+    phases: tuple[SuperElement, SuperElement]  # fiber, matrix
+    indptr: np.ndarray  # PETSc int [n_free + 1] CSR pattern of K_ff
+    indices: np.ndarray  # PETSc int [nnz]
+    stiffness_map: Any  # PETSc.Mat [nnz, 2*1024]
+    load_map: Any  # PETSc.Mat [n_free, 2*1024]
+    strain_map: Any  # PETSc.Mat [2*3*1024, n_free]
+    strain_offset: np.ndarray  # float64 [2*3*1024]
+    cell_pixel: np.ndarray  # int64 [n_cells] flat pixel index (row-major, row 0 = top) per cell
+
+    @property
+    def n_free(self) -> int:
+        return int(self.free_dofs.size)
+
+    def displacement(self, u_free: np.ndarray, fiber: np.ndarray) -> np.ndarray:
+        """Skeleton solution [n_free] + fiber mask [1024] -> all unrolled dofs [n_dofs].
+
+        Inserts the Dirichlet values and recovers every pixel's interior with its phase's R.
+        """
+        u = np.zeros(self.n_dofs)
+        u[self.free_dofs] = u_free
+        u[self.dirichlet_dofs] = self.dirichlet_values
+        if self.interior_dofs.shape[1]:
+            u_b = u[self.boundary_dofs]  # [1024, n_b]
+            fib, mat = (np.einsum("ib,pb->pi", ph.recovery, u_b) for ph in self.phases)
+            u[self.interior_dofs] = np.where(np.asarray(fiber).ravel()[:, None], fib, mat)
+        return u
+
+
+@dataclass
+class PixelLayout:
+    """Canonical local numbering of a pixel: node (a, b), a, b in 0..k, is a + (k + 1) b."""
+
+    k: int
+    nodes: np.ndarray  # int64 [1024, (k+1)^2] global node (dof block) of each local node
+    boundary: np.ndarray  # int64 [n_b] local dofs (2 * local node + component) on pixel edges
+    interior: np.ndarray  # int64 [n_i] the other local dofs
+
+    @property
+    def n_local_dofs(self) -> int:
+        return 2 * (self.k + 1) ** 2
+
+    def global_dofs(self, local: np.ndarray) -> np.ndarray:
+        """Local dofs [m] -> unrolled global dofs of every pixel [1024, m]."""
+        return 2 * self.nodes[:, local // 2] + local % 2
+
+
+def pixel_layout(node_coords: np.ndarray, k: int) -> PixelLayout:
+    """Local numbering of every pixel from the Q1 node coordinates [n_nodes, >=2] (unit square)."""
+    n = GRID * k
+    gx = np.rint(node_coords[:, 0] * n).astype(np.int64)
+    gy = np.rint(node_coords[:, 1] * n).astype(np.int64)
+    node_at = np.full((n + 1, n + 1), -1, dtype=np.int64)
+    node_at[gx, gy] = np.arange(node_coords.shape[0])
+    if np.any(node_at < 0):
+        raise RuntimeError("the Q1 nodes do not form the expected structured grid")
+    b, a = np.divmod(np.arange((k + 1) ** 2), k + 1)  # local node l = a + (k + 1) b
+    i, j = np.divmod(np.arange(N_PIXELS), GRID)  # image row (0 = top) and column
+    x0, y0 = j * k, (GRID - 1 - i) * k  # grid index of the pixel's lower-left node
+    nodes = node_at[x0[:, None] + a[None, :], y0[:, None] + b[None, :]]  # [1024, (k+1)^2]
+    on_edge = np.repeat((a == 0) | (a == k) | (b == 0) | (b == k), 2)  # per local dof
+    return PixelLayout(
+        k=k,
+        nodes=nodes,
+        boundary=np.flatnonzero(on_edge),
+        interior=np.flatnonzero(~on_edge),
+    )
+
+
+def _canonical_cell_order(cell_dofs: np.ndarray, node_coords: np.ndarray, n: int) -> np.ndarray:
+    """Per cell, the permutation of its 8 dofs into geometric order: int64 [n_cells, 8].
+
+    Corner q = dx + 2 dy (dx, dy in {0, 1} relative to the lower-left vertex), dof 2 q + comp.
+    """
+    vertices = cell_dofs[:, 0::2] // 2  # [n_cells, 4]
+    gx = np.rint(node_coords[vertices, 0] * n).astype(np.int64)
+    gy = np.rint(node_coords[vertices, 1] * n).astype(np.int64)
+    corner = (gx - gx.min(axis=1, keepdims=True)) + 2 * (gy - gy.min(axis=1, keepdims=True))
+    vertex_of_corner = np.argsort(corner, axis=1)  # [n_cells, 4]: local vertex at corner q
+    return (2 * vertex_of_corner[:, :, None] + np.arange(2)).reshape(-1, DOFS_PER_CELL)
+
+
+def _reference_cell(per_cell: np.ndarray, name: str) -> np.ndarray:
+    """The common value of a per-cell array [n_cells, ...]; refuses a non-uniform mesh."""
+    ref = per_cell[0]
+    scale = np.abs(ref).max()
+    if np.abs(per_cell - ref).max() > _UNIFORMITY_TOL * scale:
+        raise RuntimeError(f"cells differ in their {name}: pixel condensation needs a uniform mesh")
+    return ref
+
+
+def reference_pixel(V, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel matrices from dolfinx's element matrices, in ``PixelLayout`` local dof order.
+
+    Returns A, B [2(k+1)², 2(k+1)²] (λ- and μ-parts of the stiffness, K = λ A + μ B), W
+    [3, 2(k+1)²] (pixel-mean centroid strain) and the cell -> pixel index [n_cells].
+    """
+    n = GRID * k
+    cell_dofs = unrolled_cell_dofs(V)  # [n_cells, 8]
+    node_coords = V.tabulate_dof_coordinates()  # [n_nodes, 3]
+    centroids = node_coords[cell_dofs[:, 0::2] // 2].mean(axis=1)  # [n_cells, 3]
+    A, B = element_matrices(V, cell_dofs, centroids, n)  # [n_cells, 8, 8] each
+    rows = centroid_strain_rows(V, cell_dofs, node_coords)  # [n_cells, 3, 8]
+    order = _canonical_cell_order(cell_dofs, node_coords, n)  # [n_cells, 8]
+
+    def reorder(m: np.ndarray) -> np.ndarray:  # [n_cells, r, 8] -> columns in canonical order
+        return np.take_along_axis(m, order[:, None, :], axis=2)
+
+    def reorder_both(m: np.ndarray) -> np.ndarray:  # [n_cells, 8, 8], rows and columns
+        return reorder(reorder(m).transpose(0, 2, 1)).transpose(0, 2, 1)
+
+    a_cell = _reference_cell(reorder_both(A), "λ-stiffness")
+    b_cell = _reference_cell(reorder_both(B), "μ-stiffness")
+    w_cell = _reference_cell(reorder(rows), "centroid strain")
+
+    # Scatter the k² canonical cells of a pixel: cell (ca, cb) has corner q at node
+    # (ca + q % 2) + (k + 1)(cb + q // 2).
+    n_local = 2 * (k + 1) ** 2
+    A_pix, B_pix, W_pix = (
+        np.zeros((n_local, n_local)),
+        np.zeros((n_local, n_local)),
+        np.zeros((N_STRAIN, n_local)),
+    )
+    q = np.arange(4)
+    for cb in range(k):
+        for ca in range(k):
+            node = (ca + q % 2) + (k + 1) * (cb + q // 2)  # [4]
+            dofs = (2 * node[:, None] + np.arange(2)).ravel()  # [8] canonical cell dof order
+            A_pix[np.ix_(dofs, dofs)] += a_cell
+            B_pix[np.ix_(dofs, dofs)] += b_cell
+            W_pix[:, dofs] += w_cell / k**2
+    return A_pix, B_pix, W_pix, cell_pixels(centroids)
+
+
+def condense(K: np.ndarray, W: np.ndarray, boundary: np.ndarray, interior: np.ndarray):
+    """Eliminate the interior dofs of one pixel matrix K [n, n] (strain rows W [3, n])."""
+    K_bb = K[np.ix_(boundary, boundary)]
+    if interior.size == 0:
+        return SuperElement(K_bb, np.zeros((0, boundary.size)), W[:, boundary].copy())
+    K_ib = K[np.ix_(interior, boundary)]
+    recovery = -np.linalg.solve(K[np.ix_(interior, interior)], K_ib)  # [n_i, n_b]
+    schur = K_bb + K_ib.T @ recovery
+    return SuperElement(
+        stiffness=0.5 * (schur + schur.T),  # symmetric to round-off; make it exact
+        recovery=recovery,
+        strain=W[:, boundary] + W[:, interior] @ recovery,
+    )
+
+
+def build_condensed_operators(
+    V, k: int, unit_lame: np.ndarray, applied_strain: float
+) -> CondensedOperators:
+    """All maps of the module docstring for the Q1 space ``V`` with k x k cells per pixel.
+
+    unit_lame [2 phases (fiber, matrix), 2 (λ̂, μ̂)]: Lamé parameters per MPa of E (λ̂ is λ* in
+    plane stress), so that the stiffness of a pixel of modulus E is E (λ̂ A + μ̂ B).
+    """
+    from petsc4py import PETSc
+
+    A, B, W, cell_pixel = reference_pixel(V, k)
+    layout = pixel_layout(V.tabulate_dof_coordinates(), k)
+    phases = tuple(
+        condense(lam * A + mu * B, W, layout.boundary, layout.interior) for lam, mu in unit_lame
+    )
+    n_dofs = V.dofmap.index_map.size_local * V.dofmap.index_map_bs
+    boundary_dofs = layout.global_dofs(layout.boundary)  # [1024, n_b]
+    interior_dofs = layout.global_dofs(layout.interior)  # [1024, n_i]
+
+    d_dofs, d_values = dirichlet_dofs(V, applied_strain)
+    u_dirichlet = np.zeros(n_dofs)
+    u_dirichlet[d_dofs] = d_values
+    is_free = np.zeros(n_dofs, dtype=bool)
+    is_free[boundary_dofs] = True  # the skeleton ...
+    is_free[d_dofs] = False  # ... minus the Dirichlet dofs (all on the domain edge)
+    free_dofs = np.flatnonzero(is_free)
+    free_index = np.full(n_dofs, -1, dtype=np.int64)
+    free_index[free_dofs] = np.arange(free_dofs.size)
+    n_free = free_dofs.size
+
+    # Entry (p, r, s) of every pixel's super-element, flat [1024 * n_b²].
+    n_b = layout.boundary.size
+    r = np.repeat(boundary_dofs[:, :, None], n_b, axis=2).ravel()
+    s = np.repeat(boundary_dofs[:, None, :], n_b, axis=1).ravel()
+    pix = np.repeat(np.arange(N_PIXELS), n_b * n_b)
+    vals = [np.broadcast_to(ph.stiffness, (N_PIXELS, n_b, n_b)).ravel() for ph in phases]
+    fr, fs = free_index[r], free_index[s]
+    theta_col = [pix, N_PIXELS + pix]  # θ = [E·fiber; E·matrix]
+
+    ff = (fr >= 0) & (fs >= 0)
+    keys, pos = np.unique(fr[ff] * n_free + fs[ff], return_inverse=True)
+    indptr = np.searchsorted(keys // n_free, np.arange(n_free + 1)).astype(PETSc.IntType)
+    indices = (keys % n_free).astype(PETSc.IntType)
+    stiffness_map = coo_matrix(
+        (keys.size, N_PHASES * N_PIXELS),
+        np.concatenate([pos, pos]),
+        np.concatenate([c[ff] for c in theta_col]),
+        np.concatenate([v[ff] for v in vals]),
+    )
+
+    fd = (fr >= 0) & (fs < 0)  # lifting b_f = −K_fD u_D, linear in θ too
+    lift = -u_dirichlet[s[fd]]
+    load_map = coo_matrix(
+        (n_free, N_PHASES * N_PIXELS),
+        np.concatenate([fr[fd], fr[fd]]),
+        np.concatenate([c[fd] for c in theta_col]),
+        np.concatenate([v[fd] * lift for v in vals]),
+    )
+
+    # Strain rows (phase, channel, pixel) acting on the pixel's boundary dofs.
+    row = (
+        np.arange(N_PHASES)[:, None, None, None] * N_STRAIN * N_PIXELS
+        + np.arange(N_STRAIN)[None, :, None, None] * N_PIXELS
+        + np.arange(N_PIXELS)[None, None, :, None]
+    )  # [2, 3, 1024, 1]
+    shape = (N_PHASES, N_STRAIN, N_PIXELS, n_b)
+    row = np.broadcast_to(row, shape).ravel()
+    col = np.broadcast_to(boundary_dofs[None, None], shape).ravel()
+    w = np.stack([np.broadcast_to(ph.strain[:, None, :], shape[1:]) for ph in phases]).ravel()
+    free_col = free_index[col]
+    strain_map = coo_matrix(
+        (N_PHASES * N_STRAIN * N_PIXELS, n_free),
+        row[free_col >= 0],
+        free_col[free_col >= 0],
+        w[free_col >= 0],
+    )
+    fixed = free_col < 0
+    strain_offset = np.bincount(
+        row[fixed],
+        weights=w[fixed] * u_dirichlet[col[fixed]],
+        minlength=N_PHASES * N_STRAIN * N_PIXELS,
+    )
+    return CondensedOperators(
+        n_dofs=n_dofs,
+        free_dofs=free_dofs,
+        dirichlet_dofs=d_dofs,
+        dirichlet_values=d_values,
+        boundary_dofs=boundary_dofs,
+        interior_dofs=interior_dofs,
+        phases=phases,  # type: ignore[arg-type]
+        indptr=indptr,
+        indices=indices,
+        stiffness_map=stiffness_map,
+        load_map=load_map,
+        strain_map=strain_map,
+        strain_offset=strain_offset,
+        cell_pixel=cell_pixel,
+    )
