@@ -60,14 +60,24 @@ LINEAR_SOLVERS = {
     "superlu_dist-lu": ("lu", "superlu_dist"),
 }
 DEFAULT_LINEAR_SOLVER = "mumps-cholesky"
-# MUMPS controls, measured on the condensed skeleton (docs/solver.md): AMD orders it with 20-25 %
-# fewer flops than METIS at k = 4 and 8; no scaling, which an SPD matrix factored without pivoting
-# does not need and which costs a pass over the matrix in every numeric factorization.
+# MUMPS controls, measured on the condensed skeleton (docs/solver.md): no scaling, which an SPD
+# matrix factored without pivoting does not need and which costs a pass over the matrix in every
+# numeric factorization; the ordering (ICNTL(7)) is chosen per k by mumps_ordering().
 MUMPS_ICNTL = {
     4: 0,  # no diagnostics on stdout
-    7: 0,  # ordering: AMD
     8: 0,  # scaling: none
 }
+
+
+def mumps_ordering(k: int) -> int:
+    """MUMPS ICNTL(7) for k elements per pixel side: PORD (4) up to k = 2, else AMD (0).
+
+    On the skeleton, AMD needs 20-25 % fewer flops than METIS at k = 4 and 8; PORD is within
+    3 % of AMD there and 30 % below it at k = 2.
+    """
+    return 4 if k <= 2 else 0
+
+
 _instance_counter = itertools.count()
 
 
@@ -219,9 +229,20 @@ class StrainSolver:
             factor = pc.getFactorMatrix()
             for icntl, value in MUMPS_ICNTL.items():
                 factor.setMumpsIcntl(icntl, value)
+            factor.setMumpsIcntl(7, mumps_ordering(self.config.elements_per_pixel))
         # The symbolic factorization happens on the first solve and is reused afterwards: the
         # nonzero pattern never changes, only the values (PETSc tracks this via the state).
         return ksp
+
+    def mumps_factor(self):
+        """The PETSc factor matrix of MUMPS (None for other linear solvers), for benchmarks.
+
+        Before the first solve its controls can still be changed (``setMumpsIcntl``); after it,
+        ``getMumpsRinfog(3)`` is the flop count of one numeric factorization.
+        """
+        if LINEAR_SOLVERS[self.config.linear_solver][1] != "mumps":
+            return None
+        return self._ksp.getPC().getFactorMatrix()
 
     # --- per sample ----------------------------------------------------------------------
     def _solve_free(self, youngs_modulus: np.ndarray) -> None:
