@@ -71,13 +71,14 @@ def _steps(model: StrainRegressor, opt: torch.optim.Optimizer, batches, device) 
 def bench(arch: str, data: Path, batch: int, steps: int, device: torch.device) -> dict:
     dm = StrainDataModule(str(data), batch_size=batch, val_fraction=0.0, test_fraction=0.0)
     dm.setup("fit")
+    dm.train_set.to(device)  # what setup() does when a Trainer on a GPU runs it
     model = StrainRegressor(arch).to(device)
     model.normalizer.load_state_dict(dm.normalizer.state_dict())
     opt = torch.optim.Adam(model.net.parameters(), lr=1e-4)
     e0, s0 = dm.train_set.__getitems__(list(range(batch)))
     _steps(model, opt, [(e0, s0)] * 3, device)  # warm-up (allocator, kernels)
     preloaded = statistics.median(_steps(model, opt, [(e0, s0)] * steps, device))
-    loader = iter(dm.train_dataloader())
+    loader = (b for _ in range(steps) for b in dm.train_dataloader())  # epochs back to back
     fed = []
     t_prev = time.perf_counter()
     for _ in range(steps):  # time from the end of one step to the end of the next: includes loading
