@@ -26,7 +26,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "silu": nn.SiLU, "re
 
 @dataclass(frozen=True)
 class ResUNetConfig:
-    widths: tuple[int, ...] = (24, 48, 96, 192)  # channels per level, finest (32×32) first
+    widths: tuple[int, ...] = (16, 32, 64, 128)  # channels per level, finest (32×32) first
     blocks: int = 1  # residual blocks per level on each side of the U
     coords: bool = True  # append x, y pixel-centre coordinates as input channels
     groups: int = 8  # GroupNorm groups (each width must be divisible by it)
