@@ -12,6 +12,9 @@ from collections.abc import Callable
 from torch import nn
 
 from training.architectures.course import course_cnn, course_unet, course_unet_cnn
+from training.architectures.fully_connected import build_fc_strain
+from training.architectures.graph import build_gnn_strain
+from training.architectures.recurrent import build_rnn_strain
 from training.architectures.resunet import res_unet
 
 REGISTRY: dict[str, Callable[..., nn.Module]] = {
@@ -19,6 +22,10 @@ REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "course-unet": course_unet,
     "course-unet-cnn": course_unet_cnn,
     "res-unet": res_unet,
+    # the lecture's other architectures, as baselines (training/baselines/strain.py)
+    "fc-strain": build_fc_strain,
+    "gnn-strain": build_gnn_strain,
+    "rnn-strain": build_rnn_strain,
 }
 
 
