@@ -86,8 +86,8 @@ def _run(name: str, folder: Path, quick: bool, epochs: int | None, data: Path | 
     from training.baselines.strain import StrainBaselineConfig, run_strain
 
     assert data is not None
-    cfg = StrainBaselineConfig.quick() if quick else StrainBaselineConfig()
-    return run_strain(cfg.with_epochs(epochs), data, folder)
+    strain_cfg = StrainBaselineConfig.quick() if quick else StrainBaselineConfig()
+    return run_strain(strain_cfg.with_epochs(epochs), data, folder)
 
 
 def register(app: typer.Typer) -> None:
