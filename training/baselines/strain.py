@@ -82,14 +82,6 @@ def train_one(name: str, kwargs: dict[str, Any], data: Path, cfg: StrainBaseline
     pl.seed_everything(cfg.seed, verbose=False)
     datamodule = StrainDataModule(str(data), batch_size=cfg.batch_size, split_seed=cfg.seed)
     module = StrainRegressor(arch=name, arch_kwargs=kwargs, lr=cfg.lr)
-    trainer = pl.Trainer(
-        max_epochs=cfg.epochs,
-        accelerator=cfg.accelerator,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
     history: list[float] = []
 
     class _History(pl.Callback):
@@ -98,7 +90,15 @@ def train_one(name: str, kwargs: dict[str, Any], data: Path, cfg: StrainBaseline
             if value is not None and not trainer.sanity_checking:
                 history.append(float(value))
 
-    trainer.callbacks.append(_History())
+    trainer = pl.Trainer(
+        max_epochs=cfg.epochs,
+        accelerator=cfg.accelerator,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[_History()],
+    )
     trainer.fit(module, datamodule=datamodule)
     trainer.test(module, datamodule=datamodule, verbose=False)
     physical = module.physical_model()
