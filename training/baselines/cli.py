@@ -49,6 +49,7 @@ def baselines(
         raise MicrostrainError("the strain experiment needs --data FILE (a SPEC §4 dataset)")
     if data is not None and not data.is_file():
         raise MicrostrainError(f"dataset not found: {data}")
+    out.mkdir(parents=True, exist_ok=True)  # so --json may point inside it
     if json_file is not None and not json_file.parent.is_dir():
         raise MicrostrainError(f"directory of --json does not exist: {json_file.parent}")
 

@@ -318,8 +318,8 @@ def _write_outputs(
         axes[2].set(xlabel="t", ylabel="E(t) / E(0)", title="true energy")
         lim = 4.0 if scheme == "forward_euler" else 2.0
         axes[2].set_ylim(0, lim)
-        axes[1].set_xlim(-1.5, 1.5)
-        axes[1].set_ylim(-4, 4)
+        axes[1].set_xlim(-0.5, 0.5)
+        axes[1].set_ylim(-1.5, 1.5)
         for ax in axes:
             ax.legend(fontsize=8)
         figures[scheme] = save_figure(fig, out_dir / f"dynamics_{scheme}.png")
