@@ -79,23 +79,12 @@ class BodySizeLimitMiddleware:
                 raise
 
     async def _refuse(self, send: Any, size: int) -> None:
-        body = json.dumps(
-            {
-                "error": f"request body of {size} bytes or more exceeds the limit of "
-                f"{self.max_bytes} bytes ({MAX_BODY_ENV_VAR})"
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        await _send_json_error(
+            send,
+            413,
+            f"request body of {size} bytes or more exceeds the limit of {self.max_bytes} bytes "
+            f"({MAX_BODY_ENV_VAR})",
         )
-        await send({"type": "http.response.body", "body": body})
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -106,3 +95,112 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+class MediaTypeMiddleware:
+    """Answer 415 when a POST body's ``Content-Type`` does not fit the route.
+
+    BentoML picks its body parser from the header, and a ``multipart/form-data`` header without a
+    boundary (or a form sent to a JSON route) makes that parser fail with a 500. ``routes`` maps a
+    path to the media type it takes: ``application/json`` (a missing header counts as JSON) or
+    ``multipart/form-data`` (which must name its boundary).
+    """
+
+    def __init__(self, app: Any, routes: dict[str, str]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        expected = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if expected is None or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        header = ""
+        for name, value in scope.get("headers", []):
+            if name == b"content-type":
+                header = value.decode("latin-1")
+        media_type, _, params = header.partition(";")
+        media_type = media_type.strip().lower() or "application/json"
+        problem = None
+        if media_type != expected:
+            problem = f"{scope['path']} takes {expected}, not {media_type}"
+        elif expected == "multipart/form-data" and "boundary=" not in params:
+            problem = "multipart/form-data without a boundary parameter"
+        if problem is not None:
+            await _send_json_error(send, 415, f"unsupported Content-Type: {problem}")
+            return
+        if expected != "multipart/form-data":
+            await self.app(scope, receive, send)
+            return
+        # BentoML 1.4 turns its own 400 for a broken multipart body into a 500: parse it here
+        # first (the body is small and already bounded by BodySizeLimitMiddleware), then replay
+        body = await _read_body(receive)
+        if body is None:
+            return  # client left
+        problem = _multipart_problem(body, params)
+        if problem is not None:
+            await _send_json_error(send, 400, f"malformed multipart/form-data body: {problem}")
+            return
+        await self.app(scope, _replay(body, then=receive), send)
+
+
+def _multipart_problem(body: bytes, params: str) -> str | None:
+    """Why ``body`` is not valid multipart with the header's boundary, or None if it is.
+
+    python-multipart's push parser runs synchronously on the buffered body: no temp files, no
+    threads.
+    """
+    from python_multipart.exceptions import MultipartParseError
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    _, options = parse_options_header("multipart/form-data;" + params)
+    boundary = options.get(b"boundary", b"")
+    if not boundary:
+        return "empty boundary"
+    ended = False
+
+    def on_end() -> None:
+        nonlocal ended
+        ended = True
+
+    try:
+        parser = MultipartParser(boundary, {"on_end": on_end})
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError as exc:
+        return str(exc)
+    return None if ended else "body ends before the closing boundary"
+
+
+async def _read_body(receive: Any) -> bytes | None:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, then: Any = None) -> Any:
+    """An ASGI ``receive`` that yields ``body`` once, then defers to ``then`` (disconnects)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        if then is not None:
+            return await then()  # type: ignore[no-any-return]
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _send_json_error(send: Any, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -29,7 +29,7 @@ from microstrain.conventions import DEFAULT_APPLIED_STRAIN, STRAIN_CHANNELS
 from microstrain.errors import MicrostrainError
 from microstrain.surrogate import SurrogateModel, default_model_dir
 from serving import images, validation, verify
-from serving.middleware import BodySizeLimitMiddleware
+from serving.middleware import BodySizeLimitMiddleware, MediaTypeMiddleware
 from serving.settings import configured_workers, intra_op_threads
 from serving.state import PredictionCounter, breakeven_report
 
@@ -210,3 +210,11 @@ _get_routes = Starlette(
 # mypy sees the decorated class, not the bentoml.Service it became
 MicrostrainService.mount_asgi_app(_get_routes, path="/")  # type: ignore[attr-defined]
 MicrostrainService.add_asgi_middleware(BodySizeLimitMiddleware)  # type: ignore[attr-defined]
+MicrostrainService.add_asgi_middleware(  # type: ignore[attr-defined]
+    MediaTypeMiddleware,
+    routes={
+        "/predict": "application/json",
+        "/verify": "application/json",
+        "/predict_image": "multipart/form-data",
+    },
+)

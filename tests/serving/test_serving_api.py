@@ -257,8 +257,8 @@ def test_bad_png_refused(client, payload, words):
     assert_error(r, 422, *words)
 
 
-def test_png_without_file_is_400(client):
-    assert client.post("/predict_image", data={"picture": "true"}).status_code == 400
+def test_png_as_url_encoded_form_is_415(client):
+    assert client.post("/predict_image", data={"picture": "true"}).status_code == 415
 
 
 # --- model card, breakeven, health -------------------------------------------------------------
