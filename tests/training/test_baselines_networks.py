@@ -111,3 +111,21 @@ def test_graph_block_is_permutation_equivariant() -> None:
     assert torch.allclose(x_p, out[0][node_perm], atol=1e-5)
     assert torch.allclose(e_p, out[1][edge_perm], atol=1e-5)
     assert torch.allclose(u_p, out[2], atol=1e-5)
+
+
+def test_registry_import_does_not_load_torch_geometric() -> None:
+    """The baseline builders load lazily: importing the registry (as training and export do)
+    must not pull in torch_geometric; building the graph network does. Fresh interpreter, since
+    this test module itself imports the graph network."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, training.architectures as a;"
+        "before = 'torch_geometric' in sys.modules;"
+        "a.build('gnn-strain', node_features=4, edge_features=2, global_features=2, hidden=4,"
+        " blocks=1);"
+        "print(before, 'torch_geometric' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]

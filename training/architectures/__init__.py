@@ -8,14 +8,34 @@ module; add an entry here with its builder and defaults.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
 from training.architectures.course import course_cnn, course_unet, course_unet_cnn
-from training.architectures.fully_connected import build_fc_strain
-from training.architectures.graph import build_gnn_strain
-from training.architectures.recurrent import build_rnn_strain
 from training.architectures.resunet import res_unet
+
+
+# The lecture baselines are built lazily: the graph network pulls in torch_geometric (slow to
+# import, and not needed to train or export the CNN candidates), so each entry is a small
+# function that imports its module only when called.
+def _fc_strain(**kwargs: Any) -> nn.Module:
+    from training.architectures.fully_connected import build_fc_strain
+
+    return build_fc_strain(**kwargs)
+
+
+def _gnn_strain(**kwargs: Any) -> nn.Module:
+    from training.architectures.graph import build_gnn_strain
+
+    return build_gnn_strain(**kwargs)
+
+
+def _rnn_strain(**kwargs: Any) -> nn.Module:
+    from training.architectures.recurrent import build_rnn_strain
+
+    return build_rnn_strain(**kwargs)
+
 
 REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "course-cnn": course_cnn,
@@ -23,9 +43,9 @@ REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "course-unet-cnn": course_unet_cnn,
     "res-unet": res_unet,
     # the lecture's other architectures, as baselines (training/baselines/strain.py)
-    "fc-strain": build_fc_strain,
-    "gnn-strain": build_gnn_strain,
-    "rnn-strain": build_rnn_strain,
+    "fc-strain": _fc_strain,
+    "gnn-strain": _gnn_strain,
+    "rnn-strain": _rnn_strain,
 }
 
 
