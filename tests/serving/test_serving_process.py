@@ -120,7 +120,10 @@ def test_fuzzing_the_openapi_spec_finds_no_5xx(server, tmp_path):
         "--report-ndjson-path",
         str(report),
     ]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    # cwd: schemathesis keeps a .schemathesis/ example database in its working directory
+    run = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path
+    )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     statuses = [int(code) for code in re.findall(r'"status_code":\s*(\d+)', report.read_text())]
     assert len(statuses) > 100, "the fuzz run sent too few requests"
