@@ -162,9 +162,9 @@ class MicrostrainService:
         start = time.perf_counter()
         surrogate = self.model.predict(e)  # [N, 3, 32, 32] at ū = 0.1, like the solver
         surrogate_seconds = time.perf_counter() - start
-        mode, k = verify.discretization(self.model.card)
+        mode, k, plane = verify.discretization(self.model.card)
         try:
-            reference, fe_seconds = await verify.fe_solve(e, mode, k)
+            reference, fe_seconds = await verify.fe_solve(e, mode, k, plane)
         except verify.SolverUnavailable as exc:
             return _error(ctx, exc, 501)
         except MicrostrainError as exc:  # the solver broke on valid input: not the client's fault
@@ -174,7 +174,7 @@ class MicrostrainService:
             **verify.comparison(surrogate, reference),
             "surrogate_seconds": surrogate_seconds,
             "fe_seconds": fe_seconds,
-            "fe_discretization": {"mode": mode, "k": k},
+            "fe_discretization": {"mode": mode, "k": k, "plane": plane},
             "speedup": fe_seconds / max(surrogate_seconds, 1e-9),
             "strain": (surrogate * scale).tolist(),
             "strain_fe": (reference * scale).tolist(),

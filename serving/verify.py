@@ -1,8 +1,9 @@
 """Check the surrogate against the FE solver, when this installation has one (``POST /verify``).
 
 Serving never imports dolfinx or ``data_gen`` (import-linter enforces it, and the serving image
-has neither): the solve runs as ``python -m data_gen solve in.npy -o out.npy --mode M --k K`` in
-a subprocess on temporary files, with the discretization the model was trained on (card
+has neither): the solve runs as
+``python -m data_gen solve in.npy -o out.npy --mode M --k K --plane P``
+in a subprocess on temporary files, with the discretization the model was trained on (card
 ``training_data.discretization``).
 """
 
@@ -18,7 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from microstrain.conventions import DEFAULT_K, DEFAULT_MODE, STRAIN_CHANNELS, STRAIN_SHAPE
+from microstrain.conventions import (
+    DEFAULT_K,
+    DEFAULT_MODE,
+    DEFAULT_PLANE,
+    STRAIN_CHANNELS,
+    STRAIN_SHAPE,
+)
 from microstrain.errors import MicrostrainError
 
 MAX_VERIFY_BATCH = 8  # each FE solve takes a good fraction of a second: keep requests bounded
@@ -40,12 +47,14 @@ def fe_solver_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("dolfinx", "data_gen"))
 
 
-def discretization(card: dict[str, Any]) -> tuple[str, int]:
-    """(mode, k) the model's training data used; SPEC §3 defaults when the card is silent."""
-    disc = card.get("training_data", {}).get("discretization", {})
+def discretization(card: dict[str, Any]) -> tuple[str, int, str]:
+    """(mode, k, plane) of the model's training data; SPEC defaults when the card is silent."""
+    data = card.get("training_data", {})
+    disc = data.get("discretization", {})
     mode = str(disc.get("mode", DEFAULT_MODE))
     k = int(disc.get("k", DEFAULT_K if mode == "refined" else 1))
-    return mode, k
+    plane = str(data.get("load_case", {}).get("plane", DEFAULT_PLANE))
+    return mode, k, plane
 
 
 def relative_l2(prediction: np.ndarray, reference: np.ndarray) -> float:
@@ -55,7 +64,9 @@ def relative_l2(prediction: np.ndarray, reference: np.ndarray) -> float:
     return float(np.linalg.norm(err) / max(np.linalg.norm(ref), 1e-30))
 
 
-async def fe_solve(youngs_modulus: np.ndarray, mode: str, k: int) -> tuple[np.ndarray, float]:
+async def fe_solve(
+    youngs_modulus: np.ndarray, mode: str, k: int, plane: str = DEFAULT_PLANE
+) -> tuple[np.ndarray, float]:
     """FE strain ``[N, 3, 32, 32]`` for ū = 0.1 and the wall time of the solve subprocess (s)."""
     if not fe_solver_available():
         raise SolverUnavailable
@@ -63,7 +74,7 @@ async def fe_solve(youngs_modulus: np.ndarray, mode: str, k: int) -> tuple[np.nd
         src, dst = Path(tmp) / "in.npy", Path(tmp) / "out.npy"
         np.save(src, youngs_modulus)
         cmd = [sys.executable, "-m", "data_gen", "solve", str(src), "-o", str(dst)]
-        cmd += ["--mode", mode, "--k", str(k)]
+        cmd += ["--mode", mode, "--k", str(k), "--plane", plane]
         start = time.perf_counter()
         # asyncio subprocess: a long solve must not hold the worker's inference thread
         proc = await asyncio.create_subprocess_exec(

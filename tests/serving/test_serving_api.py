@@ -331,5 +331,5 @@ def test_verify_against_the_fe_solver(client, mask):
     rel = np.linalg.norm(surrogate - fe) / np.linalg.norm(fe)
     assert body["relative_l2"] == pytest.approx(rel, rel=1e-4)
     assert body["fe_seconds"] > body["surrogate_seconds"] > 0
-    assert body["fe_discretization"] == {"mode": "refined", "k": 4}
+    assert body["fe_discretization"] == {"mode": "refined", "k": 4, "plane": "stress"}
     assert MATRIX.youngs_modulus < FIBER.youngs_modulus  # inputs were masks, ν follows phase
