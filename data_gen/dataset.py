@@ -35,8 +35,11 @@ from microstrain.conventions import (
     ATTR_GENERATOR,
     ATTR_LOAD_CASE,
     ATTR_MATERIALS,
+    ATTR_N_REQUESTED,
+    ATTR_RUNS,
     ATTR_SCHEMA_VERSION,
     ATTR_SOFTWARE,
+    ATTR_WALL_SECONDS,
     DS_E,
     DS_FIBER_FRACTION,
     DS_SEED,
@@ -48,12 +51,10 @@ from microstrain.conventions import (
     STRAIN_SHAPE,
 )
 from microstrain.errors import MicrostrainError
+from microstrain.hardware import cpu_description
 
 # Extra root attributes of this writer (beyond SPEC §4).
 ATTR_N_COMPLETE = "n_complete"  # samples written and flushed
-ATTR_N_REQUESTED = "n_requested"  # N of the (last) generate command
-ATTR_WALL_SECONDS = "wall_seconds"  # T_data: wall time of all runs that wrote this file
-ATTR_RUNS = "runs"  # JSON list of {started, ranks, first_sample, samples, wall_seconds}
 
 # The attributes that make two generate commands "the same" for resuming.
 IDENTITY_ATTRS = (ATTR_LOAD_CASE, ATTR_MATERIALS, ATTR_GENERATOR, ATTR_DISCRETIZATION)
@@ -171,6 +172,7 @@ class DatasetWriter:
             {
                 "started": _now(),
                 "ranks": ranks,
+                "hardware": cpu_description(),
                 "first_sample": writer.n_complete,
                 "samples": 0,
                 "wall_seconds": 0.0,

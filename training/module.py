@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import platform
 import time
 from typing import Any, Literal
 
@@ -25,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from microstrain.hardware import cpu_model, usable_cores
 from training.architectures import build, parameter_count
 from training.metrics import RelativeL2
 from training.normalization import Normalizer, PhysicalModel
@@ -37,17 +36,7 @@ def hardware_description(device: torch.device | None = None) -> str:
     """``"GPU: <name>"`` or ``"CPU: <model> (<n> cores, <t> torch threads)"``."""
     if device is not None and device.type == "cuda":
         return f"GPU: {torch.cuda.get_device_name(device)}"
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"CPU: {model} ({cores} cores, {torch.get_num_threads()} torch threads)"
+    return f"CPU: {cpu_model()} ({usable_cores()} cores, {torch.get_num_threads()} torch threads)"
 
 
 class StrainRegressor(pl.LightningModule):

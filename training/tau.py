@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from microstrain.conventions import (
+    ATTR_RUNS,
+    ATTR_WALL_SECONDS,
     CARD_FILE,
     DS_E,
     DS_SOLVE_SECONDS,
@@ -33,6 +34,7 @@ from microstrain.conventions import (
 )
 from microstrain.errors import MicrostrainError
 from microstrain.fields import atomic_output, mask_to_youngs_modulus
+from microstrain.hardware import cpu_description
 from microstrain.surrogate import SurrogateModel, sha256_of
 
 TAU_JSON = "tau.json"
@@ -40,8 +42,6 @@ TAU_MD = "tau.md"
 TAU_PNG = "tau.png"
 # Root attributes data_gen writes (data_gen/dataset.py; training may not import data_gen):
 # total wall time of all `generate` runs that wrote the file (T_data), and the run log.
-ATTR_WALL_SECONDS = "wall_seconds"
-ATTR_RUNS = "runs"  # JSON list of {started, ranks, samples, wall_seconds, [hardware]}
 ATTR_HARDWARE = "hardware"
 
 
@@ -70,20 +70,6 @@ def breakeven(
 def format_tau(tau: float | None) -> str:
     """Human form: ``never`` or the number of evaluations, rounded up (a whole evaluation)."""
     return "never" if tau is None else f"{math.ceil(tau):,d}"
-
-
-def cpu_description() -> str:
-    """One line naming this machine's CPU and core count, e.g. ``CPU: AMD EPYC 7B13 (2 cores)``."""
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"CPU: {name} ({cores} cores)"
 
 
 # --- collecting the times -------------------------------------------------------------------
