@@ -21,8 +21,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,10 +29,11 @@ import onnxruntime as ort
 import torch
 
 from microstrain.conventions import FIBER, MATRIX, MODEL_FILE, ONNX_INPUT, ONNX_OUTPUT
+from microstrain.hardware import cpu_description
 from training.architectures import build, parameter_count
 from training.export import export_onnx
 from training.normalization import Normalizer, PhysicalModel
-from training.tau import cpu_description, dataset_timing
+from training.tau import dataset_timing, median_seconds
 
 
 @dataclass
@@ -48,18 +47,6 @@ class Row:
     ort_batched: float
     torch_batch1: float
     torch_batched: float
-
-
-def median_seconds(run: Callable[[], object], repeats: int, budget_s: float) -> float:
-    """Median wall time of ``run()`` (after one warm-up call), at most ``budget_s`` in total."""
-    run()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < repeats and (len(times) < 3 or time.perf_counter() - start < budget_s):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def networks(args: argparse.Namespace) -> list[tuple[str, torch.nn.Module]]:

@@ -51,6 +51,7 @@ from microstrain.conventions import (
     STRAIN_SHAPE,
 )
 from microstrain.errors import MicrostrainError
+from microstrain.fields import check_output_dir
 from microstrain.hardware import cpu_description
 
 # Extra root attributes of this writer (beyond SPEC §4).
@@ -157,13 +158,7 @@ class DatasetWriter:
         ``n_requested`` samples.
         """
         target = Path(path)
-        parent = target.parent if str(target.parent) else Path(".")
-        if not parent.is_dir():
-            raise MicrostrainError(f"output directory does not exist: {parent}")
-        if not os.access(parent, os.W_OK):
-            raise MicrostrainError(f"output directory is not writable: {parent}")
-        if target.exists() and target.is_dir():
-            raise MicrostrainError(f"output {target} is a directory; give a file name like data.h5")
+        check_output_dir(target)
         if target.exists() and not overwrite:
             writer = cls._resume(target, identity, n_requested)
         else:

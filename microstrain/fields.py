@@ -140,6 +140,19 @@ def load_microstructures(path: str | os.PathLike[str], kind: InputKind = "auto")
     raise MicrostrainError(f"unsupported input format '{p.suffix}' for {p}: use .npy or .h5")
 
 
+def check_output_dir(path: str | os.PathLike[str]) -> Path:
+    """The directory ``path`` will be written in; a user error if it is missing or read-only."""
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise MicrostrainError(f"output directory does not exist: {parent}")
+    if not os.access(parent, os.W_OK):
+        raise MicrostrainError(f"output directory is not writable: {parent}")
+    if target.is_dir():
+        raise MicrostrainError(f"output {target} is a directory; give a file name")
+    return parent
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
@@ -147,11 +160,7 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     So an interrupted or failed write never leaves a file that looks complete.
     """
     target = Path(path)
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise MicrostrainError(f"output directory does not exist: {parent}")
-    if not os.access(parent, os.W_OK):
-        raise MicrostrainError(f"output directory is not writable: {parent}")
+    parent = check_output_dir(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=parent)
     os.close(fd)
     tmp_path = Path(tmp)

@@ -192,7 +192,7 @@ class SurrogateTiming:
     hardware: str
 
 
-def _median_seconds(run: Any, repeats: int, budget_s: float) -> float:
+def median_seconds(run: Any, repeats: int, budget_s: float) -> float:
     """Median wall time of ``run()`` over up to ``repeats`` calls within about ``budget_s``."""
     run()  # warm-up: first call allocates and plans the graph
     times: list[float] = []
@@ -228,8 +228,8 @@ def measure_surrogate(
     for t in threads:
         model = SurrogateModel.load(model_dir, intra_op_threads=t)
         by_threads[str(t)] = {
-            "batch1": _median_seconds(lambda m=model: m.predict(one), 200, budget_s),
-            "batched": _median_seconds(lambda m=model: m.predict(batch), 20, budget_s) / batch_size,
+            "batch1": median_seconds(lambda m=model: m.predict(one), 200, budget_s),
+            "batched": median_seconds(lambda m=model: m.predict(batch), 20, budget_s) / batch_size,
         }
     best1 = min(by_threads, key=lambda k: by_threads[k]["batch1"])
     bestb = min(by_threads, key=lambda k: by_threads[k]["batched"])
