@@ -9,14 +9,20 @@ from training.baselines.dynamics import DynamicsConfig, run_dynamics
 
 @pytest.mark.slow
 def test_hnn_and_lnn_hold_energy_better_than_standard_network() -> None:
-    """Seeded quick run (~30–60 s on one shared CPU core).
+    """Seeded quick run (~50–70 s on one shared CPU core), implicit midpoint rule.
 
-    The issue expected a factor of 10; measured with this seed and the quick settings the
-    factor is about 6 (HNN) and 2 (LNN) — see docs/baselines.md — so the test asserts the
-    direction with a margin, not the hoped-for factor.
+    Measured over seeds 0–2 (docs/baselines.md) the HNN holds energy 5–60× better than the
+    standard network and the LNN 3.4–8× better, so the issue's hoped-for 10× holds for the HNN on
+    most seeds but not for the LNN; the factors asserted here are the ones that held on every
+    measured seed, with margin for this seed (measured: HNN 7.8×, LNN 6.5×).
     """
     result = run_dynamics(DynamicsConfig.quick(), None, log=lambda _: None)
     drift = {name: m["energy_drift"] for name, m in result["models"].items()}
-    assert drift["hnn"] * 3 < drift["mlp"], drift
-    assert drift["lnn"] * 1.5 < drift["mlp"], drift
-    assert result["reference"]["energy_drift"] < 1e-3  # the integrator itself is not the cause
+    assert drift["hnn"] * 4 < drift["mlp"], drift
+    assert drift["lnn"] * 3 < drift["mlp"], drift
+    # the primary integrator itself conserves the exact oscillator's (quadratic) energy
+    assert result["reference"]["energy_drift"] < 1e-9
+    # and it is what lets the HNN show its structure: leapfrog is symplectic only for separable
+    # H, and on the learned, non-separable H it makes the HNN gain energy every period
+    hnn = result["models"]["hnn"]["integrators"]
+    assert hnn["implicit_midpoint"]["energy_drift"] * 5 < hnn["leapfrog"]["energy_drift"]

@@ -13,6 +13,11 @@ All three dynamics models share one interface so they are trained and integrated
 
 The formula functions accept any differentiable callable, so the tests feed them the analytic
 H = p²/2m + kx²/2 and L = mẋ²/2 − kx²/2 and check that the exact dynamics come out.
+
+Every network starts with a fixed :class:`Standardize` layer (training-data mean and standard
+deviation of its inputs): x and v differ in amplitude by √(k/m), and an unscaled input would make
+the second derivatives the LNN inverts badly conditioned. Autograd differentiates through it, so
+H and L stay functions of the physical (x, p) and (x, ẋ).
 """
 
 from __future__ import annotations
@@ -89,16 +94,58 @@ def lagrangian_acceleration(
     return acc if create_graph else acc.detach()
 
 
-class DerivativeNetwork(nn.Module):
-    """Standard network: [x, v] ↦ [ẋ, v̇] with no structure imposed. [B, 2D] → [B, 2D]."""
+class Standardize(nn.Module):
+    """Fixed affine input map (z − mean) / std, [B, F] → [B, F]; not trained."""
 
-    def __init__(self, dof: int = 1, hidden: Sequence[int] = (64, 64), act: str = "tanh") -> None:
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, mean: torch.Tensor | None = None, std: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(()) if mean is None else mean.detach().clone())
+        self.register_buffer("std", torch.ones(()) if std is None else std.detach().clone())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return (z - self.mean) / self.std
+
+
+def _scaled_mlp(
+    n_in: int,
+    n_out: int,
+    hidden: Sequence[int],
+    act: str,
+    input_mean: torch.Tensor | None,
+    input_std: torch.Tensor | None,
+) -> nn.Sequential:
+    return nn.Sequential(Standardize(input_mean, input_std), *mlp(n_in, n_out, hidden, act))
+
+
+class DerivativeNetwork(nn.Module):
+    """Standard network: [x, v] ↦ [ẋ, v̇] with no structure imposed. [B, 2D] → [B, 2D].
+
+    ``output_scale`` ([2D], e.g. the rates' standard deviation) multiplies the raw output so the
+    last layer works at unit scale, as the scalar networks below do through their inputs.
+    """
+
+    output_scale: torch.Tensor
+
+    def __init__(
+        self,
+        dof: int = 1,
+        hidden: Sequence[int] = (64, 64),
+        act: str = "tanh",
+        input_mean: torch.Tensor | None = None,
+        input_std: torch.Tensor | None = None,
+        output_scale: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
         self.dof = dof
-        self.net = mlp(2 * dof, 2 * dof, hidden, act)
+        self.net = _scaled_mlp(2 * dof, 2 * dof, hidden, act, input_mean, input_std)
+        scale = torch.ones(()) if output_scale is None else output_scale.detach().clone()
+        self.register_buffer("output_scale", scale)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
-        return self.net(state)
+        return self.net(state) * self.output_scale
 
 
 class HamiltonianNetwork(nn.Module):
@@ -114,11 +161,14 @@ class HamiltonianNetwork(nn.Module):
         hidden: Sequence[int] = (64, 64),
         act: str = "tanh",
         mass: float = 1.0,
+        input_mean: torch.Tensor | None = None,
+        input_std: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         self.dof = dof
         self.mass = mass
-        self.net = mlp(2 * dof, 1, hidden, act)
+        # standardised (x, p): the state's velocity statistics times the mass
+        self.net = _scaled_mlp(2 * dof, 1, hidden, act, input_mean, input_std)
 
     def hamiltonian(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([x, p], dim=1)).squeeze(1)  # [B]
@@ -139,11 +189,16 @@ class LagrangianNetwork(nn.Module):
     """
 
     def __init__(
-        self, dof: int = 1, hidden: Sequence[int] = (64, 64), act: str = "softplus"
+        self,
+        dof: int = 1,
+        hidden: Sequence[int] = (64, 64),
+        act: str = "softplus",
+        input_mean: torch.Tensor | None = None,
+        input_std: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         self.dof = dof
-        self.net = mlp(2 * dof, 1, hidden, act)
+        self.net = _scaled_mlp(2 * dof, 1, hidden, act, input_mean, input_std)
 
     def lagrangian(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([x, v], dim=1)).squeeze(1)  # [B]

@@ -36,6 +36,12 @@ def baselines(
     epochs: Annotated[
         int | None, typer.Option("--epochs", min=1, help="override the experiment's epochs")
     ] = None,
+    train_limit: Annotated[
+        int | None,
+        typer.Option(
+            "--train-limit", min=1, help="strain: train on the first N samples of the train split"
+        ),
+    ] = None,
     threads: Annotated[
         int, typer.Option("--threads", min=1, help="torch CPU threads (shared machines: 1)")
     ] = 1,
@@ -62,7 +68,7 @@ def baselines(
     for name in todo:
         folder = out / name
         folder.mkdir(parents=True, exist_ok=True)
-        result = _run(name, folder, quick, epochs, data)
+        result = _run(name, folder, quick, epochs, data, train_limit)
         write_json(folder / f"{name}.json", result)
         if name == "dynamics" and json_file is not None:
             write_json(json_file, result)
@@ -71,7 +77,14 @@ def baselines(
         typer.echo(f"comparison report: {combined_report(out, todo)}")
 
 
-def _run(name: str, folder: Path, quick: bool, epochs: int | None, data: Path | None) -> dict:
+def _run(
+    name: str,
+    folder: Path,
+    quick: bool,
+    epochs: int | None,
+    data: Path | None,
+    train_limit: int | None = None,
+) -> dict:
     if name == "sine":
         from training.baselines import sine
 
@@ -88,7 +101,7 @@ def _run(name: str, folder: Path, quick: bool, epochs: int | None, data: Path | 
 
     assert data is not None
     strain_cfg = StrainBaselineConfig.quick() if quick else StrainBaselineConfig()
-    return run_strain(strain_cfg.with_epochs(epochs), data, folder)
+    return run_strain(strain_cfg.with_epochs(epochs).with_train_limit(train_limit), data, folder)
 
 
 def register(app: typer.Typer) -> None:
