@@ -95,9 +95,12 @@ def train_one(name: str, kwargs: dict[str, Any], data: Path, cfg: StrainBaseline
     history: list[float] = []
 
     class _History(pl.Callback):
-        def on_validation_epoch_end(self, trainer: pl.Trainer, _: pl.LightningModule) -> None:
+        # on_train_epoch_end runs after this epoch's validation AND after the module has logged
+        # it; a callback's on_validation_epoch_end runs before the module's, so it read the
+        # previous epoch's value (the history lagged by one epoch and lost the last)
+        def on_train_epoch_end(self, trainer: pl.Trainer, _: pl.LightningModule) -> None:
             value = trainer.callback_metrics.get("val/rel_l2/overall")
-            if value is not None and not trainer.sanity_checking:
+            if value is not None:
                 history.append(float(value))
 
     trainer = pl.Trainer(
@@ -150,12 +153,14 @@ def run_strain(
 
 def _write_outputs(cfg: StrainBaselineConfig, results: dict[str, Any], out_dir: Path) -> None:
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     out_dir.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, entry in results["models"].items():
         ax.semilogy(range(1, len(entry["val_history"]) + 1), entry["val_history"], label=name)
     ax.set(xlabel="epoch", ylabel="val relative L2 (overall)", title="learning histories")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     figures = {"history": save_figure(fig, out_dir / "strain_history.png")}
 
@@ -186,6 +191,16 @@ def _write_outputs(cfg: StrainBaselineConfig, results: dict[str, Any], out_dir: 
         for name, e in results["models"].items()
     ]
     split = next(iter(results["models"].values()))["split"] if results["models"] else {}
+    val_header = ["network", "val overall", *[f"val {c}" for c in STRAIN_CHANNELS], "best epoch"]
+    val_rows = [
+        [
+            name,
+            fmt(e["val"], "overall"),
+            *[fmt(e["val"], c) for c in STRAIN_CHANNELS],
+            str(int(e["val"].get("epoch", -1)) + 1),
+        ]
+        for name, e in results["models"].items()
+    ]
     body = [
         f"Dataset `{results['data']}` ({split.get('n_train', '?')} train / "
         f"{split.get('n_val', '?')} val / {split.get('n_test', '?')} test samples); "
@@ -195,5 +210,7 @@ def _write_outputs(cfg: StrainBaselineConfig, results: dict[str, Any], out_dir: 
         f"Hardware: {results.get('hardware', '?')}, {results.get('threads', '?')} torch "
         "thread(s); timings on a shared machine are indicative only.",
         markdown_table(header, rows),
+        "Validation (best epoch, 1-based) per channel:",
+        markdown_table(val_header, val_rows),
     ]
     write_report(out_dir / "strain.md", "Strain field: baselines vs CNN candidates", body, figures)
