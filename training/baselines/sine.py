@@ -253,8 +253,11 @@ def _write_outputs(
             ax_p.plot(x_test, data["y_test"], "k--", lw=1, label="sin(2πx)")
             ax_p.scatter(data["x_train"], data["y_train"], s=10, c="k", label="training data")
             ax_p.set_ylim(-1.6, 1.6)
-        ax_h.set(xlabel="epoch", ylabel="MSE", title=f"learning histories: {group}")
-        ax_p.set(xlabel="x", title="prediction vs truth (test)")
+        # the histories are the value MSE for every variant (also Sobolev's, whose loss adds the
+        # derivative term), so the curves of one panel are comparable
+        ax_h.set(xlabel="epoch", ylabel="MSE of ŷ", title=f"learning histories: {group}")
+        what = "derivative dŷ/dx" if group == "sobolev" else "prediction ŷ"
+        ax_p.set(xlabel="x", title=f"{what} vs truth on the test set")
         ax_h.legend(fontsize=7, ncol=2)
         ax_p.legend(fontsize=7)
         figures[group] = save_figure(fig, out_dir / f"sine_{group.replace(' ', '_')}.png")
