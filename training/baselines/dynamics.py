@@ -455,7 +455,10 @@ def _write_outputs(
         f"seed {cfg.seed}.",
         "Energy drift = max_t |E(t) − E(0)| / E(0) with the true energy; trajectory error = "
         "relative L2 of x(t). Primary integrator (JSON `energy_drift`): "
-        f"{PRIMARY_INTEGRATOR.replace('_', ' ')}.",
+        f"{PRIMARY_INTEGRATOR.replace('_', ' ')} — symplectic for any H; leapfrog and "
+        "symplectic Euler are symplectic only for separable H = T(p) + V(x), which a learned "
+        "H(x, p) is not, so under them the HNN gains energy every period. Forward Euler adds "
+        "energy even to the exact field (see the reference rows).",
         table,
         markdown_table(["model", "parameters", "train s", "final loss"], train_rows),
     ]
