@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -32,7 +34,7 @@ def test_sine_network_has_lecture_architecture() -> None:
     assert [type(m).__name__ for m in net] == ["Linear", "Tanh", "Linear", "Tanh", "Linear"]
 
 
-SMALL = {
+SMALL: dict[str, dict[str, Any]] = {
     "fc-strain": {"hidden": (32,)},
     "gnn-strain": {
         "node_features": 8,
