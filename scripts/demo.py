@@ -24,8 +24,8 @@ BIN = Path(sys.executable).parent
 OUT = Path("results/demo")
 DATA = OUT / "demo_k4.h5"
 MODEL = OUT / "model"
-N_SAMPLES = int(os.environ.get("DEMO_SAMPLES", "384"))
-EPOCHS = int(os.environ.get("DEMO_EPOCHS", "12"))
+N_SAMPLES = int(os.environ.get("DEMO_SAMPLES", "512"))
+EPOCHS = int(os.environ.get("DEMO_EPOCHS", "24"))
 
 
 def step(title: str) -> None:

@@ -29,6 +29,7 @@ FULL: dict[str, dict[str, Any]] = {
     "rnn-strain": {},
     "course-cnn": {},
     "course-unet": {},
+    "course-unet-cnn": {},
     "res-unet": {},
 }
 QUICK: dict[str, dict[str, Any]] = {
