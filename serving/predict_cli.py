@@ -116,13 +116,13 @@ def plot_prediction(path: Path, youngs_modulus: np.ndarray, strain: np.ndarray, 
     fields = (youngs_modulus, *strain)
     cmaps = ("gray_r", "viridis", "viridis", "RdBu_r")
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), constrained_layout=True)
-    for ax, title, field, cmap in zip(axes, titles, fields, cmaps, strict=True):
+    for ax, panel, field, cmap in zip(axes, titles, fields, cmaps, strict=True):
         kwargs = {}
         if cmap == "RdBu_r":  # shear changes sign: centre the colour scale on zero
             bound = float(np.abs(field).max()) or 1.0
             kwargs = {"vmin": -bound, "vmax": bound}
         image = ax.imshow(field, origin="upper", extent=(0, 1, 0, 1), cmap=cmap, **kwargs)
-        ax.set_title(title)
+        ax.set_title(panel)
         ax.set_xlabel("x")
         ax.set_ylabel("y")
         fig.colorbar(image, ax=ax, shrink=0.85)
