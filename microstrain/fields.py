@@ -47,6 +47,7 @@ def to_youngs_modulus(data: object, kind: InputKind = "auto", name: str = "input
         arr = np.asarray(data, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{name} is not a numeric array ({exc})") from None
+    given = list(arr.shape)
     if arr.ndim == 2:
         arr = arr[None, None]
     elif arr.ndim == 3:
@@ -57,7 +58,7 @@ def to_youngs_modulus(data: object, kind: InputKind = "auto", name: str = "input
         )
     if arr.shape[-2:] != (GRID, GRID):
         raise InputError(
-            f"{name} has shape {list(arr.shape)}; each microstructure must be {GRID}x{GRID} pixels"
+            f"{name} has shape {given}; each microstructure must be {GRID}x{GRID} pixels"
         )
     if arr.shape[0] == 0:
         raise InputError(f"{name} holds no microstructure (N = 0)")

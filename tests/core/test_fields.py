@@ -109,3 +109,8 @@ def test_written_file_has_ordinary_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_shape_message_names_the_shape_as_given():
+    with pytest.raises(InputError, match=r"shape \[2, 2\]"):
+        to_youngs_modulus(np.ones((2, 2)))
