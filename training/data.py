@@ -12,7 +12,6 @@ fields are linear in ū), so files written for another ū train the same model.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -37,6 +36,7 @@ from microstrain.conventions import (
     STRAIN_SHAPE,
 )
 from microstrain.errors import MicrostrainError
+from microstrain.surrogate import sha256_of
 from training.normalization import Normalizer
 
 
@@ -62,14 +62,6 @@ def _json_attr(f: h5py.File, name: str) -> Any:
         return json.loads(raw) if isinstance(raw, str) else raw
     except json.JSONDecodeError:
         return raw
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_dataset(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -235,7 +227,7 @@ class StrainDataModule(pl.LightningDataModule):
         fraction = data["fiber_fraction"][train]
         self.summary = {
             "file": Path(hp.path).name,
-            "sha256": sha256_file(hp.path),
+            "sha256": sha256_of(hp.path),
             "n_total": n_total,
             "n_train": len(train),
             "n_val": len(val),

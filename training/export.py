@@ -404,12 +404,13 @@ def held_out_splits(
     Refuses a file whose sha256 differs from the one trained on: the split indices would point
     at other samples and held-out metrics could include training data.
     """
-    from training.data import read_dataset, sha256_file, split_indices
+    from microstrain.surrogate import sha256_of
+    from training.data import read_dataset, split_indices
 
     summary = dict(record.get("dataset") or {})
     dm = record.get("datamodule_hyper_parameters") or {}
     expected = summary.get("sha256")
-    actual = sha256_file(data_path)
+    actual = sha256_of(data_path)
     if expected and expected != actual:
         raise MicrostrainError(
             f"{data_path} is not the file this model was trained on (sha256 {actual[:12]}... vs "

@@ -12,7 +12,6 @@ from data_gen.generate import GenerateConfig, generate, split_chunk
 from data_gen.microstructure import GeneratorConfig, sample_microstructures
 from data_gen.solver import SolverConfig, StrainSolver
 from microstrain import conventions as C
-from microstrain.cli import main
 from microstrain.errors import InputError
 
 PIXEL = SolverConfig(mode="pixel")
@@ -20,15 +19,6 @@ PIXEL = SolverConfig(mode="pixel")
 
 def _generate(path: Path, n: int, **kw) -> None:
     generate(GenerateConfig(n=n, output=path, solver=PIXEL, **kw), progress=False)
-
-
-def _cli(*args: str) -> int:
-    """Run `microstrain ...` in-process; return its exit status."""
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")
@@ -83,27 +73,27 @@ def test_smaller_n_is_a_prefix_and_chunking_does_not_matter(tmp_path, pixel_file
     assert info.complete and [r["samples"] for r in info.runs] == [3, 3]
 
 
-def test_rerun_on_complete_file_changes_nothing(tmp_path, capsys):
+def test_rerun_on_complete_file_changes_nothing(tmp_path, capsys, run_cli):
     path = tmp_path / "d.h5"
     args = ("generate", "-n", "2", "-o", str(path), "--mode", "pixel", "--no-progress")
-    assert _cli(*args) == 0
+    assert run_cli(*args) == 0
     before = read_info(path)
-    assert _cli(*args) == 0
+    assert run_cli(*args) == 0
     assert "already complete" in capsys.readouterr().out
     after = read_info(path)
     assert after.runs == before.runs and after.wall_seconds == before.wall_seconds
 
 
-def test_different_command_is_refused_with_one_line(tmp_path, capsys):
+def test_different_command_is_refused_with_one_line(tmp_path, capsys, run_cli):
     path = tmp_path / "d.h5"
-    assert _cli("generate", "-n", "2", "-o", str(path), "--mode", "pixel", "--no-progress") == 0
+    assert run_cli("generate", "-n", "2", "-o", str(path), "--mode", "pixel", "--no-progress") == 0
     capsys.readouterr()
-    status = _cli("generate", "-n", "2", "-o", str(path), "--mode", "pixel", "--seed", "5")
+    status = run_cli("generate", "-n", "2", "-o", str(path), "--mode", "pixel", "--seed", "5")
     err = capsys.readouterr().err.strip()
     assert status == 1 and "\n" not in err
     assert err.startswith("error:") and "generator.seed" in err and "--overwrite" in err
     assert read_info(path).generator["seed"] == 0  # untouched
-    status = _cli("generate", "-n", "2", "-o", str(path), "--mode", "pixel", "--seed", "5",
+    status = run_cli("generate", "-n", "2", "-o", str(path), "--mode", "pixel", "--seed", "5",
                   "--overwrite", "--no-progress")  # fmt: skip
     assert status == 0 and read_info(path).generator["seed"] == 5
 
@@ -118,16 +108,16 @@ def test_different_command_is_refused_with_one_line(tmp_path, capsys):
         (("-n", "2", "--fiber-fraction-min", "0.7"), "fiber fraction range"),
     ],
 )
-def test_bad_options_are_one_line_errors(tmp_path, capsys, args, message):
+def test_bad_options_are_one_line_errors(tmp_path, capsys, args, message, run_cli):
     out = tmp_path / "d.h5"
-    assert _cli("generate", "-o", str(out), *args) == 1
+    assert run_cli("generate", "-o", str(out), *args) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err
     assert not out.exists()
 
 
-def test_unwritable_output_directory(tmp_path, capsys):
-    assert _cli("generate", "-n", "2", "-o", str(tmp_path / "no" / "d.h5")) == 1
+def test_unwritable_output_directory(tmp_path, capsys, run_cli):
+    assert run_cli("generate", "-n", "2", "-o", str(tmp_path / "no" / "d.h5")) == 1
     assert "output directory does not exist" in capsys.readouterr().err
 
 

@@ -12,15 +12,6 @@ from data_gen.generate import GenerateConfig, generate
 from data_gen.inspect import dataset_stats
 from data_gen.solver import SolverConfig
 from microstrain import conventions as C
-from microstrain.cli import main
-
-
-def _cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +36,9 @@ def test_stats_agree_with_the_data(dataset):
     assert stats.finite
 
 
-def test_cli_prints_table_and_writes_png(dataset, tmp_path, capsys):
+def test_cli_prints_table_and_writes_png(dataset, tmp_path, capsys, run_cli):
     png = tmp_path / "grid.png"
-    assert _cli("inspect", str(dataset), "--png", str(png), "--n-show", "3") == 0
+    assert run_cli("inspect", str(dataset), "--png", str(png), "--n-show", "3") == 0
     out = capsys.readouterr().out
     for text in ("samples N", "pixel, k = 1", "plane stress", "fiber fraction", "gamma_xy",
                  "T_data", "solve time per sample"):  # fmt: skip
@@ -59,32 +50,32 @@ def test_cli_prints_table_and_writes_png(dataset, tmp_path, capsys):
     assert len(list(tmp_path.iterdir())) == 1  # no temporary file left behind
 
 
-def test_incomplete_file_is_refused_loudly_unless_allowed(dataset, tmp_path, capsys):
+def test_incomplete_file_is_refused_loudly_unless_allowed(dataset, tmp_path, capsys, run_cli):
     partial = tmp_path / "partial.h5"
     partial.write_bytes(dataset.read_bytes())
     with h5py.File(partial, "r+") as f:
         f.attrs[C.ATTR_COMPLETE] = False
-    assert _cli("inspect", str(partial)) == 1
+    assert run_cli("inspect", str(partial)) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "INCOMPLETE" in err and "--allow-incomplete" in err
-    assert _cli("inspect", str(partial), "--allow-incomplete") == 0
+    assert run_cli("inspect", str(partial), "--allow-incomplete") == 0
     out = capsys.readouterr().out
     assert "WARNING" in out and "INCOMPLETE" in out and "partial file" in out
 
 
 @pytest.mark.parametrize("kind", ["missing", "garbage", "foreign"])
-def test_bad_files_are_one_line_errors(tmp_path, capsys, kind):
+def test_bad_files_are_one_line_errors(tmp_path, capsys, kind, run_cli):
     path = tmp_path / "x.h5"
     if kind == "garbage":
         path.write_bytes(b"\x00" * 100)
     elif kind == "foreign":
         with h5py.File(path, "w") as f:
             f["numbers"] = np.arange(3)
-    assert _cli("inspect", str(path)) == 1
+    assert run_cli("inspect", str(path)) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err
 
 
-def test_png_into_missing_directory_is_an_error(dataset, tmp_path, capsys):
-    assert _cli("inspect", str(dataset), "--png", str(tmp_path / "no" / "g.png")) == 1
+def test_png_into_missing_directory_is_an_error(dataset, tmp_path, capsys, run_cli):
+    assert run_cli("inspect", str(dataset), "--png", str(tmp_path / "no" / "g.png")) == 1
     assert "output directory does not exist" in capsys.readouterr().err
