@@ -45,8 +45,13 @@ model: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/microstrain serve
 
+# Each script prints its table; the serving and surrogate ones use the shipped model.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_solver.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_solver.py --ks 1,2,4,8
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_generate.py
+	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_surrogate.py --arch res-unet
+	$(BIN)/python benchmarks/bench_serving.py --model models/default --requests 300 --batching
 
 clean:
 	rm -rf runs results .pytest_cache .mypy_cache .ruff_cache
