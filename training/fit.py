@@ -64,6 +64,10 @@ class StrainCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         cfg = self.config
         name = cfg.name or cfg.model.arch
+        if cfg.trainer.default_root_dir is None:
+            # where Lightning puts checkpoints when there is no logger (fast_dev_run): the run dir,
+            # never the current directory
+            cfg.trainer.default_root_dir = str(Path(cfg.runs_dir) / name)
         if cfg.trainer.logger in (None, True):
             cfg.trainer.logger = Namespace(
                 class_path="pytorch_lightning.loggers.TensorBoardLogger",

@@ -89,7 +89,10 @@ def test_smoke_run_with_config_and_overrides_on_real_data(tmp_path, pixel_h5):
     assert last[CHECKPOINT_KEY]["train_seconds"] > extras["train_seconds"]
 
 
-def test_fast_dev_run(tmp_path, standin_h5):
+def test_fast_dev_run(tmp_path, standin_h5, monkeypatch):
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
     result = _train(
         "--model.arch", "res-unet",
         "--data.path", str(standin_h5),
@@ -97,6 +100,7 @@ def test_fast_dev_run(tmp_path, standin_h5):
         "--runs_dir", str(tmp_path),
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert list(workdir.iterdir()) == []  # nothing lands in the current directory
 
 
 @pytest.mark.slow
