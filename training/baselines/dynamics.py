@@ -20,8 +20,20 @@ The LNN is integrated in (x, ẋ) with the same midpoint rule. It is not symplec
 own (x, ∂L/∂ẋ) coordinates, but it is symmetric, and its energy numbers match the fine RK4
 reference, and the midpoint rule in the LNN's canonical coordinates (x, ∂L/∂ẋ) — the midpoint
 variational integrator, which conserves the learned energy — gives the same drift (seed 0:
-1.42e-3 both). The integrator is not what limits the LNN: its drift equals the error of its learned
-energy level set in the quarter orbit the training data do not cover (docs/baselines.md).
+1.42e-3 both, measured with the earlier L-BFGS fit). The integrator is not what limits the LNN:
+its drift is the error of its learned energy level set, on the training arc and in the quarter
+orbit the data do not cover (docs/baselines.md).
+
+Every network is trained to the SAME training MSE (``fit_tolerance``, 1e-8 of [ẋ, ẍ] / std):
+Adam as a warm start, then Levenberg–Marquardt (:mod:`training.baselines.least_squares`), whose
+last step is shortened to land on the tolerance. The structured networks' drift falls with their
+fit error (the report's drift-vs-fit table), so comparing models stopped wherever their optimiser
+stalls compares optimisers: with Adam + L-BFGS the LNN stalled at 1e-7 – 7e-7 while the standard
+network reached 2e-8, and the LNN came out only 5–7× better. At equal fit the structure shows: the
+standard network's error accumulates every period, the HNN's and LNN's stay bounded. The level is
+about the one the standard network reached with Adam + L-BFGS, so it is not trained less than
+before.
+The report also records each run's drift at the other ``drift_levels`` on the same optimiser path.
 
 Why the other choices (each applied to all three networks alike):
 - float64: the HNN and LNN differentiate through the network twice (the LNN inverts ∂²L/∂ẋ²);
@@ -30,10 +42,8 @@ Why the other choices (each applied to all three networks alike):
   Standardize`), the loss on [ẋ, ẍ] divided by each rate's standard deviation (ẍ is √(k/m) ≈ 3×
   larger than ẋ and would otherwise dominate). For the LNN ẋ passes through, so its loss is the
   lecture's loss on ẍ alone.
-- full-batch training to convergence: Adam (lr 1e-3) then L-BFGS with a strong-Wolfe line search.
-  The data set is 50 points, so both are cheap; Adam alone stopped the LNN two orders of magnitude
-  above the others' loss. A plain loop, not a Lightning Trainer: it is the lecture's algorithm and
-  a Trainer would only add per-step overhead for 50 points.
+- full-batch training (50 points): a plain loop, not a Lightning Trainer — it is the lecture's
+  algorithm and a Trainer would only add per-step overhead for 50 points.
 - softplus: smooth second derivatives (the LNN needs ∂²L/∂ẋ²); tanh extrapolated badly off the
   training arc and made the LNN diverge.
 - noise-free data (the lecture's). With the earlier 5 % noise, fitting to convergence follows the
@@ -60,6 +70,7 @@ from training.architectures.hamiltonian import (
     HamiltonianNetwork,
     LagrangianNetwork,
 )
+from training.baselines.least_squares import levenberg_marquardt
 from training.baselines.report import markdown_table, save_figure, write_report
 
 VectorField = Callable[[torch.Tensor], torch.Tensor]  # [B, 2] -> [B, 2]
@@ -82,8 +93,12 @@ class DynamicsConfig:
     dt: float = 0.01
     hidden: tuple[int, ...] = (128, 128)
     act: str = "softplus"  # one activation for all three models (see module docstring)
-    epochs: int = 1000  # full-batch Adam epochs, then L-BFGS
-    lbfgs_iterations: int = 500
+    epochs: int = 1000  # full-batch Adam epochs (warm start), then Levenberg–Marquardt
+    fit_tolerance: float = 1e-8  # every model is trained to this training MSE (the headline)
+    lm_iterations: int = 300  # at most, after Adam
+    # further training MSEs at which the drift is recorded too (implicit midpoint only); levels
+    # below fit_tolerance continue training past it, from the same optimiser path
+    drift_levels: tuple[float, ...] = (1e-5, 1e-6, 1e-7, 1e-9, 1e-10)
     lr: float = 1e-3
     clip: float = 1.0  # max gradient norm per Adam step
     seed: int = 0
@@ -94,7 +109,7 @@ class DynamicsConfig:
 
     @classmethod
     def quick(cls) -> DynamicsConfig:
-        return cls(epochs=500, lbfgs_iterations=300)
+        return cls(epochs=500, lm_iterations=200, drift_levels=(1e-6, 1e-7))
 
 
 def exact_solution(cfg: DynamicsConfig, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -136,51 +151,59 @@ def build_model(
     return model.to(states.dtype)
 
 
+def fit_levels(cfg: DynamicsConfig) -> list[float]:
+    """The training MSEs at which a model is evaluated, highest first (includes the tolerance)."""
+    return sorted({cfg.fit_tolerance, *cfg.drift_levels}, reverse=True)
+
+
+def training_mse(model: nn.Module, states: torch.Tensor, rates: torch.Tensor) -> float:
+    """The training loss of :func:`train_model`: mean of ((rate − data) / std(data))²."""
+    return float(torch.mean(((model(states) - rates) / rates.std(0)) ** 2).detach())
+
+
 def train_model(
     model: nn.Module, states: torch.Tensor, rates: torch.Tensor, cfg: DynamicsConfig
-) -> list[float]:
-    """Full-batch Adam, then L-BFGS, on the MSE of [ẋ, ẍ] / std; states, rates [m, 2].
+) -> tuple[list[float], dict[float, dict[str, torch.Tensor]]]:
+    """Full-batch Adam, then Levenberg–Marquardt, on the MSE of [ẋ, ẍ] / std; states, rates [m, 2].
 
-    Returns the loss per Adam epoch and per L-BFGS function evaluation, in that order.
+    Every model is trained to the same training MSE ``cfg.fit_tolerance`` (LM lands on it exactly)
+    so the models are compared at equal fit, not at whatever loss each optimiser stalls at. On the
+    way, a copy of the parameters is kept at each of :func:`fit_levels` the loss reaches.
+    Returns (loss per Adam epoch then per LM iteration, {level: state_dict}).
     """
     rate_std = rates.std(0)  # [2]
+    pending = fit_levels(cfg)
+    snapshots: dict[float, dict[str, torch.Tensor]] = {}
 
-    def loss_fn() -> torch.Tensor:
-        return torch.mean(((model(states) - rates) / rate_std) ** 2)
+    def residuals() -> torch.Tensor:
+        return ((model(states) - rates) / rate_std).reshape(-1)  # [2m]
+
+    def snapshot(level: float) -> None:
+        snapshots[level] = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     model.train()
     history: list[float] = []
     adam = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     for _ in range(cfg.epochs):
         adam.zero_grad()
-        loss = loss_fn()
+        loss = residuals().pow(2).mean()
+        history.append(loss.item())
+        while pending and history[-1] <= pending[0]:
+            snapshot(pending.pop(0))  # the parameters this loss belongs to (before the step)
+        if not pending:
+            break
         loss.backward()
         # a learned Lagrangian whose ∂²L/∂ẋ² nears zero gives huge accelerations and gradients;
         # clipping (applied to all three models alike) keeps one such step from wrecking training
         nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         adam.step()
-        history.append(loss.item())
-    if cfg.lbfgs_iterations > 0:
-        lbfgs = torch.optim.LBFGS(
-            model.parameters(),
-            max_iter=cfg.lbfgs_iterations,
-            history_size=50,
-            line_search_fn="strong_wolfe",
-            tolerance_grad=1e-12,
-            tolerance_change=1e-16,
+    if pending:
+        fit = levenberg_marquardt(
+            residuals, list(model.parameters()), pending, cfg.lm_iterations, on_level=snapshot
         )
-
-        def closure() -> torch.Tensor:
-            lbfgs.zero_grad()
-            loss = loss_fn()
-            loss.backward()
-            history.append(loss.item())
-            return loss
-
-        lbfgs.step(closure)  # type: ignore[no-untyped-call]
+        history.extend(fit.losses)
     model.eval()
-    history.append(loss_fn().item())
-    return history
+    return history, snapshots
 
 
 def forward_euler(field: VectorField, state0: torch.Tensor, dt: float, steps: int) -> np.ndarray:
@@ -332,19 +355,36 @@ def run_dynamics(
     fields: dict[str, VectorField] = {}
     results: dict[str, Any] = {"config": asdict(cfg), "models": {}, "primary": PRIMARY_INTEGRATOR}
     histories: dict[str, list[float]] = {}
+    sweep: dict[str, dict[str, float]] = {}  # model -> {training MSE level: energy drift}
     for name in MODELS:
         torch.manual_seed(cfg.seed)
         model = build_model(name, cfg, states, rates)
         start = time.perf_counter()
-        histories[name] = train_model(model, states, rates, cfg)
+        histories[name], snapshots = train_model(model, states, rates, cfg)
         train_s = time.perf_counter() - start
+        sweep[name] = {}
+        for level, state in snapshots.items():
+            if level != cfg.fit_tolerance:
+                model.load_state_dict(state)
+                traj = INTEGRATE[PRIMARY_INTEGRATOR](model, state0, cfg.dt, steps)
+                sweep[name][f"{level:.0e}"] = trajectory_metrics(cfg, t, traj)["energy_drift"]
+        reached = cfg.fit_tolerance in snapshots
+        if reached:  # the headline model is the one at the common training error
+            model.load_state_dict(snapshots[cfg.fit_tolerance])
         fields[name] = model
+        mse = training_mse(model, states, rates)
         results["models"][name] = {
             "parameters": count_parameters(model),
             "train_seconds": train_s,
-            "final_loss": histories[name][-1],
+            "training_mse": mse,
+            "reached_fit_tolerance": reached,
+            "drift_by_training_mse": sweep[name],
         }
-        log(f"dynamics: trained {name} in {train_s:.1f} s (loss {histories[name][-1]:.2e})")
+        log(
+            f"dynamics: trained {name} in {train_s:.1f} s (training MSE {mse:.2e}"
+            + ("" if reached else f", did NOT reach {cfg.fit_tolerance:.0e}")
+            + ")"
+        )
     fields["exact"] = exact_field(cfg)
 
     trajectories: dict[str, dict[str, np.ndarray]] = {}
@@ -358,6 +398,13 @@ def run_dynamics(
         entry = results["models"].setdefault(name, {}) if name != "exact" else {}
         entry.update(per_scheme[PRIMARY_INTEGRATOR])
         entry["integrators"] = per_scheme
+        if name != "exact":
+            by_mse = entry["drift_by_training_mse"]
+            if entry["reached_fit_tolerance"]:
+                by_mse[f"{cfg.fit_tolerance:.0e}"] = entry["energy_drift"]
+            entry["drift_by_training_mse"] = dict(
+                sorted(by_mse.items(), key=lambda kv: float(kv[0]), reverse=True)
+            )
         if name == "exact":
             results["reference"] = entry
     if out_dir is not None:
@@ -383,13 +430,31 @@ def _write_outputs(
     for name, hist in histories.items():
         ax.semilogy(hist, label=name, color=colors[name])
     ax.axvline(cfg.epochs, color="0.6", ls=":", lw=1)
+    ax.axhline(cfg.fit_tolerance, color="0.3", ls="--", lw=1, label="fit tolerance")
     ax.set(
-        xlabel=f"Adam epoch (1–{cfg.epochs}), then L-BFGS function evaluation",
+        xlabel=f"Adam epoch (≤ {cfg.epochs}), then Levenberg–Marquardt iteration",
         ylabel="training MSE of [ẋ, ẍ] / std",
         title="learning histories",
     )
     ax.legend()
     figures = {"history": save_figure(fig, out_dir / "dynamics_history.png")}
+
+    levels = fit_levels(cfg)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in MODELS:
+        by = results["models"][name]["drift_by_training_mse"]
+        pts = [(lv, by[f"{lv:.0e}"]) for lv in levels if f"{lv:.0e}" in by]
+        if pts:
+            ax.loglog(*zip(*pts, strict=True), "o-", color=colors[name], label=name)
+    ax.axvline(cfg.fit_tolerance, color="0.3", ls="--", lw=1, label="fit tolerance (headline)")
+    ax.invert_xaxis()
+    ax.set(
+        xlabel="training MSE the model was stopped at",
+        ylabel="energy drift by t = 9",
+        title=f"energy drift vs fit ({PRIMARY_INTEGRATOR.replace('_', ' ')})",
+    )
+    ax.legend(fontsize=8)
+    figures["drift_vs_fit"] = save_figure(fig, out_dir / "dynamics_drift_vs_fit.png")
 
     for scheme in INTEGRATORS:
         fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
@@ -445,17 +510,32 @@ def _write_outputs(
             n,
             results["models"][n]["parameters"],
             f"{results['models'][n]['train_seconds']:.1f}",
-            f"{results['models'][n]['final_loss']:.2e}",
+            f"{results['models'][n]['training_mse']:.2e}",
+            "yes" if results["models"][n]["reached_fit_tolerance"] else "**no**",
         ]
         for n in MODELS
     ]
+    mlp_by = results["models"]["mlp"]["drift_by_training_mse"]
+    sweep_rows = []
+    for lv in levels:
+        key = f"{lv:.0e}"
+        row = [key + (" (headline)" if lv == cfg.fit_tolerance else "")]
+        for n in MODELS:
+            d = results["models"][n]["drift_by_training_mse"].get(key)
+            row.append("—" if d is None else f"{d:.3g}")
+        for n in ("hnn", "lnn"):
+            d = results["models"][n]["drift_by_training_mse"].get(key)
+            ok = d is not None and key in mlp_by and d > 0
+            row.append(f"{mlp_by[key] / d:.1f}×" if ok else "—")
+        sweep_rows.append(row)
     body = [
         f"m ẍ + k x = 0, m = {cfg.mass}, k = {cfg.stiffness}, x(0) = {cfg.x0}, "
         f"ẋ(0) = {cfg.v0}; {cfg.n_train} triplets on t ∈ [0, {cfg.t_train}], "
         f"integrated to t = {cfg.t_end} with Δt = {cfg.dt}. Networks: {list(cfg.hidden)} hidden, "
-        f"{cfg.epochs} epochs of full-batch Adam (lr {cfg.lr}) then up to "
-        f"{cfg.lbfgs_iterations} L-BFGS iterations, float64, training-data noise {cfg.noise:g}, "
-        f"seed {cfg.seed}.",
+        f"float64, training-data noise {cfg.noise:g}, seed {cfg.seed}. Every network is trained "
+        f"to the same training MSE {cfg.fit_tolerance:.0e} (of [ẋ, ẍ] / std): up to "
+        f"{cfg.epochs} epochs of full-batch Adam (lr {cfg.lr}), then Levenberg–Marquardt "
+        f"(≤ {cfg.lm_iterations} iterations), whose last step is shortened to land on it.",
         "Energy drift = max_t |E(t) − E(0)| / E(0) with the true energy; trajectory error = "
         "relative L2 of x(t). Primary integrator (JSON `energy_drift`): "
         f"{PRIMARY_INTEGRATOR.replace('_', ' ')} — symplectic for any H; leapfrog and "
@@ -463,7 +543,12 @@ def _write_outputs(
         "H(x, p) is not, so under them the HNN gains energy every period. Forward Euler adds "
         "energy even to the exact field (see the reference rows).",
         table,
-        markdown_table(["model", "parameters", "train s", "final loss"], train_rows),
+        markdown_table(
+            ["model", "parameters", "train s", "training MSE", "reached tolerance"], train_rows
+        ),
+        "Energy drift (implicit midpoint) of the same training runs stopped at other training "
+        "MSEs, and the standard network's drift divided by the structured networks':",
+        markdown_table(["training MSE", *MODELS, "mlp / hnn", "mlp / lnn"], sweep_rows),
     ]
     write_report(
         out_dir / "dynamics.md",
@@ -483,8 +568,8 @@ def _energy_error(cfg: DynamicsConfig, traj: np.ndarray) -> np.ndarray:
 
 
 def with_epochs(cfg: DynamicsConfig, epochs: int | None) -> DynamicsConfig:
-    """``cfg`` with ``epochs`` Adam epochs and at most ``epochs`` L-BFGS iterations (None keeps
-    it), so a short smoke run (``--epochs 20``) is short in both phases."""
+    """``cfg`` with ``epochs`` Adam epochs and at most ``epochs`` LM iterations (None keeps it),
+    so a short smoke run (``--epochs 20``) is short in both phases."""
     if not epochs:
         return cfg
-    return replace(cfg, epochs=epochs, lbfgs_iterations=min(cfg.lbfgs_iterations, epochs))
+    return replace(cfg, epochs=epochs, lm_iterations=min(cfg.lm_iterations, epochs))
