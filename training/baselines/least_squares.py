@@ -2,7 +2,7 @@
 
 The dynamics experiment fits networks with ~17,000 parameters to 100 residuals. Gradient methods
 stall on such fits at very different losses for different architectures (L-BFGS left the
-Lagrangian network 5–30× above the standard network), which would make a comparison of the
+Lagrangian network 5–35× above the standard network), which would make a comparison of the
 architectures a comparison of how hard each is to optimise. A Gauss–Newton method with damping
 converges on all of them. Neither torch nor its ecosystem ships one, and SciPy's MINPACK ``lm``
 needs at least as many residuals as parameters, so it is written here.
