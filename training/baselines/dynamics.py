@@ -156,9 +156,19 @@ def fit_levels(cfg: DynamicsConfig) -> list[float]:
     return sorted({cfg.fit_tolerance, *cfg.drift_levels}, reverse=True)
 
 
+def level_key(level: float) -> str:
+    """How a training-MSE level is named in the JSON and the report: ``1e-08``."""
+    return f"{level:.0e}"
+
+
+def rate_residuals(model: nn.Module, states: torch.Tensor, rates: torch.Tensor) -> torch.Tensor:
+    """(model rate − data rate) / std(data rate), flattened [2m]; its mean square is the loss."""
+    return ((model(states) - rates) / rates.std(0)).reshape(-1)
+
+
 def training_mse(model: nn.Module, states: torch.Tensor, rates: torch.Tensor) -> float:
-    """The training loss of :func:`train_model`: mean of ((rate − data) / std(data))²."""
-    return float(torch.mean(((model(states) - rates) / rates.std(0)) ** 2).detach())
+    """The training loss of :func:`train_model`."""
+    return float(rate_residuals(model, states, rates).detach().pow(2).mean())
 
 
 def train_model(
@@ -171,12 +181,11 @@ def train_model(
     way, a copy of the parameters is kept at each of :func:`fit_levels` the loss reaches.
     Returns (loss per Adam epoch then per LM iteration, {level: state_dict}).
     """
-    rate_std = rates.std(0)  # [2]
     pending = fit_levels(cfg)
     snapshots: dict[float, dict[str, torch.Tensor]] = {}
 
     def residuals() -> torch.Tensor:
-        return ((model(states) - rates) / rate_std).reshape(-1)  # [2m]
+        return rate_residuals(model, states, rates)
 
     def snapshot(level: float) -> None:
         snapshots[level] = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -355,19 +364,18 @@ def run_dynamics(
     fields: dict[str, VectorField] = {}
     results: dict[str, Any] = {"config": asdict(cfg), "models": {}, "primary": PRIMARY_INTEGRATOR}
     histories: dict[str, list[float]] = {}
-    sweep: dict[str, dict[str, float]] = {}  # model -> {training MSE level: energy drift}
     for name in MODELS:
         torch.manual_seed(cfg.seed)
         model = build_model(name, cfg, states, rates)
         start = time.perf_counter()
         histories[name], snapshots = train_model(model, states, rates, cfg)
         train_s = time.perf_counter() - start
-        sweep[name] = {}
+        by_mse = {}  # {training-MSE level: energy drift}; the headline level follows below
         for level, state in snapshots.items():
             if level != cfg.fit_tolerance:
                 model.load_state_dict(state)
                 traj = INTEGRATE[PRIMARY_INTEGRATOR](model, state0, cfg.dt, steps)
-                sweep[name][f"{level:.0e}"] = trajectory_metrics(cfg, t, traj)["energy_drift"]
+                by_mse[level_key(level)] = trajectory_metrics(cfg, t, traj)["energy_drift"]
         reached = cfg.fit_tolerance in snapshots
         if reached:  # the headline model is the one at the common training error
             model.load_state_dict(snapshots[cfg.fit_tolerance])
@@ -378,7 +386,7 @@ def run_dynamics(
             "train_seconds": train_s,
             "training_mse": mse,
             "reached_fit_tolerance": reached,
-            "drift_by_training_mse": sweep[name],
+            "drift_by_training_mse": by_mse,
         }
         log(
             f"dynamics: trained {name} in {train_s:.1f} s (training MSE {mse:.2e}"
@@ -398,13 +406,16 @@ def run_dynamics(
         entry = results["models"].setdefault(name, {}) if name != "exact" else {}
         entry.update(per_scheme[PRIMARY_INTEGRATOR])
         entry["integrators"] = per_scheme
-        if name != "exact":
-            by_mse = entry["drift_by_training_mse"]
-            if entry["reached_fit_tolerance"]:
-                by_mse[f"{cfg.fit_tolerance:.0e}"] = entry["energy_drift"]
-            entry["drift_by_training_mse"] = dict(
-                sorted(by_mse.items(), key=lambda kv: float(kv[0]), reverse=True)
-            )
+        if name != "exact" and entry["reached_fit_tolerance"]:
+            by_mse = {
+                **entry["drift_by_training_mse"],
+                level_key(cfg.fit_tolerance): entry["energy_drift"],
+            }
+            entry["drift_by_training_mse"] = {
+                level_key(lv): by_mse[level_key(lv)]
+                for lv in fit_levels(cfg)
+                if level_key(lv) in by_mse
+            }
         if name == "exact":
             results["reference"] = entry
     if out_dir is not None:
@@ -443,7 +454,7 @@ def _write_outputs(
     fig, ax = plt.subplots(figsize=(6, 4))
     for name in MODELS:
         by = results["models"][name]["drift_by_training_mse"]
-        pts = [(lv, by[f"{lv:.0e}"]) for lv in levels if f"{lv:.0e}" in by]
+        pts = [(lv, by[level_key(lv)]) for lv in levels if level_key(lv) in by]
         if pts:
             ax.loglog(*zip(*pts, strict=True), "o-", color=colors[name], label=name)
     ax.axvline(cfg.fit_tolerance, color="0.3", ls="--", lw=1, label="fit tolerance (headline)")
@@ -518,7 +529,7 @@ def _write_outputs(
     mlp_by = results["models"]["mlp"]["drift_by_training_mse"]
     sweep_rows = []
     for lv in levels:
-        key = f"{lv:.0e}"
+        key = level_key(lv)
         row = [key + (" (headline)" if lv == cfg.fit_tolerance else "")]
         for n in MODELS:
             d = results["models"][n]["drift_by_training_mse"].get(key)

@@ -29,7 +29,6 @@ Residuals = Callable[[], torch.Tensor]  # () -> r [m], differentiable in the par
 class FitResult:
     losses: list[float] = field(default_factory=list)  # mean(r²) before each iteration, then final
     reached: list[float] = field(default_factory=list)  # the levels landed on, in order
-    iterations: int = 0
 
     @property
     def final_loss(self) -> float:
@@ -69,7 +68,7 @@ def levenberg_marquardt(
     level, when no step lowers the loss any more, or after ``max_iterations``.
     """
     params = list(params)
-    pending = sorted((lv for lv in levels), reverse=True)
+    pending = sorted(levels, reverse=True)
     vec = torch.nn.utils.parameters_to_vector
     set_vec = torch.nn.utils.vector_to_parameters
     result = FitResult()
@@ -91,17 +90,19 @@ def levenberg_marquardt(
         if on_level is not None:
             on_level(level)
 
+    start = loss_now()
+    while pending and start <= pending[0]:  # already below on entry: nothing to land on
+        result.reached.append(pending.pop(0))
+    if not pending:
+        result.losses.append(start)
+        return result
     lam = damping
-    for it in range(max_iterations):
+    for _ in range(max_iterations):
         r = residual_fn()
         jac = jacobian(r, params).detach()
         r = r.detach()
         loss = float(r.pow(2).mean())
         result.losses.append(loss)
-        while pending and loss <= pending[0]:  # already below on entry (e.g. after Adam)
-            result.reached.append(pending.pop(0))
-        if not pending:
-            return result
         theta = vec(params).detach().clone()
         jjt = jac @ jac.T  # [m, m]
         scale = float(jjt.diagonal().mean())
@@ -116,10 +117,7 @@ def levenberg_marquardt(
             lam *= 4.0
             if lam > 1e12:  # not even a tiny gradient step lowers the loss: as far as it goes
                 set_vec(theta, params)
-                result.iterations = it
-                result.losses.append(loss)
                 return result
-        result.iterations = it + 1
         while pending and new <= pending[0]:
             land(theta, step, pending.pop(0))
             if not pending:  # the lowest level: stay where it was landed
