@@ -26,9 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from data_gen.dataset import read_info, read_samples
 from data_gen.microstructure import GeneratorConfig, microstructure, sample_seed
 from microstrain.conventions import DS_SOLVE_SECONDS
+from microstrain.dataset import read_info, read_samples
 
 # name -> (generate options, N_small, N_large)
 CASES = {
@@ -53,7 +53,7 @@ def run_generate(
     prefix = [mpiexec, "-n", str(ranks)] if ranks > 1 else []
     best, best_cpu = float("inf"), float("inf")
     for _ in range(repeats):
-        cmd = [*prefix, sys.executable, "-m", "microstrain", "generate", "-n", str(n)]
+        cmd = [*prefix, sys.executable, "-m", "microstrain_cli", "generate", "-n", str(n)]
         cmd += ["-o", str(out), "--seed", "0", "--overwrite", "--no-progress", *options]
         cpu0 = _children_cpu_seconds()
         subprocess.run(cmd, check=True, capture_output=True, text=True)

@@ -134,7 +134,7 @@ def main() -> None:
     print(f"{args.requests} one-sample requests per row; server and clients share the machine\n")
     rows = []
     port = free_port()
-    cmd = [sys.executable, "-m", "microstrain", "serve", "--port", str(port)]
+    cmd = [sys.executable, "-m", "microstrain_cli", "serve", "--port", str(port)]
     cmd += ["--workers", str(args.workers)]
     proc = start(cmd, env, port, tmp / "serve.log")
     try:

@@ -20,7 +20,7 @@ import numpy as np
 
 from microstrain.conventions import DEFAULT_APPLIED_STRAIN, DEFAULT_PLANE, STRAIN_CHANNELS
 from microstrain.errors import InputError
-from microstrain.fields import atomic_output
+from microstrain.files import atomic_output
 
 JSON_NAME = "convergence.json"
 PNG_NAME = "convergence.png"

@@ -1,15 +1,7 @@
-"""The dataset file of SPEC §4: an HDF5 writer that can resume, and a validating reader.
+"""The resumable writer of ``generate``: a SPEC §4 file that grows chunk by chunk.
 
-Layout (names from :mod:`microstrain.conventions`)::
-
-    E               float32 [N, 1, 32, 32]   Young's modulus (MPa)
-    strain          float32 [N, 3, 32, 32]   eps_xx, eps_yy, gamma_xy for ū of the file
-    fiber_fraction  float32 [N]
-    seed            int64   [N]              per-sample seed (data_gen.microstructure)
-    solve_seconds   float64 [N]              FE wall time of each sample
-    attrs: schema_version, load_case, materials, generator, discretization, software (JSON),
-           created, complete, plus n_requested, wall_seconds (T_data summed over all runs) and
-           runs (JSON list: one entry per run of ``generate`` that wrote to the file).
+The schema and its reader live in :mod:`microstrain.dataset`; this module adds what only data
+generation needs: resuming a file written by the same command, and crash safety.
 
 Crash safety: datasets are resizable along N and only ever hold complete samples. Each
 :meth:`DatasetWriter.append` opens the file, grows and fills every dataset, flushes, then records
@@ -22,10 +14,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from microstrain.conventions import (
@@ -41,17 +33,13 @@ from microstrain.conventions import (
     ATTR_SOFTWARE,
     ATTR_WALL_SECONDS,
     DS_E,
-    DS_FIBER_FRACTION,
-    DS_SEED,
-    DS_SOLVE_SECONDS,
     DS_STRAIN,
-    E_SHAPE,
     SCHEMA_VERSION,
     STRAIN_CHANNELS,
-    STRAIN_SHAPE,
 )
+from microstrain.dataset import CHUNK_SAMPLES, COMPRESSION, FIELDS, json_attr, now
 from microstrain.errors import MicrostrainError
-from microstrain.fields import check_output_dir
+from microstrain.files import check_output_dir
 from microstrain.hardware import cpu_description
 
 # Extra root attributes of this writer (beyond SPEC §4).
@@ -59,37 +47,6 @@ ATTR_N_COMPLETE = "n_complete"  # samples written and flushed
 
 # The attributes that make two generate commands "the same" for resuming.
 IDENTITY_ATTRS = (ATTR_LOAD_CASE, ATTR_MATERIALS, ATTR_GENERATOR, ATTR_DISCRETIZATION)
-
-# dataset name -> (dtype, per-sample shape)
-FIELDS: dict[str, tuple[str, tuple[int, ...]]] = {
-    DS_E: ("float32", E_SHAPE),
-    DS_STRAIN: ("float32", STRAIN_SHAPE),
-    DS_FIBER_FRACTION: ("float32", ()),
-    DS_SEED: ("int64", ()),
-    DS_SOLVE_SECONDS: ("float64", ()),
-}
-CHUNK_SAMPLES = 64  # HDF5 chunk length along N
-# gzip is readable by every HDF5 tool; level 1 + shuffle compresses the fields nearly as well as
-# level 9 at a fraction of the time (pixel-mode generation is only a few ms per sample).
-COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
-
-
-def _h5py() -> Any:
-    import h5py
-
-    return h5py
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _attr_text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _json_attr(value: Any) -> Any:
-    return json.loads(_attr_text(value))
 
 
 @dataclass(frozen=True)
@@ -120,7 +77,7 @@ class DatasetIdentity:
             if name not in file_attrs:
                 diffs.append(f"{name} missing")
                 continue
-            have = _json_attr(file_attrs[name])
+            have = json_attr(file_attrs[name])
             for key in sorted(set(have) | set(wanted)):
                 if have.get(key) != wanted.get(key):
                     diffs.append(
@@ -165,7 +122,7 @@ class DatasetWriter:
             writer = cls._create(target, identity, software, n_requested)
         writer._runs.append(
             {
-                "started": _now(),
+                "started": now(),
                 "ranks": ranks,
                 "hardware": cpu_description(),
                 "first_sample": writer.n_complete,
@@ -179,7 +136,6 @@ class DatasetWriter:
     def _create(
         cls, path: Path, identity: DatasetIdentity, software: dict[str, str], n_requested: int
     ) -> DatasetWriter:
-        h5py = _h5py()
         path.unlink(missing_ok=True)
         try:
             with h5py.File(path, "w") as f:
@@ -198,7 +154,7 @@ class DatasetWriter:
                 for key, value in identity.attrs().items():
                     f.attrs[key] = value
                 f.attrs[ATTR_SOFTWARE] = json.dumps(software, sort_keys=True)
-                f.attrs[ATTR_CREATED] = _now()
+                f.attrs[ATTR_CREATED] = now()
                 f.attrs[ATTR_COMPLETE] = False
                 f.attrs[ATTR_N_COMPLETE] = 0
                 f.attrs[ATTR_N_REQUESTED] = n_requested
@@ -210,7 +166,6 @@ class DatasetWriter:
 
     @classmethod
     def _resume(cls, path: Path, identity: DatasetIdentity, n_requested: int) -> DatasetWriter:
-        h5py = _h5py()
         if not h5py.is_hdf5(path):
             raise MicrostrainError(
                 f"{path} exists and is not an HDF5 file; use --overwrite to replace it"
@@ -243,7 +198,7 @@ class DatasetWriter:
                 if n_complete < n_requested:
                     f.attrs[ATTR_COMPLETE] = False
                 wall = float(f.attrs.get(ATTR_WALL_SECONDS, 0.0))
-                runs = _json_attr(f.attrs.get(ATTR_RUNS, "[]"))
+                runs = json_attr(f.attrs.get(ATTR_RUNS, "[]"))
         except OSError as exc:
             raise MicrostrainError(
                 f"cannot resume {path}: the file is damaged or locked ({exc}); "
@@ -260,7 +215,6 @@ class DatasetWriter:
         if len(n) != 1 or set(fields) != set(FIELDS):
             raise ValueError(f"append needs equal-length arrays for {sorted(FIELDS)}")
         count = n.pop()
-        h5py = _h5py()
         with h5py.File(self.path, "r+") as f:
             start = self.n_complete
             for name, values in fields.items():
@@ -274,7 +228,6 @@ class DatasetWriter:
 
     def finish(self, run_wall_seconds: float) -> None:
         """Mark the file complete (all requested samples present)."""
-        h5py = _h5py()
         with h5py.File(self.path, "r+") as f:
             if self.n_complete != int(f.attrs[ATTR_N_REQUESTED]):
                 raise RuntimeError("finish() before all requested samples were written")
@@ -287,83 +240,3 @@ class DatasetWriter:
         run["wall_seconds"] = round(run_wall_seconds, 6)
         f.attrs[ATTR_WALL_SECONDS] = self._previous_wall + run_wall_seconds
         f.attrs[ATTR_RUNS] = json.dumps(self._runs)
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """Attributes of a dataset file, JSON decoded."""
-
-    path: Path
-    n: int
-    complete: bool
-    n_requested: int | None
-    schema_version: int | None
-    load_case: dict[str, Any]
-    materials: dict[str, Any]
-    generator: dict[str, Any]
-    discretization: dict[str, Any]
-    software: dict[str, Any]
-    created: str | None
-    wall_seconds: float | None
-    runs: list[dict[str, Any]]
-
-
-def read_info(path: str | os.PathLike[str]) -> DatasetInfo:
-    """Validate a dataset file against SPEC §4 and return its attributes.
-
-    Raises :class:`MicrostrainError` for a missing, unreadable or malformed file.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise MicrostrainError(f"dataset file not found: {p}")
-    h5py = _h5py()
-    try:
-        with h5py.File(p, "r") as f:
-            for name, (_, shape) in FIELDS.items():
-                if name not in f:
-                    raise MicrostrainError(f"{p} is not a microstrain dataset: no '{name}' dataset")
-                if f[name].shape[1:] != shape:
-                    raise MicrostrainError(
-                        f"{p}: dataset '{name}' has shape {list(f[name].shape)}, "
-                        f"expected [N, {', '.join(map(str, shape))}]".replace(", ]", "]")
-                    )
-            n = f[DS_E].shape[0]
-            if any(f[name].shape[0] != n for name in FIELDS):
-                raise MicrostrainError(f"{p}: datasets have different lengths (damaged file)")
-            a = f.attrs
-            if ATTR_COMPLETE not in a:
-                raise MicrostrainError(f"{p} has no '{ATTR_COMPLETE}' attribute")
-            try:
-                return DatasetInfo(
-                    path=p,
-                    n=n,
-                    complete=bool(a[ATTR_COMPLETE]),
-                    n_requested=int(a[ATTR_N_REQUESTED]) if ATTR_N_REQUESTED in a else None,
-                    schema_version=(
-                        int(a[ATTR_SCHEMA_VERSION]) if ATTR_SCHEMA_VERSION in a else None
-                    ),
-                    load_case=_json_attr(a.get(ATTR_LOAD_CASE, "{}")),
-                    materials=_json_attr(a.get(ATTR_MATERIALS, "{}")),
-                    generator=_json_attr(a.get(ATTR_GENERATOR, "{}")),
-                    discretization=_json_attr(a.get(ATTR_DISCRETIZATION, "{}")),
-                    software=_json_attr(a.get(ATTR_SOFTWARE, "{}")),
-                    created=_attr_text(a[ATTR_CREATED]) if ATTR_CREATED in a else None,
-                    wall_seconds=(float(a[ATTR_WALL_SECONDS]) if ATTR_WALL_SECONDS in a else None),
-                    runs=_json_attr(a.get(ATTR_RUNS, "[]")),
-                )
-            except (ValueError, TypeError) as exc:
-                raise MicrostrainError(f"{p}: malformed attribute ({exc})") from None
-    except OSError as exc:
-        raise MicrostrainError(f"cannot read {p} as HDF5: {exc}") from None
-
-
-def read_samples(
-    path: str | os.PathLike[str], names: tuple[str, ...] = tuple(FIELDS), stop: int | None = None
-) -> dict[str, np.ndarray]:
-    """The first ``stop`` samples (all if None) of the datasets ``names``."""
-    h5py = _h5py()
-    try:
-        with h5py.File(path, "r") as f:
-            return {name: f[name][:stop] for name in names}
-    except OSError as exc:
-        raise MicrostrainError(f"cannot read {path} as HDF5: {exc}") from None

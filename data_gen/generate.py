@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from data_gen.dataset import DatasetIdentity, DatasetWriter, read_info
+from data_gen.dataset import DatasetIdentity, DatasetWriter
 from data_gen.microstructure import GeneratorConfig, sample_microstructures
 from data_gen.solver import SolverConfig, StrainSolver
 from microstrain.conventions import (
@@ -34,6 +34,7 @@ from microstrain.conventions import (
     LOAD_CASE,
     MATERIALS,
 )
+from microstrain.dataset import read_info
 from microstrain.errors import InputError, MicrostrainError
 from microstrain.fields import fiber_fraction
 

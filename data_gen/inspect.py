@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from data_gen.dataset import DatasetInfo, read_info
 from microstrain.conventions import (
     DS_E,
     DS_FIBER_FRACTION,
@@ -23,8 +22,9 @@ from microstrain.conventions import (
     N_STRAIN,
     STRAIN_CHANNELS,
 )
+from microstrain.dataset import DatasetInfo, read_info
 from microstrain.errors import MicrostrainError
-from microstrain.fields import atomic_output
+from microstrain.files import atomic_output
 
 BLOCK = 1024  # samples read at a time
 

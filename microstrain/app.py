@@ -1,7 +1,7 @@
 """Building blocks of the command line: app construction and the error contract.
 
 User errors (:class:`~microstrain.errors.MicrostrainError`) print one line and exit 1.
-Kept apart from :mod:`microstrain.cli` (which wires all packages together) so that
+Kept apart from :mod:`microstrain_cli` (which wires all packages together) so that
 ``python -m data_gen`` and friends depend on nothing but their own package.
 """
 

@@ -7,10 +7,7 @@ Every user-facing boundary (``solve``, ``predict``, REST) accepts a Young's modu
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +23,7 @@ from microstrain.conventions import (
     STRAIN_CHANNELS,
 )
 from microstrain.errors import InputError, MicrostrainError
+from microstrain.files import atomic_output
 
 InputKind = Literal["auto", "E", "mask"]
 MODULI = (MATRIX.youngs_modulus, FIBER.youngs_modulus)
@@ -139,41 +137,6 @@ def load_microstructures(path: str | os.PathLike[str], kind: InputKind = "auto")
         except OSError as exc:
             raise MicrostrainError(f"cannot read {p} as HDF5: {exc}") from None
     raise MicrostrainError(f"unsupported input format '{p.suffix}' for {p}: use .npy or .h5")
-
-
-def check_output_dir(path: str | os.PathLike[str]) -> Path:
-    """The directory ``path`` will be written in; a user error if it is missing or read-only."""
-    target = Path(path)
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise MicrostrainError(f"output directory does not exist: {parent}")
-    if not os.access(parent, os.W_OK):
-        raise MicrostrainError(f"output directory is not writable: {parent}")
-    if target.is_dir():
-        raise MicrostrainError(f"output {target} is a directory; give a file name")
-    return parent
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
-
-    So an interrupted or failed write never leaves a file that looks complete.
-    """
-    target = Path(path)
-    parent = check_output_dir(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        # mkstemp creates 0600; give the result the permissions a plain open() would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
-        os.replace(tmp_path, target)
-    finally:
-        tmp_path.unlink(missing_ok=True)
 
 
 def save_strain(

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from microstrain.conventions import (
     ONNX_OUTPUT,
 )
 from microstrain.errors import InputError, MicrostrainError
+from microstrain.files import sha256_of
 
 
 def repository_root() -> Path:
@@ -38,14 +38,6 @@ def default_model_dir() -> Path:
     if env:
         return Path(env)
     return repository_root() / MODELS_DIR / DEFAULT_MODEL_NAME
-
-
-def sha256_of(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass

@@ -40,7 +40,7 @@ echo "== 1. bare training step, batch $BATCH, fp32"
 echo "== 2. microstrain train: $STEPS steps, batch $BATCH x $DEVICES device(s), precision $PRECISION"
 STRATEGY=auto
 [ "$DEVICES" -gt 1 ] && STRATEGY=ddp
-"$PY" -m microstrain train --model.arch "$ARCH" --data.path "$DATA" \
+"$PY" -m microstrain_cli train --model.arch "$ARCH" --data.path "$DATA" \
     --data.val_fraction 0.02 --data.test_fraction 0.0 --data.batch_size "$BATCH" \
     --trainer.accelerator "$ACCEL" --trainer.devices "$DEVICES" --trainer.strategy "$STRATEGY" \
     --trainer.precision "$PRECISION" --trainer.max_steps "$STEPS" --trainer.max_epochs -1 \

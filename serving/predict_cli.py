@@ -17,7 +17,8 @@ import typer
 
 from microstrain.conventions import DEFAULT_APPLIED_STRAIN, STRAIN_CHANNELS
 from microstrain.errors import InputError, MicrostrainError
-from microstrain.fields import atomic_output, fiber_fraction, load_microstructures, save_strain
+from microstrain.fields import fiber_fraction, load_microstructures, save_strain
+from microstrain.files import atomic_output
 
 OUTPUT_SUFFIXES = (".npy", ".h5", ".hdf5")
 CHUNK = 256  # samples per onnxruntime call: bounds the memory of intermediate activations

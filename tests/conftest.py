@@ -1,20 +1,16 @@
-"""Fixtures shared by every test package."""
+"""Fixtures shared by every test package (the helpers themselves live in ``tests/support``)."""
 
 from collections.abc import Callable
 
 import pytest
+from support.cli import invoke
 
 
 @pytest.fixture
 def run_cli() -> Callable[..., int]:
     """Run ``microstrain ARGS`` in-process and return its exit status (as the shell would)."""
-    from microstrain.cli import main
 
     def run(*args: str) -> int:
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            return int(exc.code or 0)
-        return 0
+        return invoke(*args).exit_code
 
     return run

@@ -36,7 +36,7 @@ from microstrain.conventions import (
     STRAIN_SHAPE,
 )
 from microstrain.errors import MicrostrainError
-from microstrain.surrogate import sha256_of
+from microstrain.files import sha256_of
 from training.normalization import Normalizer
 
 

@@ -40,7 +40,7 @@ from microstrain.conventions import (
     STRAIN_CHANNELS,
 )
 from microstrain.errors import MicrostrainError
-from microstrain.surrogate import sha256_of
+from microstrain.files import sha256_of
 
 CARD_SCHEMA_VERSION = 1
 
@@ -404,7 +404,7 @@ def held_out_splits(
     Refuses a file whose sha256 differs from the one trained on: the split indices would point
     at other samples and held-out metrics could include training data.
     """
-    from microstrain.surrogate import sha256_of
+    from microstrain.files import sha256_of
     from training.data import read_dataset, split_indices
 
     summary = dict(record.get("dataset") or {})

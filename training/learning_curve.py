@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from microstrain.errors import MicrostrainError
-from microstrain.fields import atomic_output
+from microstrain.files import atomic_output
 from training.data import StrainDataModule
 from training.metrics import relative_l2
 from training.module import StrainRegressor

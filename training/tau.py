@@ -33,9 +33,10 @@ from microstrain.conventions import (
     STRAIN_CHANNELS,
 )
 from microstrain.errors import MicrostrainError
-from microstrain.fields import atomic_output, mask_to_youngs_modulus
+from microstrain.fields import mask_to_youngs_modulus
+from microstrain.files import atomic_output, sha256_of
 from microstrain.hardware import cpu_description
-from microstrain.surrogate import SurrogateModel, sha256_of
+from microstrain.surrogate import SurrogateModel
 
 TAU_JSON = "tau.json"
 TAU_MD = "tau.md"

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from microstrain.cli import build_app
+from microstrain_cli import build_app
 
 SPEC_COMMANDS = (
     "generate solve inspect convergence train export tau serve predict baselines".split()
@@ -26,7 +26,7 @@ def test_every_spec_subcommand_is_registered():
 def test_help_imports_neither_torch_nor_dolfinx():
     code = (
         "import sys\n"
-        "from microstrain.cli import main\n"
+        "from microstrain_cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('torch', 'dolfinx', 'onnxruntime', 'bentoml') if m in sys.modules]\n"
         "print('HEAVY:' + ','.join(heavy))\n"
@@ -38,7 +38,7 @@ def test_help_imports_neither_torch_nor_dolfinx():
 @pytest.mark.parametrize("command", SPEC_COMMANDS)
 def test_each_subcommand_has_help(command):
     out = subprocess.run(
-        [sys.executable, "-m", "microstrain", command, "--help"],
+        [sys.executable, "-m", "microstrain_cli", command, "--help"],
         capture_output=True,
         text=True,
     )
@@ -51,7 +51,7 @@ def test_user_error_is_one_line_and_nonzero(tmp_path):
         [
             sys.executable,
             "-m",
-            "microstrain",
+            "microstrain_cli",
             "predict",
             str(tmp_path / "nomodel"),
             str(tmp_path / "absent.npy"),

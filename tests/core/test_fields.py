@@ -7,12 +7,12 @@ import pytest
 from microstrain.conventions import FIBER, MATRIX
 from microstrain.errors import InputError, MicrostrainError
 from microstrain.fields import (
-    atomic_output,
     fiber_fraction,
     load_microstructures,
     save_strain,
     to_youngs_modulus,
 )
+from microstrain.files import atomic_output
 
 
 def _mask(n: int = 2) -> np.ndarray:

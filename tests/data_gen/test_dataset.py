@@ -1,4 +1,5 @@
-"""The HDF5 writer/reader of SPEC §4, without the solver: schema, resume bookkeeping, refusals."""
+"""The resumable writer and the core reader of SPEC §4, without the solver: schema, resume
+bookkeeping, refusals."""
 
 import json
 
@@ -6,17 +7,10 @@ import h5py
 import numpy as np
 import pytest
 
-from data_gen.dataset import (
-    ATTR_N_COMPLETE,
-    ATTR_RUNS,
-    ATTR_WALL_SECONDS,
-    FIELDS,
-    DatasetIdentity,
-    DatasetWriter,
-    read_info,
-    read_samples,
-)
+from data_gen.dataset import ATTR_N_COMPLETE, DatasetIdentity, DatasetWriter
 from microstrain import conventions as C
+from microstrain.conventions import ATTR_RUNS, ATTR_WALL_SECONDS
+from microstrain.dataset import FIELDS, read_info, read_samples
 from microstrain.errors import MicrostrainError
 
 

@@ -7,11 +7,11 @@ import h5py
 import numpy as np
 import pytest
 
-from data_gen.dataset import FIELDS, read_info, read_samples
 from data_gen.generate import GenerateConfig, generate, split_chunk
 from data_gen.microstructure import GeneratorConfig, sample_microstructures
 from data_gen.solver import SolverConfig, StrainSolver
 from microstrain import conventions as C
+from microstrain.dataset import FIELDS, read_info, read_samples
 from microstrain.errors import InputError
 
 PIXEL = SolverConfig(mode="pixel")

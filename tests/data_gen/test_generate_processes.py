@@ -14,11 +14,12 @@ import h5py
 import numpy as np
 import pytest
 
-from data_gen.dataset import ATTR_N_COMPLETE, read_info, read_samples
+from data_gen.dataset import ATTR_N_COMPLETE
 from microstrain import conventions as C
+from microstrain.dataset import read_info, read_samples
 
 VENV_BIN = Path(sys.executable).parent
-MICROSTRAIN = [sys.executable, "-m", "microstrain"]
+MICROSTRAIN = [sys.executable, "-m", "microstrain_cli"]
 DETERMINISTIC = (C.DS_E, C.DS_STRAIN, C.DS_FIBER_FRACTION, C.DS_SEED)
 
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_gen.dataset import read_samples
 from data_gen.generate import GenerateConfig, generate
 from data_gen.inspect import dataset_stats
 from data_gen.solver import SolverConfig
 from microstrain import conventions as C
+from microstrain.dataset import read_samples
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from data_gen.solver import SolverConfig, StrainSolver
-from microstrain.cli import build_app
 from microstrain.conventions import FIBER, GRID, MATRIX
 from microstrain.errors import MicrostrainError
+from microstrain_cli import build_app
 
 runner = CliRunner()
 

@@ -26,7 +26,7 @@ from microstrain.conventions import (
     ONNX_OUTPUT,
     STRAIN_CHANNELS,
 )
-from microstrain.surrogate import sha256_of
+from microstrain.files import sha256_of
 
 E_SCALE = 1e-5  # MPa -> O(1) before the convolution
 # fixed 3x3 kernels, one per strain channel  # [3, 1, 3, 3]

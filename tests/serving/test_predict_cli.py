@@ -13,8 +13,8 @@ import pytest
 from serving_fixtures import make_model_dir, reference_strain
 
 from microstrain.app import run
-from microstrain.cli import build_app
 from microstrain.conventions import FIBER, MATRIX, MODEL_FILE, ONNX_INPUT, ONNX_OUTPUT
+from microstrain_cli import build_app
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +175,7 @@ def test_predict_imports_no_torch(model_dir, tmp_path):
     np.save(tmp_path / "in.npy", _mask(1))
     code = (
         "import sys\n"
-        "from microstrain.cli import main\n"
+        "from microstrain_cli import main\n"
         "try:\n"
         f"    main(['predict', {str(model_dir)!r}, {str(tmp_path / 'in.npy')!r}, "
         f"'-o', {str(tmp_path / 'o.npy')!r}])\n"

@@ -45,7 +45,16 @@ def server(
     env = {**os.environ, **service_env}
     env.pop("MICROSTRAIN_MODEL")  # --model must be what selects the model
     proc = subprocess.Popen(
-        [sys.executable, "-m", "microstrain", "serve", "--port", str(port), "--model", model_dir],
+        [
+            sys.executable,
+            "-m",
+            "microstrain_cli",
+            "serve",
+            "--port",
+            str(port),
+            "--model",
+            model_dir,
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -133,7 +142,7 @@ def test_fuzzing_the_openapi_spec_finds_no_5xx(server, tmp_path):
 
 def test_serve_with_a_missing_model_is_one_line(tmp_path):
     run = subprocess.run(
-        [sys.executable, "-m", "microstrain", "serve", "--model", str(tmp_path / "none")],
+        [sys.executable, "-m", "microstrain_cli", "serve", "--model", str(tmp_path / "none")],
         capture_output=True,
         text=True,
         timeout=120,

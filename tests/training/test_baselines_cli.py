@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from microstrain.cli import build_app
+from microstrain_cli import build_app
 
 runner = CliRunner()
 

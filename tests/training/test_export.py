@@ -14,10 +14,10 @@ import pytorch_lightning as pl
 import torch
 
 from microstrain.app import run
-from microstrain.cli import build_app
 from microstrain.conventions import CARD_FILE, MODEL_FILE, ONNX_INPUT, ONNX_OUTPUT
 from microstrain.errors import MicrostrainError
-from microstrain.surrogate import sha256_of
+from microstrain.files import sha256_of
+from microstrain_cli import build_app
 from training import export as export_module
 from training.data import StrainDataModule, read_dataset, split_indices
 from training.export import ExportConfig, ParityError, export_checkpoint

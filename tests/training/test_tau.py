@@ -23,7 +23,7 @@ from microstrain.conventions import (
     ONNX_OUTPUT,
 )
 from microstrain.errors import MicrostrainError
-from microstrain.surrogate import sha256_of
+from microstrain.files import sha256_of
 from training.tau import (
     TAU_JSON,
     TAU_MD,

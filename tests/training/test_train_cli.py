@@ -11,7 +11,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from microstrain.cli import build_app
+from microstrain_cli import build_app
 from training.module import CHECKPOINT_KEY, StrainRegressor
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ def _best_checkpoint(output: str) -> Path:
 
 def test_help_is_lightning_clis():
     out = subprocess.run(
-        [sys.executable, "-m", "microstrain", "train", "--help"],
+        [sys.executable, "-m", "microstrain_cli", "train", "--help"],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -123,7 +123,7 @@ def test_overfit_one_learns_one_sample_by_heart(tmp_path, pixel_h5):
 
 
 def test_missing_dataset_is_one_error_line(tmp_path):
-    cmd = [sys.executable, "-m", "microstrain", "train", "--data.path", str(tmp_path / "no.h5")]
+    cmd = [sys.executable, "-m", "microstrain_cli", "train", "--data.path", str(tmp_path / "no.h5")]
     cmd += ["--runs_dir", str(tmp_path), *QUIET]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 1

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from microstrain.fields import atomic_output
+from microstrain.files import atomic_output
 
 HEADLINE_START = "<!-- headline -->"
 HEADLINE_END = "<!-- /headline -->"

@@ -1,7 +1,9 @@
-"""The ``microstrain`` command: one entry point, subcommands contributed by each package.
+"""The ``microstrain`` command: the composition root that wires every stage's subcommands.
 
-Each package's ``cli.register(app)`` adds its commands; those modules import only light things at
-module level (typer, numpy, this package) so ``microstrain --help`` starts fast. Heavy imports
+It sits on its own layer above the stages (``data_gen``, ``training``, ``serving``), which share
+only the core ``microstrain`` package (import-linter's layers contract in ``pyproject.toml``).
+Each stage's ``cli.register(app)`` adds its commands; those modules import only light things at
+module level (typer, numpy, the core) so ``microstrain --help`` starts fast. Heavy imports
 (dolfinx, torch, onnxruntime, bentoml) happen inside the command bodies.
 """
 

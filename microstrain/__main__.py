@@ -1,3 +1,0 @@
-from microstrain.cli import main
-
-main()

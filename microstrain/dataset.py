@@ -1,0 +1,384 @@
+"""The dataset file of SPEC §4: its one reader, and a small writer for whole arrays.
+
+Layout (names from :mod:`microstrain.conventions`)::
+
+    E               float32 [N, 1, 32, 32]   Young's modulus (MPa)
+    strain          float32 [N, 3, 32, 32]   eps_xx, eps_yy, gamma_xy for ū of the file
+    fiber_fraction  float32 [N]
+    seed            int64   [N]              per-sample seed (data_gen.microstructure)
+    solve_seconds   float64 [N]              FE wall time of each sample
+    attrs: schema_version, load_case, materials, generator, discretization, software (JSON),
+           created, complete, plus n_requested, wall_seconds (T_data summed over all runs) and
+           runs (JSON list: one entry per run of ``generate`` that wrote to the file).
+
+Every stage reads datasets through this module: ``data_gen`` (inspect, resume), ``training``
+(the datamodule), the reports (T_data, T_simulation) and evaluation. The resumable writer of
+``generate`` lives in :mod:`data_gen.dataset`; :func:`write_dataset` writes a whole file at once
+(tests, tools).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from microstrain.conventions import (
+    ATTR_COMPLETE,
+    ATTR_CREATED,
+    ATTR_DISCRETIZATION,
+    ATTR_GENERATOR,
+    ATTR_LOAD_CASE,
+    ATTR_MATERIALS,
+    ATTR_N_REQUESTED,
+    ATTR_RUNS,
+    ATTR_SCHEMA_VERSION,
+    ATTR_SOFTWARE,
+    ATTR_WALL_SECONDS,
+    DEFAULT_APPLIED_STRAIN,
+    DEFAULT_PLANE,
+    DS_E,
+    DS_FIBER_FRACTION,
+    DS_SEED,
+    DS_SOLVE_SECONDS,
+    DS_STRAIN,
+    E_SHAPE,
+    LOAD_CASE,
+    MATERIALS,
+    SCHEMA_VERSION,
+    STRAIN_CHANNELS,
+    STRAIN_SHAPE,
+)
+from microstrain.errors import MicrostrainError
+from microstrain.fields import fiber_fraction
+from microstrain.files import atomic_output, sha256_of
+
+# dataset name -> (dtype, per-sample shape)
+FIELDS: dict[str, tuple[str, tuple[int, ...]]] = {
+    DS_E: ("float32", E_SHAPE),
+    DS_STRAIN: ("float32", STRAIN_SHAPE),
+    DS_FIBER_FRACTION: ("float32", ()),
+    DS_SEED: ("int64", ()),
+    DS_SOLVE_SECONDS: ("float64", ()),
+}
+CHUNK_SAMPLES = 64  # HDF5 chunk length along N
+# gzip is readable by every HDF5 tool; level 1 + shuffle compresses the fields nearly as well as
+# level 9 at a fraction of the time (pixel-mode generation is only a few ms per sample).
+COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+
+
+def now() -> str:
+    """The ``created`` timestamp of every artifact: ISO 8601, UTC, seconds."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def attr_text(value: Any) -> str:
+    """An HDF5 string attribute (``str`` or ``bytes``) as ``str``."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def json_attr(value: Any) -> Any:
+    """A JSON-encoded HDF5 attribute, decoded; text that is not JSON comes back as text."""
+    if value is None:
+        return None
+    try:
+        return json.loads(attr_text(value))
+    except (json.JSONDecodeError, TypeError):
+        return attr_text(value)
+
+
+def _h5py() -> Any:
+    import h5py
+
+    return h5py
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Attributes of a dataset file, JSON decoded."""
+
+    path: Path
+    n: int
+    complete: bool
+    n_requested: int | None
+    schema_version: int | None
+    load_case: dict[str, Any]
+    materials: dict[str, Any]
+    generator: dict[str, Any]
+    discretization: dict[str, Any]
+    software: dict[str, Any]
+    created: str | None
+    wall_seconds: float | None
+    runs: list[dict[str, Any]]
+
+    @property
+    def applied_strain(self) -> float:
+        """ū of the file's strain (SPEC §1)."""
+        return float(self.load_case.get("applied_strain", DEFAULT_APPLIED_STRAIN))
+
+    @property
+    def plane(self) -> str:
+        return str(self.load_case.get("plane", DEFAULT_PLANE))
+
+    @property
+    def load_case_name(self) -> str:
+        return str(self.load_case.get("name", LOAD_CASE))
+
+    @property
+    def hardware(self) -> str:
+        """The machine(s) the samples were generated on, as far as the file records it."""
+        named = sorted({str(r["hardware"]) for r in self.runs if "hardware" in r})
+        if named:
+            return "; ".join(named)
+        ranks = sorted({int(r["ranks"]) for r in self.runs if "ranks" in r})
+        detail = f" ({'/'.join(map(str, ranks))} MPI rank(s))" if ranks else ""
+        return f"not recorded in the dataset{detail}"
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def read_info(path: str | os.PathLike[str]) -> DatasetInfo:
+    """Validate a dataset file against SPEC §4 and return its attributes.
+
+    Raises :class:`MicrostrainError` for a missing, unreadable or malformed file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise MicrostrainError(f"dataset file not found: {p}")
+    h5py = _h5py()
+    try:
+        with h5py.File(p, "r") as f:
+            for name, (_, shape) in FIELDS.items():
+                if name not in f:
+                    raise MicrostrainError(f"{p} is not a microstrain dataset: no '{name}' dataset")
+                if f[name].shape[1:] != shape:
+                    raise MicrostrainError(
+                        f"{p}: dataset '{name}' has shape {list(f[name].shape)}, "
+                        f"expected [N, {', '.join(map(str, shape))}]".replace(", ]", "]")
+                    )
+            n = f[DS_E].shape[0]
+            if any(f[name].shape[0] != n for name in FIELDS):
+                raise MicrostrainError(f"{p}: datasets have different lengths (damaged file)")
+            a = f.attrs
+            if ATTR_COMPLETE not in a:
+                raise MicrostrainError(f"{p} has no '{ATTR_COMPLETE}' attribute")
+            try:
+                runs = json_attr(a.get(ATTR_RUNS, "[]"))
+                return DatasetInfo(
+                    path=p,
+                    n=n,
+                    complete=bool(a[ATTR_COMPLETE]),
+                    n_requested=int(a[ATTR_N_REQUESTED]) if ATTR_N_REQUESTED in a else None,
+                    schema_version=(
+                        int(a[ATTR_SCHEMA_VERSION]) if ATTR_SCHEMA_VERSION in a else None
+                    ),
+                    load_case=_as_dict(json_attr(a.get(ATTR_LOAD_CASE, "{}"))),
+                    materials=_as_dict(json_attr(a.get(ATTR_MATERIALS, "{}"))),
+                    generator=_as_dict(json_attr(a.get(ATTR_GENERATOR, "{}"))),
+                    discretization=_as_dict(json_attr(a.get(ATTR_DISCRETIZATION, "{}"))),
+                    software=_as_dict(json_attr(a.get(ATTR_SOFTWARE, "{}"))),
+                    created=attr_text(a[ATTR_CREATED]) if ATTR_CREATED in a else None,
+                    wall_seconds=(float(a[ATTR_WALL_SECONDS]) if ATTR_WALL_SECONDS in a else None),
+                    runs=[r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else [],
+                )
+            except (ValueError, TypeError) as exc:
+                raise MicrostrainError(f"{p}: malformed attribute ({exc})") from None
+    except OSError as exc:
+        raise MicrostrainError(f"cannot read {p} as HDF5: {exc}") from None
+
+
+def read_samples(
+    path: str | os.PathLike[str],
+    names: tuple[str, ...] = tuple(FIELDS),
+    stop: int | None = None,
+    indices: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Raw datasets ``names``: the first ``stop`` samples, or the samples ``indices``."""
+    h5py = _h5py()
+    try:
+        with h5py.File(path, "r") as f:
+            if indices is None:
+                return {name: f[name][:stop] for name in names}
+            idx = np.asarray(indices, dtype=np.int64)
+            order = np.argsort(idx)  # h5py fancy indexing wants increasing indices
+            inverse = np.argsort(order)
+            return {name: f[name][idx[order]][inverse] for name in names}
+    except OSError as exc:
+        raise MicrostrainError(f"cannot read {path} as HDF5: {exc}") from None
+
+
+@dataclass
+class Samples:
+    """Samples of a dataset, strain rescaled to the models' ū = 0.1 (fields are linear in ū)."""
+
+    info: DatasetInfo
+    youngs_modulus: np.ndarray  # float32 [N, 1, 32, 32] MPa
+    strain: np.ndarray  # float32 [N, 3, 32, 32] for ū = DEFAULT_APPLIED_STRAIN
+    fiber_fraction: np.ndarray  # float32 [N]
+    indices: np.ndarray  # int64 [N]: which samples of the file these are
+
+
+def load_samples(
+    path: str | os.PathLike[str],
+    *,
+    allow_incomplete: bool = False,
+    indices: np.ndarray | None = None,
+) -> Samples:
+    """Read E and strain of a SPEC §4 file for learning or judging a model.
+
+    Refuses (one :class:`MicrostrainError` line) a file that is incomplete (unless
+    ``allow_incomplete``: then the complete samples are read), empty, recorded for ū = 0, or
+    whose E or strain holds NaN or infinite values.
+    """
+    info = read_info(path)
+    p = info.path
+    if not info.complete and not allow_incomplete:
+        raise MicrostrainError(
+            f"{p} is marked incomplete (interrupted generation?); finish it with the same "
+            "generate command, or pass --allow-incomplete"
+        )
+    if info.n == 0:
+        raise MicrostrainError(f"{p} holds no samples")
+    if info.applied_strain == 0.0 or not math.isfinite(info.applied_strain):
+        raise MicrostrainError(f"{p}: applied_strain is {info.applied_strain}; cannot rescale")
+    if indices is not None:
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= info.n):
+            raise MicrostrainError(f"{p}: sample index out of range [0, {info.n})")
+    else:
+        idx = np.arange(info.n, dtype=np.int64)
+    raw = read_samples(p, (DS_E, DS_STRAIN), indices=idx)
+    youngs_modulus = np.asarray(raw[DS_E], dtype=np.float32)  # [N, 1, 32, 32]
+    strain = np.asarray(raw[DS_STRAIN], dtype=np.float32)  # [N, 3, 32, 32]
+    for name, values in ((DS_E, youngs_modulus), (DS_STRAIN, strain)):
+        bad = ~np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
+        if bad.any():
+            first = int(idx[np.flatnonzero(bad)[0]])
+            raise MicrostrainError(
+                f"{p}: '{name}' holds NaN or infinite values in {int(bad.sum())} sample(s) "
+                f"(first: sample {first})"
+            )
+    if info.applied_strain != DEFAULT_APPLIED_STRAIN:
+        strain *= np.float32(DEFAULT_APPLIED_STRAIN / info.applied_strain)
+    return Samples(
+        info=info,
+        youngs_modulus=youngs_modulus,
+        strain=strain,
+        fiber_fraction=fiber_fraction(youngs_modulus),
+        indices=idx,
+    )
+
+
+# --- times recorded in a dataset (T_data, T_simulation of SPEC §6) ---------------------------
+
+
+@dataclass
+class DatasetSummary:
+    """What a run record and a model card say about a dataset: identity and recorded times."""
+
+    file: str
+    sha256: str
+    n_samples: int
+    t_data: float  # seconds, T_data
+    t_data_source: str  # which record T_data comes from
+    t_simulation: float  # seconds per sample: median of solve_seconds
+    t_simulation_mean: float
+    hardware: str
+    load_case: dict[str, Any] = field(default_factory=dict)
+    generator: dict[str, Any] = field(default_factory=dict)
+    discretization: dict[str, Any] = field(default_factory=dict)
+
+
+def summarize(path: str | os.PathLike[str]) -> DatasetSummary:
+    """Identity and recorded times of a dataset file.
+
+    T_data is the file's total wall-time attribute when data_gen wrote one (it includes mesh
+    building, sampling and I/O), else the sum of the per-sample ``solve_seconds``; T_simulation is
+    the median per-sample solve time, i.e. one FE evaluation at the dataset's fidelity.
+    """
+    info = read_info(path)
+    seconds = np.asarray(read_samples(info.path, (DS_SOLVE_SECONDS,))[DS_SOLVE_SECONDS])
+    seconds = seconds[np.isfinite(seconds) & (seconds > 0)].astype(np.float64)  # [N]
+    if seconds.size == 0:
+        raise MicrostrainError(f"{info.path}: '{DS_SOLVE_SECONDS}' holds no positive solve time")
+    t_data, source = float(seconds.sum()), f"sum of {DS_SOLVE_SECONDS} ({seconds.size} samples)"
+    wall = info.wall_seconds
+    if wall is not None and math.isfinite(wall) and wall > 0:
+        t_data, source = wall, f"attribute '{ATTR_WALL_SECONDS}' (total wall time of generate)"
+    return DatasetSummary(
+        file=info.path.name,
+        sha256=sha256_of(info.path),
+        n_samples=info.n,
+        t_data=t_data,
+        t_data_source=source,
+        t_simulation=float(np.median(seconds)),
+        t_simulation_mean=float(seconds.mean()),
+        hardware=info.hardware,
+        load_case=info.load_case,
+        generator=info.generator,
+        discretization=info.discretization,
+    )
+
+
+# --- writing a whole file at once ------------------------------------------------------------
+
+
+def write_dataset(
+    path: str | os.PathLike[str],
+    youngs_modulus: np.ndarray,
+    strain: np.ndarray,
+    *,
+    applied_strain: float = DEFAULT_APPLIED_STRAIN,
+    plane: str = DEFAULT_PLANE,
+    generator: dict[str, Any] | None = None,
+    discretization: dict[str, Any] | None = None,
+    seed: np.ndarray | None = None,
+    solve_seconds: np.ndarray | None = None,
+    wall_seconds: float | None = None,
+    complete: bool = True,
+) -> Path:
+    """Write E ``[N, 1, 32, 32]`` and strain ``[N, 3, 32, 32]`` (for ``applied_strain``) atomically.
+
+    A SPEC §4 file; missing per-sample seeds count from 0, missing solve times are NaN.
+    """
+    e = np.asarray(youngs_modulus, dtype=np.float32).reshape(-1, *E_SHAPE)
+    s = np.asarray(strain, dtype=np.float32).reshape(-1, *STRAIN_SHAPE)
+    n = e.shape[0]
+    if s.shape[0] != n:
+        raise MicrostrainError(f"E holds {n} samples but strain {s.shape[0]}")
+    arrays = {
+        DS_E: e,
+        DS_STRAIN: s,
+        DS_FIBER_FRACTION: fiber_fraction(e),
+        DS_SEED: np.arange(n, dtype=np.int64) if seed is None else np.asarray(seed, np.int64),
+        DS_SOLVE_SECONDS: (
+            np.full(n, np.nan) if solve_seconds is None else np.asarray(solve_seconds, np.float64)
+        ),
+    }
+    h5py = _h5py()
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        for name, values in arrays.items():
+            chunks = (min(CHUNK_SAMPLES, max(n, 1)), *values.shape[1:])
+            f.create_dataset(name, data=values, chunks=chunks, **COMPRESSION)
+        f[DS_STRAIN].attrs["channels"] = list(STRAIN_CHANNELS)
+        f.attrs[ATTR_SCHEMA_VERSION] = SCHEMA_VERSION
+        f.attrs[ATTR_LOAD_CASE] = json.dumps(
+            {"name": LOAD_CASE, "applied_strain": applied_strain, "plane": plane}
+        )
+        f.attrs[ATTR_MATERIALS] = json.dumps(MATERIALS)
+        f.attrs[ATTR_GENERATOR] = json.dumps(generator or {})
+        f.attrs[ATTR_DISCRETIZATION] = json.dumps(discretization or {"mode": "pixel", "k": 1})
+        f.attrs[ATTR_SOFTWARE] = json.dumps({})
+        f.attrs[ATTR_CREATED] = now()
+        if wall_seconds is not None:
+            f.attrs[ATTR_WALL_SECONDS] = wall_seconds
+        f.attrs[ATTR_COMPLETE] = complete
+    return Path(path)
