@@ -10,7 +10,12 @@ time, show how much of the wall time was waiting for a core). Columns: setup (me
 symbolic factorization on the first solve), the unknowns of the condensed skeleton system, the
 flops of one MUMPS factorization, then per sample: assembly (θ, P @ θ, R @ θ), factor+solve
 (numeric Cholesky + triangular solves), extraction (S @ u, phase select), total wall and total
-CPU time. Nothing here is asserted: timings are reported, not tested.
+CPU time, and for a variant max |Δε|: how far its strain lies from the solver's default one
+(they solve the same system, so this is round-off). Nothing here is asserted: timings are
+reported, not tested.
+
+The solver itself has one linear solver (MUMPS Cholesky); the other factorizations of --compare
+are swapped into its PETSc KSP here, before the first solve (use_linear_solver).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
+from dataclasses import asdict  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -33,13 +39,22 @@ from rich.table import Table  # noqa: E402
 
 from data_gen.microstructure import GeneratorConfig, sample_microstructures  # noqa: E402
 from data_gen.solver import (  # noqa: E402
-    LINEAR_SOLVERS,
     MUMPS_ICNTL,
     SolverConfig,
     StrainSolver,
     mumps_ordering,
 )
 
+# --compare: name -> (PETSc PC type, factor package). The solver's own is MUMPS Cholesky, which won
+# these measurements (docs/solver.md); the others are swapped in by use_linear_solver.
+LINEAR_SOLVERS = {
+    "mumps-cholesky": ("cholesky", "mumps"),
+    "mumps-lu": ("lu", "mumps"),
+    "petsc-cholesky": ("cholesky", "petsc"),
+    "petsc-lu": ("lu", "petsc"),
+    "superlu_dist-lu": ("lu", "superlu_dist"),
+}
+DEFAULT_LINEAR_SOLVER = "mumps-cholesky"
 # MUMPS variants of --mumps: name -> ICNTL overrides of the solver's defaults
 MUMPS_VARIANTS = {
     "AMD": {7: 0},
@@ -53,16 +68,54 @@ MUMPS_VARIANTS = {
 ORDERING_NAMES = {0: "AMD", 3: "SCOTCH", 4: "PORD", 5: "METIS", 6: "QAMD"}
 
 
+def use_linear_solver(solver: StrainSolver, name: str) -> None:
+    """Replace the factorization of a solver that has not solved yet by LINEAR_SOLVERS[name].
+
+    MUMPS keeps the solver's controls (MUMPS_ICNTL and its ordering), PETSc's own factorizations
+    use nested dissection.
+    """
+    pc_type, package = LINEAR_SOLVERS[name]
+    pc = solver.ksp.getPC()
+    pc.setType(pc_type)  # drops the MUMPS Cholesky factor the solver set up
+    pc.setFactorSolverType(package)
+    if package == "petsc":
+        pc.setFactorOrdering("nd")
+    if package == "mumps":
+        pc.setFactorSetUpSolverType()
+        factor = pc.getFactorMatrix()
+        for icntl, value in MUMPS_ICNTL.items():
+            factor.setMumpsIcntl(icntl, value)
+        factor.setMumpsIcntl(7, mumps_ordering(solver.config.elements_per_pixel))
+
+
+def mesh_sizes(solver: StrainSolver) -> dict[str, int]:
+    """Cells of the mesh, unknowns and nonzeros of the condensed skeleton system."""
+    return {
+        "elements_per_pixel": solver.config.elements_per_pixel,
+        "cells": solver.n_cells_per_side**2,
+        "unknowns": solver.ops.n_free,
+        "nonzeros": int(solver.ops.indices.size),
+    }
+
+
 def measure(
-    config: SolverConfig, images: np.ndarray, repeats: int, icntl: dict[int, int] | None = None
+    config: SolverConfig,
+    images: np.ndarray,
+    repeats: int,
+    linear_solver: str = DEFAULT_LINEAR_SOLVER,
+    icntl: dict[int, int] | None = None,
 ) -> dict[str, float]:
     """Median timings (s) over ``repeats`` solves after one warm-up solve."""
     t0 = time.perf_counter()
     solver = StrainSolver(config)
-    factor = solver.mumps_factor()
-    for key, value in (icntl or {}).items():
-        factor.setMumpsIcntl(key, value)  # not factored yet: the controls still apply
-    solver.solve(images[0, 0])  # symbolic factorization happens here, once
+    if linear_solver != DEFAULT_LINEAR_SOLVER:
+        use_linear_solver(solver, linear_solver)
+    mumps = LINEAR_SOLVERS[linear_solver][1] == "mumps"
+    factor = solver.ksp.getPC().getFactorMatrix() if mumps else None
+    if factor is not None:
+        for key, value in (icntl or {}).items():
+            factor.setMumpsIcntl(key, value)  # not factored yet: the controls still apply
+    first = solver.solve(images[0, 0])  # symbolic factorization happens here, once
     setup = time.perf_counter() - t0
     rows: list[dict[str, float]] = []
     for i in range(repeats):
@@ -73,7 +126,15 @@ def measure(
     out = {key: float(np.median([r[key] for r in rows])) for key in rows[0]}
     out["setup"] = setup
     out["mflop"] = factor.getMumpsRinfog(3) / 1e6 if factor is not None else float("nan")
-    out.update(solver.describe())  # type: ignore[arg-type]
+    # a variant must solve the same system: its largest strain difference from the default
+    variant = linear_solver != DEFAULT_LINEAR_SOLVER or bool(icntl)
+    out["max_strain_difference"] = (
+        float(np.abs(first - StrainSolver(config).solve(images[0, 0])).max())
+        if variant
+        else float("nan")
+    )
+    out.update(mesh_sizes(solver))  # type: ignore[arg-type]
+    out.update(asdict(config))  # type: ignore[arg-type]
     return out
 
 
@@ -89,42 +150,46 @@ def main() -> None:
     images, _ = sample_microstructures(GeneratorConfig(), seed=123, indices=range(8))
     default_mumps = ", ".join(f"ICNTL({k})={v}" for k, v in MUMPS_ICNTL.items())
     ks = [int(v) for v in args.ks.split(",")]
-    # (config, label of the linear solver, ICNTL overrides)
-    cases: list[tuple[SolverConfig, str, dict[int, int]]] = []
+    # (config, linear solver, label, ICNTL overrides)
+    cases: list[tuple[SolverConfig, str, str, dict[int, int]]] = []
     for k in ks:
         config = SolverConfig(mode="pixel") if k == 1 else SolverConfig(mode="refined", k=k)
         default = ORDERING_NAMES[mumps_ordering(config.elements_per_pixel)]
-        cases.append((config, f"mumps-cholesky ({default}, default)", {}))
+        cases.append((config, DEFAULT_LINEAR_SOLVER, f"mumps-cholesky ({default}, default)", {}))
     if args.mumps:
         for k in ks:
             config = SolverConfig(mode="pixel") if k == 1 else SolverConfig(mode="refined", k=k)
-            cases += [(config, f"mumps-cholesky ({n})", v) for n, v in MUMPS_VARIANTS.items()]
+            cases += [
+                (config, DEFAULT_LINEAR_SOLVER, f"mumps-cholesky ({n})", v)
+                for n, v in MUMPS_VARIANTS.items()
+            ]
     if args.compare:
         for name in LINEAR_SOLVERS:
-            if name == "mumps-cholesky":
+            if name == DEFAULT_LINEAR_SOLVER:
                 continue
             cases += [
-                (SolverConfig(mode="pixel", linear_solver=name), name, {}),
-                (SolverConfig(mode="refined", k=4, linear_solver=name), name, {}),
+                (SolverConfig(mode="pixel"), name, name, {}),
+                (SolverConfig(mode="refined", k=4), name, name, {}),
             ]
     table = Table(title=f"FE solver, ms per sample (median of {args.repeats}; 1 thread)")
     for col in ("mode", "k", "linear solver", "unknowns", "setup s", "Mflop", "assembly",
-                "factor+solve", "extraction", "total wall", "total CPU"):  # fmt: skip
+                "factor+solve", "extraction", "total wall", "total CPU", "max |Δε|"):  # fmt: skip
         table.add_column(col, justify="right")
     results = []
     console = Console(width=150)
-    for config, label, icntl in cases:
+    for config, linear_solver, label, icntl in cases:
         k = config.elements_per_pixel
         # k = 8 costs ~5x k = 4: fewer repetitions keep the run short
         repeats = max(3, args.repeats // 4) if k >= 8 else args.repeats
         with console.status(f"{config.mode} k={k} {label}"):
-            r = measure(config, images, repeats, icntl)
-        results.append({**r, "label": label, "icntl": icntl})
+            r = measure(config, images, repeats, linear_solver, icntl)
+        results.append({**r, "label": label, "linear_solver": linear_solver, "icntl": icntl})
         table.add_row(
             config.mode, str(k), label, str(r["unknowns"]), f"{r['setup']:.2f}",
             f"{r['mflop']:.0f}",
             *(f"{1e3 * r[key]:.2f}" for key in
               ("assembly", "factor_solve", "extraction", "total", "cpu")),
+            "–" if np.isnan(r["max_strain_difference"]) else f"{r['max_strain_difference']:.0e}",
         )  # fmt: skip
     console.print(table)
     console.print(f"MUMPS defaults: {default_mumps} (no scaling), ordering: PORD k<=2, AMD k>=4")

@@ -1,6 +1,8 @@
-"""Building blocks read from dolfinx once per discretization: element matrices, strain rows, BCs.
+"""Fast path, part 1: element matrices, strain rows and Dirichlet dofs, read from dolfinx once.
 
-The stiffness of 2D linear elasticity is linear in the per-cell Lamé parameters,
+Part of the fast path of :mod:`data_gen.solver`; the problem itself is stated in
+:mod:`data_gen.elasticity`, and ``tests/data_gen/test_solver_reference.py`` checks the fast path
+against it. The stiffness of 2D linear elasticity is linear in the per-cell Lamé parameters,
 
     K = Σ_c (λ_c A_c + μ_c B_c),   A_c = ∫_c div φ_i div φ_j,   B_c = ∫_c 2 ε(φ_i):ε(φ_j),
 

@@ -1,22 +1,24 @@
-"""The reference FE solver: 2D linear elasticity of a 32x32 fiber/matrix image (SPEC §1, §3).
+"""The fast path of the FE solve: many 32x32 images, one precomputed discretization (SPEC §1, §3).
 
-    find u in V:  ∫ σ(u) : ε(v) dx = 0  for all v,   σ = λ tr(ε) I + 2 μ ε,
-    u_x = 0 on x = 0,  u_y = 0 on y = 0,  u_x = ū on x = 1,  top edge traction-free.
-
-Plane stress (default) uses λ* = 2λμ/(λ + 2μ) in place of λ. Each pixel is split into k x k
-bilinear Q1 elements carrying the pixel's material (``mode="pixel"`` is k = 1); the strain of a
-pixel is the mean of its elements' centroid strains.
+The problem is the one :mod:`data_gen.elasticity` states as a weak form and solves the textbook
+dolfinx way; read that module first. This one gives the same pixel-averaged strain (checked
+against it to 1e-11 at k = 1, 2, 4 by ``tests/data_gen/test_solver_reference.py``) at a fraction
+of the cost per image.
 
 Everything that does not depend on the material — mesh, function space, element matrices, the
 condensed pixel super-elements of both phases, the sparsity pattern, the Dirichlet elimination,
 the strain operators and the symbolic factorization — is built once in :class:`StrainSolver`.
-The pixel interiors are statically condensed (see :mod:`data_gen.condensation`), so the linear
-system lives on the pixel skeleton. Per sample, with θ = [E·fiber; E·matrix] per pixel:
+The pixel interiors are statically condensed (see :mod:`data_gen.condensation`, whose element
+matrices come from :mod:`data_gen.assembly`), so the linear system lives on the pixel skeleton.
+Per sample, with θ = [E·fiber; E·matrix] per pixel:
 
     values(K_ff) = P @ θ           (written in place into the PETSc matrix, same pattern)
     b_f          = R @ θ
     K_ff u_f     = b_f             (numeric Cholesky refactorization + triangular solves)
     strain       = S @ u_f + s_0   (both phases' pixel strain, then each pixel picks its phase)
+
+The linear solver is MUMPS Cholesky with the controls measured in docs/solver.md; the comparison
+with other factorizations lives in ``benchmarks/bench_solver.py``.
 
 Usage::
 
@@ -29,12 +31,13 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
 import numpy as np
 
+from data_gen.elasticity import lame_parameters, load_fe_stack, pixel_moduli
 from microstrain.conventions import (
     DEFAULT_APPLIED_STRAIN,
     DEFAULT_K,
@@ -50,16 +53,6 @@ from microstrain.conventions import (
 from microstrain.errors import InputError
 from microstrain.fields import fiber_mask
 
-# name -> (PETSc PC type, factor solver type); "mumps-cholesky" won the measurements in
-# docs/solver.md, the others stay selectable for benchmarks.
-LINEAR_SOLVERS = {
-    "mumps-cholesky": ("cholesky", "mumps"),
-    "mumps-lu": ("lu", "mumps"),
-    "petsc-cholesky": ("cholesky", "petsc"),
-    "petsc-lu": ("lu", "petsc"),
-    "superlu_dist-lu": ("lu", "superlu_dist"),
-}
-DEFAULT_LINEAR_SOLVER = "mumps-cholesky"
 # MUMPS controls, measured on the condensed skeleton (docs/solver.md): no scaling, which an SPD
 # matrix factored without pivoting does not need and which costs a pass over the matrix in every
 # numeric factorization; the ordering (ICNTL(7)) is chosen per k by mumps_ordering().
@@ -89,14 +82,12 @@ class SolverConfig:
     k: elements per pixel side in refined mode (ignored by pixel mode).
     plane: "stress" (thin sheet) or "strain".
     applied_strain: ū, the displacement of the right edge of the unit square (= mean eps_xx).
-    linear_solver: a key of :data:`LINEAR_SOLVERS`.
     """
 
     mode: str = DEFAULT_MODE
     k: int = DEFAULT_K
     plane: str = DEFAULT_PLANE
     applied_strain: float = DEFAULT_APPLIED_STRAIN
-    linear_solver: str = DEFAULT_LINEAR_SOLVER
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -107,9 +98,6 @@ class SolverConfig:
             raise InputError(f"k must be an integer from 1 to 16; got {self.k}")
         if not math.isfinite(self.applied_strain):
             raise InputError(f"applied strain must be finite; got {self.applied_strain}")
-        if self.linear_solver not in LINEAR_SOLVERS:
-            names = ", ".join(LINEAR_SOLVERS)
-            raise InputError(f"linear solver must be one of {names}; got '{self.linear_solver}'")
 
     @property
     def elements_per_pixel(self) -> int:
@@ -121,41 +109,14 @@ class SolverConfig:
         return {"mode": self.mode, "k": self.elements_per_pixel}
 
 
-def lame_parameters(youngs_modulus: np.ndarray, plane: str) -> tuple[np.ndarray, np.ndarray]:
-    """Young's modulus per pixel (MPa) -> (λ, μ) in MPa, same shape; ν follows the phase.
-
-    For plane stress λ is replaced by λ* = 2λμ/(λ + 2μ).
-    """
-    E = np.asarray(youngs_modulus, dtype=np.float64)
-    nu = np.where(fiber_mask(E), FIBER.poisson_ratio, MATRIX.poisson_ratio)
-    lam = E * nu / ((1.0 + nu) * (1.0 - 2.0 * nu))
-    mu = E / (2.0 * (1.0 + nu))
-    if plane == "stress":
-        lam = 2.0 * lam * mu / (lam + 2.0 * mu)
-    return lam, mu
-
-
-def _as_single_image(youngs_modulus: np.ndarray) -> np.ndarray:
-    """[32, 32], [1, 32, 32] or [1, 1, 32, 32] MPa -> float64 [32, 32], validated."""
-    E = np.asarray(youngs_modulus, dtype=np.float64)
-    if E.size != GRID * GRID or E.shape[-2:] != (GRID, GRID):
-        raise InputError(f"E must be one {GRID}x{GRID} image; got shape {list(E.shape)}")
-    E = E.reshape(GRID, GRID)
-    if not np.all(np.isfinite(E)) or np.any(E <= 0.0):
-        raise InputError("E must be finite and positive (MPa)")
-    return E
-
-
-def load_fe_stack() -> None:
-    """Import the dolfinx wheel's bootstrap first: it orders MPI ahead of the compiled bindings."""
-    import dolfinx_solver  # noqa: F401
-
-
 class StrainSolver:
     """Pixel-averaged strain of 32x32 microstructures for one :class:`SolverConfig`.
 
     Build once, call :meth:`solve` many times. Runs on ``MPI.COMM_SELF``: parallel data
     generation gives every rank its own solver and its own samples.
+
+    ``ksp`` is the PETSc linear solver of K_ff u_f = b_f (MUMPS Cholesky). It factorizes on the
+    first solve, so until then its controls can still be changed (benchmarks do).
     """
 
     # representative E of the two phases (fiber, matrix), the order of the θ blocks
@@ -203,7 +164,7 @@ class StrainSolver:
         self._u = self._K.createVecRight()
         self._strain = self.ops.strain_map.createVecLeft()  # [2*3*1024]: as fiber, as matrix
         self._fiber = np.zeros(GRID * GRID, dtype=bool)  # phase of each pixel in the last solve
-        self._ksp = self._make_ksp()
+        self.ksp = self._make_ksp()
         self.setup_seconds = time.perf_counter() - t0
         self.last_solve_seconds = float("nan")
         # split of the last solve, for benchmarks: assembly, factor+solve, extraction (s)
@@ -212,43 +173,29 @@ class StrainSolver:
     def _make_ksp(self):
         from petsc4py import PETSc
 
-        pc_type, factor_type = LINEAR_SOLVERS[self.config.linear_solver]
         prefix = f"microstrain_fe{next(_instance_counter)}_"  # room for command-line overrides
         ksp = PETSc.KSP().create(comm=PETSc.COMM_SELF)
         ksp.setOptionsPrefix(prefix)
         ksp.setType(PETSc.KSP.Type.PREONLY)
         pc = ksp.getPC()
-        pc.setType(pc_type)
-        pc.setFactorSolverType(factor_type)
-        if factor_type == "petsc":
-            pc.setFactorOrdering("nd")
+        pc.setType("cholesky")
+        pc.setFactorSolverType("mumps")
         ksp.setOperators(self._K)
         ksp.setFromOptions()
-        if factor_type == "mumps":
-            pc.setFactorSetUpSolverType()  # creates the (not yet factored) MUMPS matrix
-            factor = pc.getFactorMatrix()
-            for icntl, value in MUMPS_ICNTL.items():
-                factor.setMumpsIcntl(icntl, value)
-            factor.setMumpsIcntl(7, mumps_ordering(self.config.elements_per_pixel))
+        pc.setFactorSetUpSolverType()  # creates the (not yet factored) MUMPS matrix
+        factor = pc.getFactorMatrix()
+        for icntl, value in MUMPS_ICNTL.items():
+            factor.setMumpsIcntl(icntl, value)
+        factor.setMumpsIcntl(7, mumps_ordering(self.config.elements_per_pixel))
         # The symbolic factorization happens on the first solve and is reused afterwards: the
         # nonzero pattern never changes, only the values (PETSc tracks this via the state).
         return ksp
-
-    def mumps_factor(self):
-        """The PETSc factor matrix of MUMPS (None for other linear solvers), for benchmarks.
-
-        Before the first solve its controls can still be changed (``setMumpsIcntl``); after it,
-        ``getMumpsRinfog(3)`` is the flop count of one numeric factorization.
-        """
-        if LINEAR_SOLVERS[self.config.linear_solver][1] != "mumps":
-            return None
-        return self._ksp.getPC().getFactorMatrix()
 
     # --- per sample ----------------------------------------------------------------------
     def _solve_free(self, youngs_modulus: np.ndarray) -> None:
         """Assemble, factor and solve for one image; leaves u_f in ``self._u``."""
         t0 = time.perf_counter()
-        E = _as_single_image(youngs_modulus).ravel()  # [1024]
+        E = pixel_moduli(youngs_modulus).ravel()  # [1024]
         self._fiber = fiber_mask(E)  # [1024] phase of each pixel: ν and the condensed pixel
         theta = self._theta.getArray()  # [2048] = [E·fiber; E·matrix]
         np.copyto(theta[: E.size], np.where(self._fiber, E, 0.0))
@@ -257,8 +204,8 @@ class StrainSolver:
         self._K.stateIncrease()  # values changed in place: refactor numerically
         self.ops.load_map.mult(self._theta, self._b)
         t1 = time.perf_counter()
-        self._ksp.solve(self._b, self._u)
-        reason = self._ksp.getConvergedReason()
+        self.ksp.solve(self._b, self._u)
+        reason = self.ksp.getConvergedReason()
         if reason < 0:
             raise RuntimeError(f"linear solve failed (PETSc reason {reason})")
         self._t_assembly, self._t_factor = t1 - t0, time.perf_counter() - t1
@@ -331,16 +278,6 @@ class StrainSolver:
             "petsc": ".".join(str(v) for v in PETSc.Sys.getVersion()),
             "numpy": np.__version__,
             "microstrain": _package_version() or microstrain.__version__,
-        }
-
-    def describe(self) -> dict[str, Any]:
-        """Config plus mesh sizes, for logs and the convergence report."""
-        return {
-            **asdict(self.config),
-            "elements_per_pixel": self.config.elements_per_pixel,
-            "cells": self.n_cells_per_side**2,
-            "unknowns": self.ops.n_free,
-            "nonzeros": int(self.ops.indices.size),
         }
 
 

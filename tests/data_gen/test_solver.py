@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_gen.solver import SolverConfig, StrainSolver, lame_parameters
+from data_gen.elasticity import lame_parameters, solve_elasticity
+from data_gen.solver import SolverConfig, StrainSolver
 from microstrain.conventions import FIBER, GRID, MATRIX
 from microstrain.errors import InputError
 
@@ -51,6 +52,18 @@ def test_homogeneous_is_uniform_uniaxial_stress(solvers, mode, k, plane, materia
     expected_yy = uniaxial_lateral_strain(material.poisson_ratio, plane) * U
     np.testing.assert_allclose(strain[1], expected_yy, atol=ROUND_OFF, rtol=0)
     np.testing.assert_allclose(strain[2], 0.0, atol=ROUND_OFF, rtol=0)
+
+
+@pytest.mark.parametrize("plane", ["stress", "strain"])
+def test_reference_homogeneous_is_uniform_uniaxial_stress(plane):
+    # the textbook solve the fast path is checked against passes the same exact test
+    strain, u = solve_elasticity(np.full((GRID, GRID), MATRIX.youngs_modulus), 1, plane, U)
+    assert strain.shape == (3, GRID, GRID) and strain.dtype == np.float64
+    np.testing.assert_allclose(strain[0], U, atol=ROUND_OFF, rtol=0)
+    expected_yy = uniaxial_lateral_strain(MATRIX.poisson_ratio, plane) * U
+    np.testing.assert_allclose(strain[1], expected_yy, atol=ROUND_OFF, rtol=0)
+    np.testing.assert_allclose(strain[2], 0.0, atol=ROUND_OFF, rtol=0)
+    assert u.x.array.size == 2 * (GRID + 1) ** 2  # nodal displacement of the 33 x 33 Q1 nodes
 
 
 @pytest.mark.parametrize(("mode", "k"), [("pixel", 1), ("refined", 2)])
@@ -210,6 +223,12 @@ def test_bad_images_are_input_errors(solvers, bad):
 def test_bad_config_is_input_error(kwargs):
     with pytest.raises(InputError):
         SolverConfig(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [{"plane": "3d"}, {"k": 0}, {"k": 2.5}])
+def test_reference_rejects_bad_discretization(kwargs):
+    with pytest.raises(InputError):
+        solve_elasticity(random_image(13), **kwargs)
 
 
 def test_software_versions():

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from data_gen.condensation import condense, pixel_layout, reference_pixel
-from data_gen.solver import SolverConfig, StrainSolver, lame_parameters
+from data_gen.elasticity import lame_parameters
+from data_gen.solver import SolverConfig, StrainSolver
 from microstrain.conventions import FIBER, GRID, MATRIX
 
 
