@@ -41,7 +41,12 @@ def solve(
     ],
     output: Annotated[
         Path,
-        typer.Option("-o", "--output", help="Strain file (.npy or .h5), float32 [N,3,32,32]."),
+        typer.Option(
+            "-o",
+            "--output",
+            help="Strain file: .npy (strain only, float32 [N,3,32,32]) or .h5 (strain, E and "
+            "the SPEC §9 stress, von_mises, E_x, nu_xy, max_von_mises).",
+        ),
     ],
     mode: Annotated[
         str, typer.Option(help=f"Discretization: {' | '.join(MODES)} (pixel = refined k=1).")
@@ -65,7 +70,9 @@ def solve(
 ) -> None:
     """Solve the FE problem of SPEC §1 for user microstructures and write their strain fields.
 
-    The .h5 output also holds E and the load case, materials and discretization as attributes.
+    The .h5 output also holds E, the SPEC §9 quantities for the plane and ū of the solve (stress,
+    von_mises, E_x, nu_xy, max_von_mises), and the load case, materials and discretization as
+    attributes.
     """
     from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -110,7 +117,7 @@ def solve(
         ATTR_DISCRETIZATION: json.dumps(config.discretization()),
         ATTR_SOFTWARE: json.dumps(solver.software_versions()),
     }
-    save_strain(output, np.stack(strain), E, attrs=attrs)
+    save_strain(output, np.stack(strain), E, attrs, plane=plane, applied_strain=applied_strain)
     typer.echo(
         f"wrote strain of {len(E)} sample(s) to {output} "
         f"({config.mode} k={config.elements_per_pixel}, plane {plane}, ū = {applied_strain:g})"

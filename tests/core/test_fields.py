@@ -101,6 +101,29 @@ def test_save_strain_roundtrip(tmp_path):
         save_strain(tmp_path / "nodir" / "s.npy", strain)
 
 
+def test_save_strain_h5_holds_the_quantities_of_its_plane_and_npy_only_strain(tmp_path):
+    from microstrain.quantities import QUANTITY_NAMES, quantities
+
+    E = np.where(_mask(), FIBER.youngs_modulus, MATRIX.youngs_modulus)[:, None]  # [2, 1, 32, 32]
+    strain = np.random.default_rng(2).normal(0, 0.05, (2, 3, 32, 32))  # float64: stored float32
+    save_strain(tmp_path / "q.h5", strain, E, {"applied_strain": "0.3"}, "strain", 0.05)
+    expected = quantities(E.astype(np.float32), strain.astype(np.float32), "strain", 0.05)
+    with h5py.File(tmp_path / "q.h5") as f:
+        for name in QUANTITY_NAMES:
+            np.testing.assert_array_equal(f[name][()], expected[name], err_msg=name)
+        assert f["stress"].attrs["unit"] == "MPa"
+        assert list(f["stress"].attrs["channels"]) == ["sigma_xx", "sigma_yy", "tau_xy"]
+        # the attributes say what the quantities were computed for, over a caller's attribute
+        assert f.attrs["plane"] == "strain" and f.attrs["applied_strain"] == 0.05
+    save_strain(tmp_path / "q.npy", strain, E, plane="strain", applied_strain=0.05)
+    np.testing.assert_array_equal(np.load(tmp_path / "q.npy"), strain.astype(np.float32))
+    with pytest.raises(ValueError, match="need E"):
+        save_strain(tmp_path / "bad.h5", strain, plane="stress", applied_strain=0.1)
+    with pytest.raises(InputError, match="plane"):
+        save_strain(tmp_path / "bad.h5", strain, E, plane="3d", applied_strain=0.1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.h5", "q.npy"]
+
+
 def test_written_file_has_ordinary_permissions(tmp_path):
     import os
     import stat
