@@ -1,4 +1,4 @@
-"""One-line descriptions of the machine a time was measured on (cards, τ reports, datasets)."""
+"""The machine: one-line descriptions of where a time was measured, and the cores usable now."""
 
 from __future__ import annotations
 
@@ -19,8 +19,12 @@ def cpu_model() -> str:
 
 
 def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity, which containers and ``taskset`` narrow.
+
+    The one count every thread setting uses (serving's onnxruntime threads, surrogate timing).
+    """
     if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0)) or 1
     return os.cpu_count() or 1
 
 
