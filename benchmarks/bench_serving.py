@@ -30,8 +30,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from microstrain.hardware import usable_cores  # noqa: E402
 from microstrain.surrogate import default_model_dir  # noqa: E402
-from serving.settings import available_cores  # noqa: E402
 
 
 def free_port() -> int:
@@ -119,8 +119,8 @@ def main() -> None:
     model = args.model or default_model_dir()
     label = str(model)
     if not (model / "model.onnx").is_file():
-        sys.path.insert(0, str(REPO / "tests" / "serving"))
-        from serving_fixtures import make_model_dir
+        sys.path.insert(0, str(REPO / "tests"))
+        from support.models import make_model_dir
 
         model = make_model_dir(tmp / "standin", extra_convs=6)
         label = "stand-in (6 conv layers x 16 ch, no models/default yet)"
@@ -130,7 +130,7 @@ def main() -> None:
         "MICROSTRAIN_STATE_DIR": str(tmp / "state"),
         "MICROSTRAIN_WORKERS": str(args.workers),
     }
-    print(f"model: {label}; {available_cores()} cores; workers {args.workers}; loopback HTTP")
+    print(f"model: {label}; {usable_cores()} cores; workers {args.workers}; loopback HTTP")
     print(f"{args.requests} one-sample requests per row; server and clients share the machine\n")
     rows = []
     port = free_port()

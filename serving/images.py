@@ -2,7 +2,8 @@
 
 A mask picture is a 32×32 grayscale PNG (colour is converted with ITU-R 601 luma); pixels with
 gray value ≥ 128 are fiber, darker ones matrix — white fibers on black, as the mask is drawn.
-The answer picture puts the three strain channels side by side, each with its own colour scale.
+The answer picture puts the three strain channels side by side, each with its own colour range
+and the colour rules of :mod:`microstrain.plots`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import io
 
 import numpy as np
 
+from microstrain import plots
 from microstrain.conventions import GRID, STRAIN_CHANNELS
 from microstrain.fields import mask_to_youngs_modulus
 from serving.validation import RequestError
@@ -51,24 +53,15 @@ def mask_to_png(mask: np.ndarray) -> bytes:
 def strain_png(strain: np.ndarray) -> bytes:
     """Strain ``[3, 32, 32]`` -> RGB PNG of the channels left to right (eps_xx, eps_yy, gamma_xy).
 
-    eps_xx and eps_yy use 'viridis' over their own min..max; gamma_xy, whose sign matters, uses
-    the diverging 'RdBu_r' symmetric about zero.
+    Each channel in its colours of :mod:`microstrain.plots` over its own range (gamma_xy
+    diverging, symmetric about zero), each pixel enlarged to an ``UPSCALE`` block.
     """
-    from matplotlib import colormaps
     from PIL import Image
 
     panels = []
     for channel, field in zip(STRAIN_CHANNELS, np.asarray(strain, np.float64), strict=True):
-        if channel == "gamma_xy":
-            bound = float(np.abs(field).max()) or 1.0
-            unit = (field + bound) / (2 * bound)
-            cmap = colormaps["RdBu_r"]
-        else:
-            low, high = float(field.min()), float(field.max())
-            unit = (field - low) / (high - low) if high > low else np.zeros_like(field)
-            cmap = colormaps["viridis"]
-        rgb = (cmap(unit)[..., :3] * 255).astype(np.uint8)  # [32, 32, 3]
-        panels.append(np.kron(rgb, np.ones((UPSCALE, UPSCALE, 1), np.uint8)))
+        colours = plots.rgb(field, channel)  # [32, 32, 3]
+        panels.append(np.kron(colours, np.ones((UPSCALE, UPSCALE, 1), np.uint8)))
     side = GRID * UPSCALE
     canvas = np.full((side, 3 * side + 2 * GAP, 3), 255, np.uint8)  # white gaps
     for i, panel in enumerate(panels):

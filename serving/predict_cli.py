@@ -16,9 +16,9 @@ import numpy as np
 import typer
 
 from microstrain.conventions import DEFAULT_APPLIED_STRAIN, STRAIN_CHANNELS
+from microstrain.domain import out_of_distribution
 from microstrain.errors import InputError, MicrostrainError
-from microstrain.fields import fiber_fraction, load_microstructures, save_strain
-from microstrain.files import atomic_output
+from microstrain.fields import load_microstructures, save_strain
 
 OUTPUT_SUFFIXES = (".npy", ".h5", ".hdf5")
 CHUNK = 256  # samples per onnxruntime call: bounds the memory of intermediate activations
@@ -68,7 +68,7 @@ def predict(
         )
     model = SurrogateModel.load(model_dir)
     strain = model.predict(youngs_modulus, applied_strain, batch_size=CHUNK)  # [N, 3, 32, 32]
-    warnings = out_of_distribution(model.card, youngs_modulus)
+    warnings = out_of_distribution(youngs_modulus, model.card)
     attrs = {
         "model": model.name,
         "model_version": model.version,
@@ -88,49 +88,12 @@ def predict(
         typer.echo(f"wrote {png}")
 
 
-def out_of_distribution(card: dict, youngs_modulus: np.ndarray) -> list[str]:
-    """Warnings for samples whose fiber fraction lies outside the training range of the card."""
-    bounds = card.get("training_data", {}).get("fiber_fraction_range")
-    if not bounds or len(bounds) != 2:
-        return []
-    low, high = float(bounds[0]), float(bounds[1])
-    fractions = fiber_fraction(youngs_modulus)  # [N]
-    outside = np.flatnonzero((fractions < low) | (fractions > high))
-    if outside.size == 0:
-        return []
-    shown = ", ".join(f"#{i} ({fractions[i]:.2f})" for i in outside[:5])
-    more = f" and {outside.size - 5} more" if outside.size > 5 else ""
-    return [
-        f"{outside.size} sample(s) have a fiber fraction outside the training range "
-        f"[{low:.2f}, {high:.2f}]: {shown}{more}; the prediction may be unreliable"
-    ]
-
-
 def plot_prediction(path: Path, youngs_modulus: np.ndarray, strain: np.ndarray, title: str) -> None:
     """Input ``[32, 32]`` MPa and strain ``[3, 32, 32]`` side by side, as the specimen stands."""
-    import matplotlib
+    from microstrain import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    titles = ("E (MPa)", "ε_xx", "ε_yy", "γ_xy")
-    fields = (youngs_modulus, *strain)
-    cmaps = ("gray_r", "viridis", "viridis", "RdBu_r")
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), constrained_layout=True)
-    for ax, panel, field, cmap in zip(axes, titles, fields, cmaps, strict=True):
-        kwargs = {}
-        if cmap == "RdBu_r":  # shear changes sign: centre the colour scale on zero
-            bound = float(np.abs(field).max()) or 1.0
-            kwargs = {"vmin": -bound, "vmax": bound}
-        image = ax.imshow(field, origin="upper", extent=(0, 1, 0, 1), cmap=cmap, **kwargs)
-        ax.set_title(panel)
-        ax.set_xlabel("x")
-        ax.set_ylabel("y")
-        fig.colorbar(image, ax=ax, shrink=0.85)
-    fig.suptitle(title)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    fig = plots.figure([plots.field_panels(youngs_modulus, strain)], title, panel_size=(3.5, 3.0))
+    plots.save(fig, path, dpi=110)
 
 
 def register(app: typer.Typer) -> None:

@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from microstrain.conventions import DEFAULT_APPLIED_STRAIN, STRAIN_CHANNELS
+from microstrain.domain import out_of_distribution
 from microstrain.errors import MicrostrainError
 from microstrain.surrogate import SurrogateModel, default_model_dir
 from serving import images, validation, verify
@@ -111,7 +112,7 @@ class MicrostrainService:
             strain_value = validation.applied_strain(applied_strain)
         except validation.RequestError as exc:
             return _error(ctx, exc)
-        warnings = validation.ood_warnings(inputs.youngs_modulus, self.model.card)
+        warnings = out_of_distribution(inputs.youngs_modulus, self.model.card)
         return self._answer(inputs.youngs_modulus, strain_value, warnings)
 
     @bentoml.api
@@ -132,7 +133,7 @@ class MicrostrainService:
             strain_value = validation.applied_strain(applied_strain)
         except validation.RequestError as exc:
             return _error(ctx, exc)
-        answer = self._answer(e, strain_value, validation.ood_warnings(e, self.model.card))
+        answer = self._answer(e, strain_value, out_of_distribution(e, self.model.card))
         if picture:
             png = images.strain_png(np.asarray(answer["strain"], np.float32)[0])
             return Response(png, media_type="image/png")  # type: ignore[return-value]

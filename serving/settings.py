@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from microstrain.errors import MicrostrainError
+from microstrain.hardware import usable_cores
 
 WORKERS_ENV_VAR = "MICROSTRAIN_WORKERS"  # worker processes, default 1
 
@@ -21,13 +22,6 @@ def configured_workers() -> int:
         raise MicrostrainError(f"{WORKERS_ENV_VAR}={raw!r} is not a whole number") from None
 
 
-def available_cores() -> int:
-    """Cores this process may run on (the affinity mask, which containers and taskset narrow)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
-
-
 def intra_op_threads(workers: int) -> int:
     """onnxruntime threads per worker: the cores shared out, at least one (ORT ignores OMP_*)."""
-    return max(1, available_cores() // workers)
+    return max(1, usable_cores() // workers)

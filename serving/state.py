@@ -2,7 +2,8 @@
 
 The count lives in a small JSON file per model (keyed by the ONNX sha256, so a new model starts
 from zero). Several workers update it: each update takes an exclusive ``flock`` on a lock file
-beside it and replaces the file atomically, so a crash never leaves half a file.
+beside it and replaces the file atomically (:func:`microstrain.files.write_json`), so a crash
+never leaves half a file.
 
 Location: ``$MICROSTRAIN_STATE_DIR`` if set, else ``$XDG_STATE_HOME/microstrain`` (default
 ``~/.local/state/microstrain``): writable by the service user and outside the repository.
@@ -14,11 +15,14 @@ import fcntl
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from microstrain.breakeven import format_tau
+from microstrain.errors import MicrostrainError
+from microstrain.files import write_json
 
 STATE_DIR_ENV_VAR = "MICROSTRAIN_STATE_DIR"
 
@@ -60,36 +64,33 @@ class PredictionCounter:
                 state.setdefault("first_served", None)
                 if state["first_served"] is None:
                     state["first_served"] = datetime.now(UTC).isoformat(timespec="seconds")
-                fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state-")
-                with os.fdopen(fd, "w") as fh:
-                    json.dump(state, fh)
-                os.replace(tmp, self.path)
+                write_json(self.path, state)
                 return int(state["predictions"])
-        except OSError:
+        except (OSError, MicrostrainError):
             # a full or read-only disk must not fail predictions; the count just stops moving
             return int(self.read().get("predictions", 0))
 
 
 def breakeven_report(predictions: int, card: dict[str, Any]) -> dict[str, Any]:
-    """τ from the card, fraction of τ reached and compute time saved (s) after ``predictions``.
+    """τ as the card holds it, the fraction of τ reached and compute time saved (s) so far.
 
-    saved = n·(T_sim − T_surr) − T_data − T_train; negative until breakeven. Missing card times
-    give ``None`` fields rather than guesses.
+    τ is read, never recomputed: export measured the times and wrote τ into the card once
+    (``tau: null`` means "never": the surrogate is not faster). saved = n·(T_sim − T_surr)
+    − T_data − T_train, negative until breakeven. Missing card values give ``None`` fields
+    rather than guesses.
     """
     times = {key: card.get(key) for key in ("T_data", "T_train", "T_simulation", "T_surrogate")}
-    known = all(isinstance(v, int | float) and math.isfinite(v) for v in times.values())
     report: dict[str, Any] = {"predictions": predictions, **times}
-    if not known:
+    known = all(isinstance(v, int | float) and math.isfinite(v) for v in times.values())
+    if "tau" not in card or not known:
         report.update(tau=card.get("tau"), fraction_of_tau=None, seconds_saved=None)
-        report["note"] = "the model card lacks T_data, T_train, T_simulation or T_surrogate"
+        report["note"] = "the model card lacks tau, T_data, T_train, T_simulation or T_surrogate"
         return report
-    t_data, t_train, t_sim, t_surr = (float(times[k]) for k in times)  # type: ignore[arg-type]
-    gain = t_sim - t_surr
-    # the card's τ is authoritative (tau null = "never"); recompute only if it is absent
-    tau = card["tau"] if "tau" in card else ((t_data + t_train) / gain if gain > 0 else None)
+    tau = card["tau"]
+    t_data, t_train, t_sim, t_surr = (float(v) for v in times.values())  # type: ignore[arg-type]
     report["tau"] = tau
-    report["tau_text"] = f"{tau:.0f} predictions" if tau is not None else "never"
+    report["tau_text"] = "never" if tau is None else f"{format_tau(tau)} predictions"
     report["fraction_of_tau"] = predictions / tau if tau else None  # tau None: never pays off
-    report["seconds_saved"] = predictions * gain - t_data - t_train
+    report["seconds_saved"] = predictions * (t_sim - t_surr) - t_data - t_train
     report["paid_off"] = tau is not None and predictions >= tau
     return report

@@ -17,7 +17,7 @@ import numpy as np
 
 from microstrain.conventions import MAX_BATCH
 from microstrain.errors import InputError, MicrostrainError
-from microstrain.fields import fiber_fraction, to_youngs_modulus
+from microstrain.fields import to_youngs_modulus
 
 # Small-strain theory: the model is linear in ū and only meaningful for small strains; |ū| = 1
 # (100 %) is a generous ceiling that still catches unit mistakes (percent instead of fraction).
@@ -96,31 +96,3 @@ def applied_strain(value: float) -> float:
             "(small-strain theory; give a fraction, not percent)"
         )
     return float(value)
-
-
-def ood_warnings(youngs_modulus: np.ndarray, card: dict[str, Any]) -> list[str]:
-    """Warnings for samples outside the training data recorded in the card.
-
-    Cheap features only: the fiber fraction against ``training_data.fiber_fraction_range`` and
-    whether a sample is all one phase (the generator never draws those).
-    """
-    fractions = fiber_fraction(youngs_modulus)  # [N]
-    warnings: list[str] = []
-    bounds = card.get("training_data", {}).get("fiber_fraction_range")
-    if isinstance(bounds, list | tuple) and len(bounds) == 2:
-        low, high = float(bounds[0]), float(bounds[1])
-        outside = np.flatnonzero((fractions < low) | (fractions > high))
-        if outside.size:
-            shown = ", ".join(f"#{i} ({fractions[i]:.3f})" for i in outside[:5])
-            more = f" and {outside.size - 5} more" if outside.size > 5 else ""
-            warnings.append(
-                f"fiber fraction outside the training range [{low:.3f}, {high:.3f}] for sample "
-                f"{shown}{more}: the prediction is an extrapolation"
-            )
-    uniform = np.flatnonzero((fractions == 0) | (fractions == 1))
-    if uniform.size:
-        warnings.append(
-            f"{uniform.size} sample(s) are a single phase (homogeneous material); "
-            "the model was trained on composites"
-        )
-    return warnings

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serving_fixtures import make_model_dir
+from support.models import make_model_dir
 
 from microstrain.conventions import FIBER, GRID, MATRIX, MODEL_ENV_VAR
 
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``model.onnx`` (fixed 3x3 conv, see serving_fixtures) + ``card.json``."""
+    """``model.onnx`` (fixed 3x3 conv, see support.models) + ``card.json``."""
     return make_model_dir(tmp_path_factory.mktemp("models") / "fixture")
 
 

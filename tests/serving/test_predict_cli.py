@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,11 +11,11 @@ import h5py
 import numpy as np
 import onnxruntime as ort
 import pytest
-from serving_fixtures import make_model_dir, reference_strain
+from support.cli import invoke
+from support.models import make_model_dir, reference_strain
 
-from microstrain.app import run
-from microstrain.conventions import FIBER, MATRIX, MODEL_FILE, ONNX_INPUT, ONNX_OUTPUT
-from microstrain_cli import build_app
+from microstrain.conventions import CARD_FILE, FIBER, MATRIX, MODEL_FILE, ONNX_INPUT, ONNX_OUTPUT
+from microstrain.domain import out_of_distribution
 
 
 @pytest.fixture(scope="module")
@@ -30,17 +31,12 @@ def _as_modulus(mask: np.ndarray) -> np.ndarray:
     return np.where(mask > 0, FIBER.youngs_modulus, MATRIX.youngs_modulus)
 
 
-def _predict(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        run(build_app(), ["predict", *argv])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+def _predict(argv: list[str]) -> tuple[int, str, str]:
+    result = invoke("predict", *argv)
+    return result.exit_code, result.stdout, result.stderr
 
 
-def test_mask_and_modulus_give_the_same_prediction(model_dir, tmp_path, capsys):
+def test_mask_and_modulus_give_the_same_prediction(model_dir, tmp_path):
     mask = _mask()
     np.save(tmp_path / "mask.npy", mask)
     np.save(tmp_path / "E.npy", _as_modulus(mask)[:, None])  # [N, 1, 32, 32] form
@@ -51,8 +47,7 @@ def test_mask_and_modulus_give_the_same_prediction(model_dir, tmp_path, capsys):
                 str(tmp_path / f"{name}.npy"),
                 "-o",
                 str(tmp_path / f"{name}_out.npy"),
-            ],
-            capsys,
+            ]
         )
         assert code == 0, err
     from_mask = np.load(tmp_path / "mask_out.npy")
@@ -60,11 +55,11 @@ def test_mask_and_modulus_give_the_same_prediction(model_dir, tmp_path, capsys):
     np.testing.assert_array_equal(from_mask, np.load(tmp_path / "E_out.npy"))
 
 
-def test_output_equals_a_direct_onnxruntime_call(model_dir, tmp_path, capsys):
+def test_output_equals_a_direct_onnxruntime_call(model_dir, tmp_path):
     e = _as_modulus(_mask(5)).astype(np.float32)  # [5, 32, 32]
     np.save(tmp_path / "in.npy", e)
     code, _, err = _predict(
-        [str(model_dir), str(tmp_path / "in.npy"), "-o", str(tmp_path / "o.npy")], capsys
+        [str(model_dir), str(tmp_path / "in.npy"), "-o", str(tmp_path / "o.npy")]
     )
     assert code == 0, err
     session = ort.InferenceSession(str(model_dir / MODEL_FILE), providers=["CPUExecutionProvider"])
@@ -74,12 +69,11 @@ def test_output_equals_a_direct_onnxruntime_call(model_dir, tmp_path, capsys):
     np.testing.assert_allclose(got, reference_strain(e[:, None]), rtol=1e-5, atol=1e-6)
 
 
-def test_applied_strain_scales_the_prediction(model_dir, tmp_path, capsys):
+def test_applied_strain_scales_the_prediction(model_dir, tmp_path):
     np.save(tmp_path / "in.npy", _mask(2))
     for u, name in ((0.1, "a.npy"), (0.025, "b.npy")):
         code, _, err = _predict(
-            [str(model_dir), str(tmp_path / "in.npy"), "-o", str(tmp_path / name), "-u", str(u)],
-            capsys,
+            [str(model_dir), str(tmp_path / "in.npy"), "-o", str(tmp_path / name), "-u", str(u)]
         )
         assert code == 0, err
     np.testing.assert_allclose(
@@ -87,12 +81,12 @@ def test_applied_strain_scales_the_prediction(model_dir, tmp_path, capsys):
     )
 
 
-def test_h5_in_and_out(model_dir, tmp_path, capsys):
+def test_h5_in_and_out(model_dir, tmp_path):
     mask = _mask(1)[0]  # a single [32, 32] microstructure
     with h5py.File(tmp_path / "in.h5", "w") as f:
         f.create_dataset("fiber_mask", data=mask)
     code, stdout, err = _predict(
-        [str(model_dir), str(tmp_path / "in.h5"), "-o", str(tmp_path / "out.h5")], capsys
+        [str(model_dir), str(tmp_path / "in.h5"), "-o", str(tmp_path / "out.h5")]
     )
     assert code == 0, err
     assert "1 sample," in stdout
@@ -105,7 +99,7 @@ def test_h5_in_and_out(model_dir, tmp_path, capsys):
         )
 
 
-def test_png_shows_input_and_three_channels(model_dir, tmp_path, capsys):
+def test_png_shows_input_and_three_channels(model_dir, tmp_path):
     np.save(tmp_path / "in.npy", _mask(2))
     png = tmp_path / "pic.png"
     code, _, err = _predict(
@@ -116,8 +110,7 @@ def test_png_shows_input_and_three_channels(model_dir, tmp_path, capsys):
             str(tmp_path / "o.npy"),
             "--png",
             str(png),
-        ],
-        capsys,
+        ]
     )
     assert code == 0, err
     from PIL import Image
@@ -127,12 +120,18 @@ def test_png_shows_input_and_three_channels(model_dir, tmp_path, capsys):
     assert width > 2.5 * height  # four panels side by side
 
 
-def test_out_of_distribution_fiber_fraction_warns(model_dir, tmp_path, capsys):
-    np.save(tmp_path / "in.npy", _mask(2, fraction=0.9))  # training range of the fixture: 0.2-0.5
+def test_out_of_distribution_warnings_are_the_ones_rest_gives(model_dir, tmp_path):
+    masks = _mask(2, fraction=0.9)  # training range of the fixture: 0.2-0.5
+    masks[1] = 0  # all matrix
+    np.save(tmp_path / "in.npy", masks)
     code, _, err = _predict(
-        [str(model_dir), str(tmp_path / "in.npy"), "-o", str(tmp_path / "o.npy")], capsys
+        [str(model_dir), str(tmp_path / "in.npy"), "-o", str(tmp_path / "o.npy")]
     )
-    assert code == 0 and "warning:" in err and "outside the training range" in err
+    card = json.loads((model_dir / CARD_FILE).read_text())
+    warnings = out_of_distribution(_as_modulus(masks)[:, None], card)
+    assert code == 0 and len(warnings) == 2
+    assert err == "".join(f"warning: {w}\n" for w in warnings)
+    assert "outside the training range [0.200, 0.500] for sample #0" in warnings[0]
 
 
 @pytest.mark.parametrize(
@@ -143,10 +142,10 @@ def test_out_of_distribution_fiber_fraction_warns(model_dir, tmp_path, capsys):
         (np.array([[np.nan] * 32] * 32), "NaN"),
     ],
 )
-def test_bad_input_is_one_line_exit_1_and_no_output(model_dir, tmp_path, capsys, data, message):
+def test_bad_input_is_one_line_exit_1_and_no_output(model_dir, tmp_path, data, message):
     np.save(tmp_path / "bad.npy", data)
     out = tmp_path / "o.npy"
-    code, _, err = _predict([str(model_dir), str(tmp_path / "bad.npy"), "-o", str(out)], capsys)
+    code, _, err = _predict([str(model_dir), str(tmp_path / "bad.npy"), "-o", str(out)])
     assert code == 1 and err.startswith("error: ") and err.strip().count("\n") == 0
     assert message in err
     assert list(tmp_path.iterdir()) == [tmp_path / "bad.npy"]
@@ -162,10 +161,10 @@ def test_bad_input_is_one_line_exit_1_and_no_output(model_dir, tmp_path, capsys,
         (["{model}", "{tmp}/in.npy", "-o", "{tmp}/o.npy", "-u", "nan"], "finite"),
     ],
 )
-def test_bad_arguments_are_one_line(model_dir, tmp_path, capsys, args, message):
+def test_bad_arguments_are_one_line(model_dir, tmp_path, args, message):
     np.save(tmp_path / "in.npy", _mask(1))
     argv = [a.format(model=model_dir, tmp=tmp_path) for a in args]
-    code, _, err = _predict(argv, capsys)
+    code, _, err = _predict(argv)
     assert code == 1 and err.startswith("error: ") and err.strip().count("\n") == 0, err
     assert message in err
     assert not (tmp_path / "o.npy").exists() and not (tmp_path / "o.txt").exists()
@@ -188,11 +187,11 @@ def test_predict_imports_no_torch(model_dir, tmp_path):
     assert (tmp_path / "o.npy").is_file()
 
 
-def test_large_inputs_run_in_chunks_with_the_same_result(model_dir, tmp_path, capsys):
+def test_large_inputs_run_in_chunks_with_the_same_result(model_dir, tmp_path):
     e = _as_modulus(_mask(300)).astype(np.float32)[:, None]  # more than one chunk of 256
     np.save(tmp_path / "in.npy", e)
     out = tmp_path / "o.npy"
-    code, _, err = _predict([str(model_dir), str(tmp_path / "in.npy"), "-o", str(out)], capsys)
+    code, _, err = _predict([str(model_dir), str(tmp_path / "in.npy"), "-o", str(out)])
     assert code == 0, err
     session = ort.InferenceSession(str(model_dir / MODEL_FILE), providers=["CPUExecutionProvider"])
     (direct,) = session.run([ONNX_OUTPUT], {ONNX_INPUT: e})

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from serving_fixtures import make_model_dir
+from support.models import make_model_dir
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted((REPO / "docker").glob("Dockerfile.*"))

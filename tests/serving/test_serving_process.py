@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from serving_fixtures import reference_strain
+from support.models import reference_strain
 
 from microstrain.fields import to_youngs_modulus
 

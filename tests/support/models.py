@@ -95,7 +95,7 @@ def build_model(path: Path, extra_convs: int = 0, width: int = 16) -> Path:
 
 
 def make_card(onnx_path: Path, name: str = "fixture", **overrides: Any) -> dict[str, Any]:
-    """A card following docs/model-card.md with plausible times (seconds)."""
+    """A card following docs/model-card.md with plausible times (seconds) and their τ."""
     card: dict[str, Any] = {
         "schema_version": 1,
         "name": name,
@@ -125,6 +125,13 @@ def make_card(onnx_path: Path, name: str = "fixture", **overrides: Any) -> dict[
         "T_surrogate": 0.001,
         "T_surrogate_batched": 0.0002,
         "tau": 150.0 / (0.5 - 0.001),
+        "tau_batched": 150.0 / (0.5 - 0.0002),
+        "timing_hardware": {
+            "T_data": "CPU: fixture (2 cores)",
+            "T_train": "CPU: fixture (2 cores, 2 torch threads)",
+            "T_simulation": "CPU: fixture (2 cores)",
+            "T_surrogate": "CPU: fixture (2 cores)",
+        },
     }
     card.update(overrides)
     return card
