@@ -22,9 +22,8 @@ from microstrain.conventions import (
     N_STRAIN,
     STRAIN_CHANNELS,
 )
-from microstrain.dataset import DatasetInfo, read_info
+from microstrain.dataset import DatasetInfo, read_info, read_samples
 from microstrain.errors import MicrostrainError
-from microstrain.files import atomic_output
 
 BLOCK = 1024  # samples read at a time
 
@@ -157,41 +156,22 @@ def plot_samples(
     path: str | os.PathLike[str], png: str | os.PathLike[str], n_show: int = 4
 ) -> Path:
     """PNG grid: one row per sample (the first ``n_show``), columns E and the strain channels."""
-    import h5py
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from microstrain import plots
 
     if n_show <= 0:
         raise MicrostrainError(f"--n-show must be positive; got {n_show}")
-    with h5py.File(path, "r") as f:
-        n = min(n_show, f[DS_E].shape[0])
-        E = f[DS_E][:n]  # [n, 1, 32, 32]
-        strain = f[DS_STRAIN][:n]  # [n, 3, 32, 32]
-        ff = f[DS_FIBER_FRACTION][:n]  # [n]
-    titles = ("E (MPa)", *STRAIN_CHANNELS)
-    fig, axes = plt.subplots(n, 4, figsize=(12, 2.8 * n + 0.4), squeeze=False)
-    for i in range(n):
-        for c, ax in enumerate(axes[i]):
-            field = E[i, 0] if c == 0 else strain[i, c - 1]
-            cmap = "gray_r" if c == 0 else ("RdBu_r" if c == 3 else "viridis")
-            kwargs: dict[str, Any] = {}
-            if c == 3:  # shear: symmetric scale so that the sign reads at a glance
-                v = float(np.abs(field).max()) or 1.0
-                kwargs = {"vmin": -v, "vmax": v}
-            im = ax.imshow(field, origin="upper", cmap=cmap, extent=(0, 1, 0, 1), **kwargs)
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-            ax.set_title(titles[c] if c else f"sample {i}: E (MPa), φ = {ff[i]:.2f}", fontsize=9)
-            ax.set_xticks([0, 1])
-            ax.set_yticks([0, 1])
-    fig.suptitle(f"{Path(path).name}: first {n} samples (x right, y up)", fontsize=10)
-    fig.tight_layout()
-    target = Path(png)
-    with atomic_output(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    return target
+    n = min(n_show, read_info(path).n)
+    data = read_samples(path, (DS_E, DS_STRAIN, DS_FIBER_FRACTION), stop=n)
+    rows = [
+        plots.field_panels(
+            data[DS_E][i, 0],  # [32, 32] MPa
+            data[DS_STRAIN][i],  # [3, 32, 32]
+            e_title=f"sample {i}: E, φ = {data[DS_FIBER_FRACTION][i]:.2f}",
+        )
+        for i in range(n)
+    ]
+    fig = plots.figure(rows, f"{Path(path).name}: first {n} samples (x right, y up)")
+    return plots.save(fig, png, dpi=90)
 
 
 def inspect_dataset(

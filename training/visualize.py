@@ -13,45 +13,21 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from microstrain.conventions import STRAIN_CHANNELS
-
 
 def prediction_figure(youngs_modulus: np.ndarray, truth: np.ndarray, prediction: np.ndarray) -> Any:
     """Matplotlib figure: rows = samples; columns = E, then truth/prediction/error per channel.
 
     ``youngs_modulus`` ``[n, 1, 32, 32]`` MPa; ``truth``, ``prediction`` ``[n, 3, 32, 32]``.
-    Truth and prediction share one colour scale per sample and channel.
+    Truth and prediction share one colour range per sample and channel (colour rules of
+    :mod:`microstrain.plots`).
     """
-    import matplotlib
+    from microstrain import plots
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    n = youngs_modulus.shape[0]
-    cols = 1 + 3 * len(STRAIN_CHANNELS)
-    fig, axes = plt.subplots(n, cols, figsize=(1.6 * cols, 1.7 * n), squeeze=False)
-    for i in range(n):
-        axes[i, 0].imshow(youngs_modulus[i, 0], cmap="Greys")
-        axes[i, 0].set_title("E" if i == 0 else "", fontsize=7)
-        for c, name in enumerate(STRAIN_CHANNELS):
-            lo = min(truth[i, c].min(), prediction[i, c].min())
-            hi = max(truth[i, c].max(), prediction[i, c].max())
-            err = prediction[i, c] - truth[i, c]
-            bound = max(float(np.abs(err).max()), 1e-12)
-            panels = [
-                (truth[i, c], "viridis", lo, hi, f"{name} true"),
-                (prediction[i, c], "viridis", lo, hi, f"{name} pred"),
-                (err, "RdBu_r", -bound, bound, f"{name} err"),
-            ]
-            for k, (img, cmap, vmin, vmax, title) in enumerate(panels):
-                ax = axes[i, 1 + 3 * c + k]
-                ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax)
-                ax.set_title(title if i == 0 else "", fontsize=7)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    return fig
+    rows = [
+        plots.comparison_panels(youngs_modulus[i, 0], truth[i], prediction[i])
+        for i in range(youngs_modulus.shape[0])
+    ]
+    return plots.figure(rows, panel_size=(1.9, 1.7), axes_labels=False, font_size=7)
 
 
 class PredictionImages(pl.Callback):
