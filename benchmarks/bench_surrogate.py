@@ -28,12 +28,13 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from microstrain.breakeven import median_seconds
 from microstrain.conventions import FIBER, MATRIX, MODEL_FILE, ONNX_INPUT, ONNX_OUTPUT
+from microstrain.dataset import summarize
 from microstrain.hardware import cpu_description
 from training.architectures import build, parameter_count
 from training.export import export_onnx
 from training.normalization import Normalizer, PhysicalModel
-from training.tau import dataset_timing, median_seconds
 
 
 @dataclass
@@ -70,7 +71,7 @@ def fe_seconds(args: argparse.Namespace, workdir: Path) -> tuple[float, str]:
         path = workdir / "fe.h5"
         cmd = [sys.executable, "-m", "data_gen", "generate", "-n", str(args.fe_samples)]
         subprocess.run([*cmd, "-o", str(path), "--no-progress"], check=True, capture_output=True)
-    timing = dataset_timing(path)
+    timing = summarize(path)
     mode = timing.discretization
     source = (
         f"median solve_seconds of {timing.n_samples} samples "

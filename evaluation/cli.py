@@ -1,0 +1,71 @@
+"""Commands of the evaluation package: tau (the breakeven report of an exported model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def tau(
+    model_dir: Annotated[Path, typer.Argument(help="Exported model directory.")],
+    dataset: Annotated[
+        Path | None,
+        typer.Option(
+            help="Take T_data and T_simulation from this HDF5 dataset (solve_seconds, "
+            "wall_seconds) instead of the card."
+        ),
+    ] = None,
+    measure: Annotated[
+        bool,
+        typer.Option(
+            "--measure",
+            help="Measure T_surrogate again with onnxruntime on this machine instead of "
+            "taking the card's.",
+        ),
+    ] = False,
+    threads: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="With --measure: onnxruntime intra-op thread counts to try (repeatable)."
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(help="With --measure: batch size of the batched timing.")
+    ] = 256,
+) -> None:
+    """Breakeven τ = (T_data + T_train) / (T_simulation − T_surrogate): tau.json, tau.md, tau.png.
+
+    Reports the times and τ the model card holds; --dataset and --measure replace some of them.
+    The card and the model are never changed.
+    """
+    from evaluation.tau import run_tau
+    from microstrain.breakeven import format_tau
+
+    report, files = run_tau(
+        model_dir, dataset, measure, tuple(threads) if threads else None, batch_size
+    )
+    typer.echo(
+        f"T_data {report.T_data:.4g} s, T_train {report.T_train:.4g} s, "
+        f"T_simulation {report.T_simulation:.4g} s/sample, T_surrogate "
+        f"{report.T_surrogate:.3g} s (batch 1) / {report.T_surrogate_batched:.3g} s (batched)"
+    )
+    held_out = report.metrics.get("test") or report.metrics.get("val") or {}
+    error = held_out.get("overall")
+    err = f", held-out relative L2 {100 * error:.2f}%" if isinstance(error, int | float) else ""
+    typer.echo(
+        f"tau = {format_tau(report.tau)} (batch 1), {format_tau(report.tau_batched)} (batched); "
+        f"speed-up {report.speedup:,.0f}x / {report.speedup_batched:,.0f}x{err}"
+    )
+    if report.dataset.get("matches_training_data") is False:
+        typer.echo(
+            f"warning: {report.dataset['file']} is not the file the model was trained on; "
+            "T_data and T_simulation describe that file",
+            err=True,
+        )
+    typer.echo("wrote " + ", ".join(str(p) for p in files.values()))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("tau")(tau)

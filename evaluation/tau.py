@@ -1,0 +1,296 @@
+"""The breakeven report (SPEC §6): ``tau.json``, ``tau.md`` and ``tau.png`` beside a model's card.
+
+    τ = (T_data + T_train) / (T_simulation − T_surrogate)      ("never" when T_surrogate ≥ T_sim)
+
+Export measured the times and wrote them and τ into ``card.json`` once; by default the report
+shows exactly those. Two things may replace card values, each named in the report's sources:
+
+- ``dataset``: T_data and T_simulation recorded in a SPEC §4 file
+  (:func:`microstrain.dataset.summarize`);
+- ``measure``: T_surrogate (batch 1 and batched) measured now with onnxruntime on this machine
+  (:func:`microstrain.breakeven.measure_surrogate`).
+
+τ is then computed again from the times shown (:func:`microstrain.breakeven.breakeven`). The
+report never rewrites the card or the model. No torch, no direct HDF5 access.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from microstrain.breakeven import (
+    FORMULA,
+    SurrogateTiming,
+    breakeven,
+    format_tau,
+    measure_surrogate,
+    timing_inputs,
+)
+from microstrain.conventions import DS_E, DS_SOLVE_SECONDS, STRAIN_CHANNELS
+from microstrain.dataset import read_samples, summarize
+from microstrain.errors import InputError, MicrostrainError
+from microstrain.files import write_json, write_text
+from microstrain.surrogate import SurrogateModel
+
+TAU_JSON = "tau.json"
+TAU_MD = "tau.md"
+TAU_PNG = "tau.png"
+TIMES = ("T_data", "T_train", "T_simulation", "T_surrogate", "T_surrogate_batched")
+FROM_CARD = "card.json (written by export)"
+BATCH_SIZE = 256  # samples per call of the batched surrogate timing
+
+
+@dataclass
+class TauReport:
+    """Everything ``tau.json`` holds (times in seconds; T_simulation, T_surrogate per sample)."""
+
+    model: str
+    T_data: float
+    T_train: float
+    T_simulation: float
+    T_surrogate: float
+    T_surrogate_batched: float
+    tau: float | None  # None: never
+    tau_batched: float | None
+    speedup: float  # T_simulation / T_surrogate
+    speedup_batched: float
+    timing_hardware: dict[str, str]  # time name -> machine it was measured on
+    sources: dict[str, str]  # time name (and "tau") -> where the value comes from
+    surrogate_timing: dict[str, Any] | None  # SurrogateTiming when measured now
+    metrics: dict[str, Any]  # the card's held-out metrics, per split
+    dataset: dict[str, Any]  # DatasetSummary of --dataset, empty without one
+    created: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    formula: str = FORMULA
+
+    def markdown(self) -> str:
+        """The report a person reads: times, τ, speed-up and the held-out error beside it."""
+        st = self.surrogate_timing
+        hw, src = self.timing_hardware, self.sources
+        batch = f"batch {st['batch_size']}" if st else "batched"
+        use = f"batches of {st['batch_size']}" if st else "batched calls"
+        lines = [
+            f"# Breakeven τ for model `{self.model}`",
+            "",
+            f"τ = (T_data + T_train) / (T_simulation − T_surrogate) — created {self.created}.",
+            "",
+            "| quantity | seconds | source | hardware |",
+            "|---|---:|---|---|",
+            _row("T_data", self.T_data, src["T_data"], hw.get("T_data")),
+            _row("T_train", self.T_train, src["T_train"], hw.get("T_train")),
+            _row(
+                "T_simulation (per sample)",
+                self.T_simulation,
+                src["T_simulation"],
+                hw.get("T_simulation"),
+            ),
+            _row(
+                "T_surrogate, batch 1 (per sample)",
+                self.T_surrogate,
+                src["T_surrogate"],
+                hw.get("T_surrogate"),
+            ),
+            _row(
+                f"T_surrogate, {batch} (per sample)",
+                self.T_surrogate_batched,
+                src["T_surrogate_batched"],
+                hw.get("T_surrogate"),
+            ),
+            "",
+            "| surrogate use | speed-up T_sim / T_surr | τ (evaluations to break even) |",
+            "|---|---:|---:|",
+            f"| one sample per call | {self.speedup:,.0f}× | {format_tau(self.tau)} |",
+            f"| {use} | {self.speedup_batched:,.0f}× | {format_tau(self.tau_batched)} |",
+            "",
+            f"τ: {src['tau']}.",
+            "",
+            "## Accuracy at this speed (held-out relative L2, physical units)",
+            "",
+            *_metrics_table(self.metrics),
+            "",
+            "A speed-up is only worth its error: the surrogate replaces an FE solve only where "
+            "an error of this size is acceptable and the microstructure resembles the training "
+            "data.",
+        ]
+        if st:
+            lines += [
+                "",
+                "## Surrogate timing by thread count (seconds per sample)",
+                "",
+                "| intra-op threads | batch 1 | batched |",
+                "|---:|---:|---:|",
+            ]
+            for t, row in st["by_threads"].items():
+                lines.append(f"| {t} | {row['batch1']:.3g} | {row['batched']:.3g} |")
+        lines += ["", f"![cumulative cost]({TAU_PNG})", ""]
+        return "\n".join(lines)
+
+
+def _row(name: str, seconds: float, source: str, hardware: str | None) -> str:
+    return f"| {name} | {seconds:.4g} | {source} | {hardware or 'unknown'} |"
+
+
+# columns of the accuracy table, in this order when the card has them
+METRIC_COLUMNS = ("overall", *STRAIN_CHANNELS, "fiber", "matrix")
+
+
+def _metrics_table(metrics: dict[str, Any]) -> list[str]:
+    splits = [s for s, v in metrics.items() if isinstance(v, dict)]
+    keys = [k for k in METRIC_COLUMNS if any(k in metrics[s] for s in splits)]
+    if not splits or not keys:
+        return ["(no held-out metrics in the card)"]
+    lines = ["| split | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+    for s in splits:
+        cells = [_pct(metrics[s].get(k)) for k in keys]
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _pct(value: Any) -> str:
+    return f"{100 * float(value):.2f}%" if isinstance(value, int | float) else "–"
+
+
+# --- collecting the times -----------------------------------------------------------------------
+
+
+def _card_seconds(card: dict[str, Any], key: str) -> float | None:
+    value = card.get(key)
+    if key == "T_train" and value is None:  # cards of older exports: the training run's record
+        value = card.get("training", {}).get("train_seconds")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _card_sources(card: dict[str, Any]) -> dict[str, str]:
+    """Where the card's times come from: export's ``timing_sources`` when it wrote them."""
+    recorded = card.get("timing_sources") or {}
+    sources = {}
+    for key in TIMES:
+        detail = recorded.get("T_surrogate" if key == "T_surrogate_batched" else key)
+        sources[key] = f"{FROM_CARD}: {detail}" if detail else FROM_CARD
+    return sources
+
+
+def _missing(names: list[str], card_path: Path) -> MicrostrainError:
+    needs = {
+        "T_data": "--dataset FILE",
+        "T_simulation": "--dataset FILE",
+        "T_surrogate": "--measure",
+        "T_surrogate_batched": "--measure",
+    }
+    hints = sorted({needs[n] for n in names if n in needs})
+    hint = f"; pass {' and '.join(hints)}" if hints else "; export the model again"
+    return MicrostrainError(f"{card_path} holds no {', '.join(names)}{hint}")
+
+
+def collect(
+    model_dir: str | os.PathLike[str],
+    dataset: str | os.PathLike[str] | None = None,
+    measure: bool = False,
+    threads: tuple[int, ...] | None = None,
+    batch_size: int = BATCH_SIZE,
+    budget_s: float = 1.5,
+) -> TauReport:
+    """The report of ``model_dir``: the card's times and τ, with the replacements asked for."""
+    if batch_size < 1 or any(t < 1 for t in threads or ()):
+        raise InputError("--batch-size and --threads must be positive")
+    if not measure and (threads is not None or batch_size != BATCH_SIZE):
+        raise InputError("--threads and --batch-size set up a measurement: add --measure")
+    model = SurrogateModel.load(model_dir)  # refuses a missing or broken model.onnx
+    card = model.card
+    card_path = model.directory / "card.json"
+    seconds: dict[str, float | None] = {k: _card_seconds(card, k) for k in TIMES}
+    sources = _card_sources(card)
+    hardware = {str(k): str(v) for k, v in (card.get("timing_hardware") or {}).items()}
+    if "T_train" not in hardware and "hardware" in card.get("training", {}):
+        hardware["T_train"] = str(card["training"]["hardware"])
+
+    summary: dict[str, Any] = {}
+    if dataset is not None:
+        found = summarize(dataset)
+        seconds["T_data"], seconds["T_simulation"] = found.t_data, found.t_simulation
+        sources["T_data"] = f"{found.file}: {found.t_data_source}"
+        sources["T_simulation"] = (
+            f"{found.file}: median of {DS_SOLVE_SECONDS} over {found.n_samples} samples "
+            f"(mean {found.t_simulation_mean:.4g} s)"
+        )
+        hardware["T_data"] = hardware["T_simulation"] = found.hardware
+        summary = asdict(found)
+        expected = card.get("training_data", {}).get("sha256")
+        summary["matches_training_data"] = expected == found.sha256 if expected else None
+
+    timing: SurrogateTiming | None = None
+    if measure:
+        youngs_modulus = None
+        if dataset is not None:  # real microstructures when at hand
+            youngs_modulus = read_samples(dataset, (DS_E,), stop=batch_size)[DS_E]
+        inputs = timing_inputs(batch_size, youngs_modulus)  # [B, 1, 32, 32] MPa
+        timing = measure_surrogate(model.directory, inputs, threads, batch_size, budget_s)
+        seconds["T_surrogate"], seconds["T_surrogate_batched"] = timing.t_batch1, timing.t_batched
+        sources["T_surrogate"] = (
+            f"measured now: onnxruntime, median, {timing.threads_batch1} intra-op thread(s)"
+        )
+        sources["T_surrogate_batched"] = (
+            f"measured now: onnxruntime, median, {timing.threads_batched} intra-op thread(s)"
+        )
+        hardware["T_surrogate"] = timing.hardware
+
+    missing = [k for k in TIMES if seconds[k] is None]
+    if missing:
+        raise _missing(missing, card_path)
+    t = {k: float(v) for k, v in seconds.items() if v is not None}
+    t_data, t_train, t_sim = t["T_data"], t["T_train"], t["T_simulation"]
+    t1, tb = t["T_surrogate"], t["T_surrogate_batched"]
+    # the card's τ stands as long as the report shows the card's times
+    if dataset is None and not measure and "tau" in card and "tau_batched" in card:
+        tau, tau_batched = card["tau"], card["tau_batched"]
+        sources["tau"] = FROM_CARD
+    else:
+        tau = breakeven(t_data, t_train, t_sim, t1)
+        tau_batched = breakeven(t_data, t_train, t_sim, tb)
+        sources["tau"] = "computed from the times above"
+    return TauReport(
+        model=model.name,
+        T_data=t_data,
+        T_train=t_train,
+        T_simulation=t_sim,
+        T_surrogate=t1,
+        T_surrogate_batched=tb,
+        tau=tau,
+        tau_batched=tau_batched,
+        speedup=t_sim / t1 if t1 > 0 else math.inf,
+        speedup_batched=t_sim / tb if tb > 0 else math.inf,
+        timing_hardware=hardware,
+        sources=sources,
+        surrogate_timing=asdict(timing) if timing is not None else None,
+        metrics=card.get("metrics", {}),
+        dataset=summary,
+    )
+
+
+def write_report(report: TauReport, model_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write tau.json, tau.md and tau.png into ``model_dir``, each atomically; nothing else."""
+    from evaluation.tau_plot import plot_cumulative_cost
+
+    d = Path(model_dir)
+    return {
+        "json": write_json(d / TAU_JSON, asdict(report)),
+        "md": write_text(d / TAU_MD, report.markdown()),
+        "png": plot_cumulative_cost(report, d / TAU_PNG),
+    }
+
+
+def run_tau(
+    model_dir: str | os.PathLike[str],
+    dataset: str | os.PathLike[str] | None = None,
+    measure: bool = False,
+    threads: tuple[int, ...] | None = None,
+    batch_size: int = BATCH_SIZE,
+    budget_s: float = 1.5,
+) -> tuple[TauReport, dict[str, Path]]:
+    """:func:`collect` the report and :func:`write_report` it beside the card."""
+    report = collect(model_dir, dataset, measure, threads, batch_size, budget_s)
+    return report, write_report(report, model_dir)
