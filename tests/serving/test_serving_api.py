@@ -336,3 +336,17 @@ def test_verify_against_the_fe_solver(client, mask):
     assert body["relative_l2"] == pytest.approx(rel, rel=1e-12)  # the same numbers, in float64
     assert body["speedup"] == body["fe_seconds"] / max(body["surrogate_seconds"], 1e-9)
     assert body["fe_discretization"] == {"mode": "refined", "k": 4, "plane": "stress"}
+
+
+def test_verify_comparison_pools_the_samples_and_lists_each():
+    from serving.verify import comparison
+
+    reference = np.ones((2, 3, 32, 32), np.float32)
+    surrogate = reference * np.array([1.1, 0.8], np.float32)[:, None, None, None]  # 10 %, 20 %
+    result = comparison(surrogate, reference)
+    assert result["relative_l2_per_sample"] == pytest.approx([0.1, 0.2], rel=1e-6)
+    pooled = np.sqrt((0.1**2 + 0.2**2) / 2)  # equal reference norms
+    assert result["relative_l2"] == pytest.approx(pooled, rel=1e-6)
+    assert result["relative_l2_per_channel"] == pytest.approx(
+        dict.fromkeys(STRAIN_CHANNELS, pooled), rel=1e-6
+    )
