@@ -1,12 +1,17 @@
-"""Discretization error of the pixel-averaged strain as the mesh is refined (SPEC §3).
+"""Discretization error of the pixel-averaged strain and of every SPEC §9 measure as k grows (§3).
 
 For a few generated microstructures the strain is solved with k = 1, 2, 4, 8 elements per pixel
-side; each k is compared with the finest by the relative L2 difference
+side, and each k is compared with the finest k (the reference) by:
 
-    e_k = ||s_k − s_finest|| / ||s_finest||
+- every SPEC §9 error measure (:func:`microstrain.measures.error_measures`, computed per sample
+  and then averaged over the samples): strain and stress relative L2, energy-norm error, E_x
+  error (mean and max), ν_xy error, peak von Mises error (mean and max), per channel and phase;
+- the older pooled strain relative L2 ||s_k − s_ref|| / ||s_ref|| over all channels of all
+  samples together, and per channel (:func:`microstrain.measures.pooled_relative_l2`), which
+  this command reported before; it equals the §9 strain measure for one sample.
 
-over all channels of all samples together, and per channel. The result is a rich table, a
-log-log PNG of e_k against k, and a JSON file with every number.
+The result is a rich table, a log-log PNG of every measure against k, and a JSON file with every
+number.
 """
 
 from __future__ import annotations
@@ -15,12 +20,34 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from microstrain.conventions import DEFAULT_APPLIED_STRAIN, DEFAULT_PLANE, STRAIN_CHANNELS
 from microstrain.errors import InputError
 from microstrain.files import atomic_output
+from microstrain.measures import error_measures, pooled_relative_l2
+
+# SPEC §10 key -> short label of the table and the PNG, in report order (all are fractions)
+MEASURES = {
+    "strain_relative_l2": "strain rel L2",
+    "stress_relative_l2": "stress rel L2",
+    "energy_norm_error": "energy norm",
+    "E_x_error_mean": "E_x error mean",
+    "E_x_error_max": "E_x error max",
+    "nu_xy_error_mean": "ν_xy error mean",
+    "max_von_mises_error_mean": "peak von Mises error mean",
+    "max_von_mises_error_max": "peak von Mises error max",
+}
+MEASURES_DEFINITION = (
+    "SPEC §9 error measures against the finest k, each computed per sample and then averaged "
+    "over the samples (microstrain.measures.error_measures)"
+)
+POOLED_DEFINITION = (
+    "pooled relative L2 of the pixel-averaged strain against the finest k: ||s_k - s_ref|| / "
+    "||s_ref|| over all samples together (microstrain.measures.pooled_relative_l2; not SPEC §9)"
+)
 
 JSON_NAME = "convergence.json"
 PNG_NAME = "convergence.png"
@@ -47,30 +74,34 @@ class ConvergenceConfig:
 class ConvergenceResult:
     config: ConvergenceConfig
     reference_k: int
-    # k -> relative L2 difference against the finest k (overall and per channel)
+    # k -> SPEC §10 dict of the §9 error measures against the finest k (per sample, then mean)
+    measures: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # k -> pooled strain relative L2 against the finest k (all channels, and per channel)
     overall: dict[int, float] = field(default_factory=dict)
     per_channel: dict[int, dict[str, float]] = field(default_factory=dict)
     # k -> median solve time per sample (s) and setup time (s)
     solve_seconds: dict[int, float] = field(default_factory=dict)
     setup_seconds: dict[int, float] = field(default_factory=dict)
     fiber_fractions: list[float] = field(default_factory=list)
+    # k -> apparent modulus E_x (MPa) of each sample: falls as k grows (nested Q1 spaces)
+    apparent_modulus: dict[int, list[float]] = field(default_factory=dict)
+    hardware: str = ""
 
     def to_json_dict(self) -> dict[str, object]:
         return {
             "config": asdict(self.config),
             "reference_k": self.reference_k,
-            "metric": "relative L2 difference of the pixel-averaged strain against the finest k",
+            "measures_definition": MEASURES_DEFINITION,
+            "measures": {str(k): v for k, v in self.measures.items()},
+            "metric": POOLED_DEFINITION,  # of "overall" and "per_channel"
             "overall": {str(k): v for k, v in self.overall.items()},
             "per_channel": {str(k): v for k, v in self.per_channel.items()},
             "solve_seconds": {str(k): v for k, v in self.solve_seconds.items()},
             "setup_seconds": {str(k): v for k, v in self.setup_seconds.items()},
             "fiber_fractions": self.fiber_fractions,
+            "E_x": {str(k): v for k, v in self.apparent_modulus.items()},
+            "hardware": self.hardware,
         }
-
-
-def relative_l2(strain: np.ndarray, reference: np.ndarray) -> float:
-    """||strain − reference|| / ||reference|| over all entries."""
-    return float(np.linalg.norm(strain - reference) / np.linalg.norm(reference))
 
 
 def run_convergence(config: ConvergenceConfig, progress: bool = True) -> ConvergenceResult:
@@ -80,11 +111,13 @@ def run_convergence(config: ConvergenceConfig, progress: bool = True) -> Converg
     from data_gen.microstructure import GeneratorConfig, sample_microstructures
     from data_gen.solver import SolverConfig, StrainSolver
     from microstrain.fields import fiber_fraction
+    from microstrain.hardware import cpu_description
+    from microstrain.quantities import apparent_modulus
 
     E, _ = sample_microstructures(GeneratorConfig(), config.seed, range(config.n_samples))
     ks = sorted(config.ks)
-    strains: dict[int, np.ndarray] = {}
-    result = ConvergenceResult(config=config, reference_k=ks[-1])
+    strains: dict[int, np.ndarray] = {}  # k -> float64 [n, 3, 32, 32]
+    result = ConvergenceResult(config=config, reference_k=ks[-1], hardware=cpu_description())
     result.fiber_fractions = [float(f) for f in fiber_fraction(E)]
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("solving", total=len(ks) * config.n_samples)
@@ -102,50 +135,55 @@ def run_convergence(config: ConvergenceConfig, progress: bool = True) -> Converg
                 times.append(solver.last_solve_seconds)
                 bar.advance(task)
             strains[k] = np.stack(out)  # [n, 3, 32, 32]
+            e_x = apparent_modulus(E, strains[k], config.plane, config.applied_strain)  # [n]
+            result.apparent_modulus[k] = [float(v) for v in e_x]
             result.solve_seconds[k] = float(np.median(times))
             del solver  # the k = 8 factorization is large; free it before the next k
     reference = strains[ks[-1]]
     for k in ks[:-1]:
-        result.overall[k] = relative_l2(strains[k], reference)
+        result.measures[k] = error_measures(
+            E, strains[k], reference, config.plane, config.applied_strain
+        )
+        result.overall[k] = pooled_relative_l2(strains[k], reference)
         result.per_channel[k] = {
-            name: relative_l2(strains[k][:, c], reference[:, c])
+            name: pooled_relative_l2(strains[k][:, c], reference[:, c])
             for c, name in enumerate(STRAIN_CHANNELS)
         }
     return result
 
 
 def print_table(result: ConvergenceResult) -> None:
+    """One row per measure, one column per k (narrow enough for a terminal)."""
     from rich.console import Console
     from rich.table import Table
 
+    cfg = result.config
+    ks = sorted(result.solve_seconds)
     table = Table(
-        title=f"pixel-averaged strain vs k = {result.reference_k} "
-        f"({result.config.n_samples} samples, seed {result.config.seed}, "
-        f"plane {result.config.plane})"
+        title=f"discretization error against k = {result.reference_k}: {cfg.n_samples} "
+        f"samples, seed {cfg.seed}, plane {cfg.plane}",
+        caption="SPEC §9 measures: per sample, then mean over samples (max: largest sample); "
+        f"pooled: all samples together, as reported before. {result.hardware}",
     )
-    table.add_column("k", justify="right")
-    table.add_column("all channels", justify="right")
-    for name in STRAIN_CHANNELS:
-        table.add_column(name, justify="right")
-    table.add_column("solve ms/sample", justify="right")
-    for k in sorted(result.solve_seconds):
-        if k == result.reference_k:
-            cells = ["(reference)", *["" for _ in STRAIN_CHANNELS]]
-        else:
-            cells = [
-                f"{100 * result.overall[k]:.2f} %",
-                *[f"{100 * result.per_channel[k][c]:.2f} %" for c in STRAIN_CHANNELS],
-            ]
-        table.add_row(str(k), *cells, f"{1e3 * result.solve_seconds[k]:.1f}")
+    table.add_column("measure")
+    for k in ks:
+        table.add_column(
+            f"k = {k}" + (" (ref)" if k == result.reference_k else ""), justify="right"
+        )
+    rows = [("strain rel L2, pooled", [result.overall.get(k) for k in ks])]
+    rows += [
+        (label, [result.measures.get(k, {}).get(key) for k in ks])
+        for key, label in MEASURES.items()
+    ]
+    for label, values in rows:
+        table.add_row(label, *["" if v is None else f"{100 * v:.2f} %" for v in values])
+    table.add_row("solve ms/sample", *[f"{1e3 * result.solve_seconds[k]:.1f}" for k in ks])
     Console().print(table)
 
 
 def write_outputs(result: ConvergenceResult, directory: Path) -> tuple[Path, Path]:
-    """JSON with every number and a log-log PNG of the error against k."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """JSON with every number and a log-log PNG of every measure against k."""
+    from matplotlib.figure import Figure
     from matplotlib.ticker import NullFormatter
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -153,21 +191,31 @@ def write_outputs(result: ConvergenceResult, directory: Path) -> tuple[Path, Pat
     with atomic_output(json_path) as tmp:
         tmp.write_text(json.dumps(result.to_json_dict(), indent=2) + "\n")
     ks = sorted(result.overall)
-    fig, ax = plt.subplots(figsize=(5.0, 3.8), dpi=120)
-    ax.loglog(ks, [result.overall[k] for k in ks], "o-", color="black", label="all channels")
-    for name in STRAIN_CHANNELS:
-        ax.loglog(ks, [result.per_channel[k][name] for k in ks], ".--", label=name)
+    fig = Figure(figsize=(6.4, 4.6), dpi=120, layout="constrained")
+    ax = fig.subplots()
+    ax.loglog(ks, [result.overall[k] for k in ks], "o-", color="black", label="strain (pooled)")
+    colours: dict[str, Any] = {}  # a max is drawn dashed in the colour of its mean
+    for key, label in MEASURES.items():
+        values = [result.measures[k][key] for k in ks]
+        if any(v is None for v in values):
+            continue
+        mean_key = key.replace("_max", "_mean")
+        style = "s--" if key.endswith("_max") else "o-"
+        (line,) = ax.loglog(ks, values, style, ms=4, lw=1, color=colours.get(mean_key), label=label)
+        colours.setdefault(key, line.get_color())
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.xaxis.set_minor_formatter(NullFormatter())  # only the measured k are labelled
     ax.set_xlabel("elements per pixel side k")
-    ax.set_ylabel(f"relative L2 difference to k = {result.reference_k}")
-    ax.set_title("discretization error of the pixel-averaged strain")
+    ax.set_ylabel(f"error against k = {result.reference_k}")
+    ax.set_title(
+        f"discretization error, {result.config.n_samples} samples, plane {result.config.plane}\n"
+        "SPEC §9 measures (per sample, then mean; dashed: max over samples)",
+        fontsize=9,
+    )
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
+    ax.legend(fontsize=7, loc="lower left")
     with atomic_output(png_path) as tmp:
         fig.savefig(tmp, format="png")
-    plt.close(fig)
     return json_path, png_path
 
 

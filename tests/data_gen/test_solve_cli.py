@@ -14,6 +14,7 @@ from support.cli import invoke
 
 from data_gen.solver import SolverConfig, StrainSolver
 from microstrain.conventions import FIBER, GRID, MATRIX
+from microstrain.measures import REPORT_KEYS
 from microstrain.quantities import QUANTITY_NAMES, quantities
 
 
@@ -151,15 +152,28 @@ def test_solve_error_is_one_line_exit_1(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_convergence_writes_table_json_png(tmp_path: Path):
-    result = invoke("convergence", "-n", "1", "--ks", "1,2,4", "-o", tmp_path, "--no-progress")
+def test_convergence_reports_every_measure_against_k(tmp_path: Path):
+    result = invoke("convergence", "-n", "2", "--ks", "1,2,4", "-o", tmp_path, "--no-progress")
     assert result.exit_code == 0, result.output
-    assert "k = 4" in result.output
+    for text in ("k = 4 (ref)", "pooled", "per sample, then mean", "energy norm", "von Mises"):
+        assert text in result.output, text
     report = json.loads((tmp_path / "convergence.json").read_text())
     assert report["reference_k"] == 4
-    e1, e2 = report["overall"]["1"], report["overall"]["2"]
-    assert 0 < e2 < e1 < 0.5  # the error shrinks as k grows
+    m1, m2 = report["measures"]["1"], report["measures"]["2"]
+    assert list(m1) == list(REPORT_KEYS) and m1["n"] == 2
+    for key in ("strain_relative_l2", "stress_relative_l2", "energy_norm_error",
+                "E_x_error_mean", "nu_xy_error_mean", "max_von_mises_error_mean"):  # fmt: skip
+        assert 0 < m2[key] < m1[key] < 0.5, key  # the error shrinks as k grows
+    e1, e2 = report["overall"]["1"], report["overall"]["2"]  # pooled, as before
+    assert 0 < e2 < e1 < 0.5
     assert set(report["per_channel"]["1"]) == {"eps_xx", "eps_yy", "gamma_xy"}
+    # E_x = 2 × strain energy / ū², and the k = 1 ⊂ 2 ⊂ 4 Q1 spaces are nested under the same
+    # prescribed displacement: the coarser solution is a trial function of the finer problem,
+    # so its energy, hence E_x, is higher, sample by sample
+    E_x = {k: np.array(report["E_x"][str(k)]) for k in (1, 2, 4)}  # MPa [2]
+    assert np.all(E_x[1] > E_x[2]) and np.all(E_x[2] > E_x[4])
+    for k, m in ((1, m1), (2, m2)):  # the measure is |E_x,k / E_x,ref − 1| of these E_x
+        assert m["E_x_error_max"] == pytest.approx(np.max(E_x[k] / E_x[4] - 1), rel=1e-9)
     assert (tmp_path / "convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
