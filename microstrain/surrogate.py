@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -52,37 +53,45 @@ class SurrogateModel:
     def load(
         cls, directory: str | os.PathLike[str], intra_op_threads: int | None = None
     ) -> SurrogateModel:
-        """Open ``directory/model.onnx`` and its card; ``intra_op_threads=None`` lets ORT choose."""
-        import onnxruntime as ort
+        """Open an exported model directory, its ``model.onnx`` checked against the card.
 
+        SPEC §5: the graph's sha256 must be the one ``card.json`` records; a tampered or
+        half-copied model is refused with one :class:`MicrostrainError` line, never served.
+        ``intra_op_threads=None`` lets onnxruntime choose.
+        """
         d = Path(directory)
         onnx_path, card_path = d / MODEL_FILE, d / CARD_FILE
         if not onnx_path.is_file():
             raise MicrostrainError(f"no {MODEL_FILE} in model directory {d}")
-        card: dict[str, Any] = {}
-        if card_path.is_file():
-            try:
-                card = json.loads(card_path.read_text())
-            except json.JSONDecodeError as exc:
-                raise MicrostrainError(f"{card_path} is not valid JSON: {exc}") from None
-        options = ort.SessionOptions()
-        if intra_op_threads is not None:
-            options.intra_op_num_threads = intra_op_threads
-            options.inter_op_num_threads = 1
+        if not card_path.is_file():
+            raise MicrostrainError(f"no {CARD_FILE} in model directory {d}")
         try:
-            session = ort.InferenceSession(
-                str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise MicrostrainError(f"cannot load {onnx_path}: {exc}") from None
-        names_in = [i.name for i in session.get_inputs()]
-        names_out = [o.name for o in session.get_outputs()]
-        if names_in != [ONNX_INPUT] or ONNX_OUTPUT not in names_out:
+            card = json.loads(card_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise MicrostrainError(f"{card_path} is not valid JSON: {exc}") from None
+        expected = card.get("onnx", {}).get("sha256") if isinstance(card, dict) else None
+        if not isinstance(expected, str):
+            raise MicrostrainError(f"{card_path} records no onnx.sha256; cannot check {MODEL_FILE}")
+        graph = onnx_path.read_bytes()  # hash and load the same bytes
+        actual = hashlib.sha256(graph).hexdigest()
+        if actual != expected:
             raise MicrostrainError(
-                f"{onnx_path} does not follow the model contract: inputs {names_in}, "
-                f"outputs {names_out}; expected input '{ONNX_INPUT}' and output '{ONNX_OUTPUT}'"
+                f"{onnx_path} does not match its card (sha256 {actual[:12]}… != "
+                f"{expected[:12]}… in {CARD_FILE}): the model was changed or copied incompletely; "
+                "refusing to use it"
             )
-        return cls(directory=d, card=card, session=session)
+        return cls(directory=d, card=card, session=_session(graph, onnx_path, intra_op_threads))
+
+    @classmethod
+    def from_onnx(
+        cls, onnx_path: str | os.PathLike[str], intra_op_threads: int | None = None
+    ) -> SurrogateModel:
+        """A graph without a card (export's parity check of the graph it has just written)."""
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise MicrostrainError(f"no ONNX file {path}")
+        session = _session(path.read_bytes(), path, intra_op_threads)
+        return cls(directory=path.parent, card={}, session=session)
 
     @property
     def name(self) -> str:
@@ -94,6 +103,7 @@ class SurrogateModel:
 
     @property
     def sha256(self) -> str:
+        """sha256 of ``model.onnx`` (checked against the card by :meth:`load`)."""
         onnx_info = self.card.get("onnx", {})
         return str(onnx_info.get("sha256") or sha256_of(self.directory / MODEL_FILE))
 
@@ -122,3 +132,27 @@ class SurrogateModel:
             (strain,) = self.session.run([ONNX_OUTPUT], {ONNX_INPUT: e})
         scale = np.float32(applied_strain / DEFAULT_APPLIED_STRAIN)
         return strain if scale == 1 else strain * scale
+
+
+def _session(graph: bytes, path: Path, intra_op_threads: int | None) -> Any:
+    """An onnxruntime CPU session over ``graph`` that follows the SPEC §5 names."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if intra_op_threads is not None:
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(
+            graph, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+        raise MicrostrainError(f"cannot load {path}: {exc}") from None
+    names_in = [i.name for i in session.get_inputs()]
+    names_out = [o.name for o in session.get_outputs()]
+    if names_in != [ONNX_INPUT] or ONNX_OUTPUT not in names_out:
+        raise MicrostrainError(
+            f"{path} does not follow the model contract: inputs {names_in}, "
+            f"outputs {names_out}; expected input '{ONNX_INPUT}' and output '{ONNX_OUTPUT}'"
+        )
+    return session
