@@ -1,4 +1,5 @@
-"""Commands of the evaluation package: tau (the breakeven report of an exported model)."""
+"""Commands of the evaluation package: evaluate (the SPEC §9 measures of a model on datasets)
+and tau (the breakeven report of an exported model)."""
 
 from __future__ import annotations
 
@@ -67,5 +68,39 @@ def tau(
     typer.echo("wrote " + ", ".join(str(p) for p in files.values()))
 
 
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="Exported model directory.")],
+    files: Annotated[
+        list[str], typer.Argument(help="SPEC §4 dataset files (.h5) to judge the model on.")
+    ],
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the measures as JSON (SPEC §10).")
+    ] = None,
+    allow_incomplete: Annotated[
+        bool,
+        typer.Option(help="Evaluate the complete samples of an interrupted generate run."),
+    ] = False,
+) -> None:
+    """Judge a model in the SPEC §9 measures (strain, stress, energy norm, E_x, ν_xy, peak von
+    Mises) on each file: a table, and --json for scripts. Another ū is rescaled; another plane or
+    load case is refused."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from evaluation.evaluate import COLUMNS, evaluate, table_rows
+
+    report = evaluate(model_dir, files, allow_incomplete, json_out)
+    model = report["model"]
+    table = Table(title=f"model '{model['name']}' (sha256 {model['sha256'][:12]}): error, mean")
+    for header in ("file", "N", *(name for name, _ in COLUMNS)):
+        table.add_column(header, justify="left" if header == "file" else "right")
+    for row in table_rows(report):
+        table.add_row(*row)
+    Console(width=160).print(table)
+    if json_out is not None:
+        typer.echo(f"wrote {json_out}")
+
+
 def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)
     app.command("tau")(tau)

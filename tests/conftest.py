@@ -1,5 +1,6 @@
 """Fixtures shared by every test package (the helpers themselves live in ``tests/support``)."""
 
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -11,6 +12,9 @@ def run_cli() -> Callable[..., int]:
     """Run ``microstrain ARGS`` in-process and return its exit status (as the shell would)."""
 
     def run(*args: str) -> int:
-        return invoke(*args).exit_code
+        result = invoke(*args)
+        sys.stdout.write(result.stdout)  # so capsys sees what the command printed
+        sys.stderr.write(result.stderr)
+        return result.exit_code
 
     return run
