@@ -7,6 +7,8 @@ Rules (one :class:`Style` per quantity):
 - eps_xx, eps_yy: ``viridis`` over the values shown.
 - gamma_xy and every error (prediction − reference): diverging ``RdBu_r`` symmetric about 0,
   since their sign matters (SPEC §1: mirroring in x flips the sign of γ).
+- Stress (SPEC §9, MPa) as strain: sigma_xx, sigma_yy ``viridis``, tau_xy diverging; von Mises,
+  a magnitude, ``magma`` from its smallest to its largest value.
 - A prediction and its reference share one colour range (:func:`limits` over both).
 - Colour bars are labelled with the quantity and its unit.
 
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from microstrain.conventions import FIBER, MATRIX, STRAIN_CHANNELS
+from microstrain.fields import STRESS_CHANNELS
 from microstrain.files import atomic_output
 
 
@@ -46,6 +49,10 @@ STYLES: dict[str, Style] = {
     "eps_xx": Style("ε_xx", "strain (–)", "viridis", symmetric=False),
     "eps_yy": Style("ε_yy", "strain (–)", "viridis", symmetric=False),
     "gamma_xy": Style("γ_xy", "shear strain (–)", "RdBu_r", symmetric=True),
+    "sigma_xx": Style("σ_xx", "stress (MPa)", "viridis", symmetric=False),
+    "sigma_yy": Style("σ_yy", "stress (MPa)", "viridis", symmetric=False),
+    "tau_xy": Style("τ_xy", "shear stress (MPa)", "RdBu_r", symmetric=True),
+    "von_mises": Style("von Mises", "stress (MPa)", "magma", symmetric=False),
 }
 E_LIMITS = (MATRIX.youngs_modulus, FIBER.youngs_modulus)  # MPa
 
@@ -161,6 +168,16 @@ def field_panels(
     """E ``[32, 32]`` MPa and its strain ``[3, 32, 32]``: four panels, each with its colour bar."""
     panels = [Panel(np.asarray(youngs_modulus), "E", title=e_title)]
     panels += [Panel(np.asarray(f), c) for c, f in zip(STRAIN_CHANNELS, strain, strict=True)]
+    return panels
+
+
+def stress_panels(
+    stress: np.ndarray, von_mises: np.ndarray, von_mises_title: str | None = None
+) -> list[Panel]:
+    """von Mises ``[32, 32]`` and stress ``[3, 32, 32]`` (MPa, SPEC §9): four panels that sit
+    under :func:`field_panels` of the same sample (von Mises under E, σ_xx under ε_xx, ...)."""
+    panels = [Panel(np.asarray(von_mises), "von_mises", title=von_mises_title)]
+    panels += [Panel(np.asarray(f), c) for c, f in zip(STRESS_CHANNELS, stress, strict=True)]
     return panels
 
 
