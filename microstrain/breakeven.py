@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -115,8 +116,8 @@ def measure_surrogate(
     for t in threads:
         model = SurrogateModel.load(model_dir, intra_op_threads=t)
         by_threads[str(t)] = {
-            "batch1": median_seconds(lambda m=model: m.predict(one), 200, budget_s),
-            "batched": median_seconds(lambda m=model: m.predict(batch), 20, budget_s) / batch_size,
+            "batch1": median_seconds(partial(model.predict, one), 200, budget_s),
+            "batched": median_seconds(partial(model.predict, batch), 20, budget_s) / batch_size,
         }
     best1 = min(by_threads, key=lambda k: by_threads[k]["batch1"])
     bestb = min(by_threads, key=lambda k: by_threads[k]["batched"])

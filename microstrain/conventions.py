@@ -14,6 +14,8 @@ GRID: Final = 32  # pixels per side
 # strain channels in order; gamma_xy is engineering shear (2 eps_xy)
 STRAIN_CHANNELS: Final = ("eps_xx", "eps_yy", "gamma_xy")
 N_STRAIN: Final = len(STRAIN_CHANNELS)
+# stress channels of SPEC §9, in order: σ_xx, σ_yy, τ_xy (MPa)
+STRESS_CHANNELS: Final = ("sigma_xx", "sigma_yy", "tau_xy")
 E_SHAPE: Final = (1, GRID, GRID)  # per sample, channels-first
 STRAIN_SHAPE: Final = (N_STRAIN, GRID, GRID)
 # Image convention: row 0 is the top of the domain (y = 1), column 0 the left edge (x = 0).

@@ -21,6 +21,7 @@ from microstrain.conventions import (
     GRID,
     MATRIX,
     STRAIN_CHANNELS,
+    STRESS_CHANNELS,
 )
 from microstrain.errors import InputError, MicrostrainError
 from microstrain.files import atomic_output
@@ -28,7 +29,6 @@ from microstrain.files import atomic_output
 InputKind = Literal["auto", "E", "mask"]
 MODULI = (MATRIX.youngs_modulus, FIBER.youngs_modulus)
 MASK_KEYS = ("fiber_mask", "mask")
-STRESS_CHANNELS = ("sigma_xx", "sigma_yy", "tau_xy")
 # unit attribute of each SPEC §9 dataset in an .h5 output
 QUANTITY_UNITS = {
     "stress": "MPa",

@@ -29,8 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from microstrain.conventions import FIBER, MATRIX, STRAIN_CHANNELS
-from microstrain.fields import STRESS_CHANNELS
+from microstrain.conventions import FIBER, MATRIX, STRAIN_CHANNELS, STRESS_CHANNELS
 from microstrain.files import atomic_output
 
 
