@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from data_gen.families import PRESETS
 from data_gen.microstructure import GeneratorConfig, microstructure, sample_seed
 from microstrain.conventions import DS_SOLVE_SECONDS
 from microstrain.dataset import read_info, read_samples
@@ -63,8 +64,7 @@ def run_generate(
     return best, best_cpu, float(solve)
 
 
-def sampler_ms(n: int = 200) -> float:
-    config = GeneratorConfig()
+def sampler_ms(config: GeneratorConfig, n: int = 200) -> float:
     t0 = time.perf_counter()
     for i in range(n):
         microstructure(config, sample_seed(0, i))
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     columns += ["marginal CPU ms/sample", "FE solve ms (median)", "speed-up", "efficiency"]
     for col in columns:
         table.add_column(col, justify="right")
-    sampler = sampler_ms()
+    sampler = {name: sampler_ms(config) for name, config in PRESETS.items()}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.h5"
         for mode in args.modes:
@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"done: {mode} P={p}", file=sys.stderr, flush=True)
     console = Console(width=150)
     console.print(table)
-    console.print(f"sampler alone (in-process, defaults): {sampler:.2f} ms/sample")
+    for name, ms in sampler.items():
+        console.print(f"sampler alone (in-process, preset {name}): {ms:.2f} ms/sample")
     console.print(
         "marginal = (T(N_large) - T(N_small)) / (N_large - N_small), T = the file's wall_seconds; "
         "speed-up = marginal(P=1) / marginal(P); best of "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -38,39 +38,103 @@ INSPECT_EPILOG = (
 _FE = "Finite-element solve"
 
 
+def _opt(help_text: str, *names: str) -> Any:
+    """A generator option: ``None`` unless given, so it overrides the preset only then."""
+    return typer.Option(*names, help=help_text, rich_help_panel=_GEN)
+
+
 def generate(
     n: Annotated[int, typer.Option("-n", "--n-samples", help="Number of samples (N).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Dataset file (.h5) to write.")],
     seed: Annotated[
         int, typer.Option(help="Dataset seed; sample i depends on (seed, i) only.")
     ] = 0,
-    fiber_fraction_min: Annotated[
-        float, typer.Option(help="Lowest target fiber fraction.", rich_help_panel=_GEN)
-    ] = 0.2,
-    fiber_fraction_max: Annotated[
-        float, typer.Option(help="Highest target fiber fraction.", rich_help_panel=_GEN)
-    ] = 0.5,
-    radius_min: Annotated[
-        float,
-        typer.Option(help="Smallest fiber radius (fraction of the side).", rich_help_panel=_GEN),
-    ] = 0.05,
-    radius_max: Annotated[
-        float,
-        typer.Option(help="Largest fiber radius (fraction of the side).", rich_help_panel=_GEN),
-    ] = 0.12,
-    min_gap: Annotated[
-        float,
+    preset: Annotated[
+        str,
         typer.Option(
-            help="Minimum gap between fibers (fraction of the side).", rich_help_panel=_GEN
-        ),
-    ] = 0.01,
-    max_attempts: Annotated[
-        int,
-        typer.Option(
-            help="Failed placements in a row before a sample stops short of its target.",
+            help="Named generator to start from: default | mixture (broad training "
+            "distribution); the options below override its parameters (defaults shown: the "
+            "default preset's).",
             rich_help_panel=_GEN,
         ),
-    ] = 2000,
+    ] = "default",
+    fiber_fraction_min: Annotated[
+        float | None, _opt("Lowest target fiber fraction (default: 0.2).")
+    ] = None,
+    fiber_fraction_max: Annotated[
+        float | None, _opt("Highest target fiber fraction (default: 0.5).")
+    ] = None,
+    radius_min: Annotated[
+        float | None,
+        _opt(
+            "Smallest fiber radius, fraction of the side (default: 0.05). Non-circular "
+            "fibers: radius of the circle of equal area."
+        ),
+    ] = None,
+    radius_max: Annotated[float | None, _opt("Largest fiber radius (default: 0.12).")] = None,
+    min_gap: Annotated[
+        float | None, _opt("Minimum gap between fibers, fraction of the side (default: 0.01).")
+    ] = None,
+    max_attempts: Annotated[
+        int | None,
+        _opt(
+            "Failed placements in a row before a sample stops short of its target (default: 2000)."
+        ),
+    ] = None,
+    max_fibers: Annotated[
+        int | None, _opt("Fibers per sample at most; 0 = no limit (default: 0).")
+    ] = None,
+    shapes: Annotated[
+        str | None,
+        _opt(
+            "Fiber shapes, comma-separated, drawn uniformly: circle, ellipse, polygon "
+            "(default: circle)."
+        ),
+    ] = None,
+    shape_choice: Annotated[
+        str | None, _opt("Draw a shape per 'fiber' or one per 'sample' (default: fiber).")
+    ] = None,
+    aspect_min: Annotated[
+        float | None, _opt("Smallest ellipse aspect ratio a/b (default: 1.5).")
+    ] = None,
+    aspect_max: Annotated[
+        float | None, _opt("Largest ellipse aspect ratio a/b (default: 3).")
+    ] = None,
+    orientation_min: Annotated[
+        float | None, _opt("Smallest orientation, degrees from x (default: 0).")
+    ] = None,
+    orientation_max: Annotated[
+        float | None, _opt("Largest orientation, degrees from x (default: 180).")
+    ] = None,
+    sides_min: Annotated[int | None, _opt("Fewest polygon sides (default: 3).")] = None,
+    sides_max: Annotated[int | None, _opt("Most polygon sides (default: 6).")] = None,
+    radius_per_sample: Annotated[
+        bool | None,
+        _opt(
+            "Each sample draws its own sub-range of the radius range (default: no).",
+            "--radius-per-sample/--no-radius-per-sample",
+        ),
+    ] = None,
+    cluster_probability: Annotated[
+        float | None, _opt("Probability that a sample is clustered (default: 0).")
+    ] = None,
+    clusters_min: Annotated[
+        int | None, _opt("Fewest clusters of a clustered sample (default: 2).")
+    ] = None,
+    clusters_max: Annotated[
+        int | None, _opt("Most clusters of a clustered sample (default: 4).")
+    ] = None,
+    cluster_spread: Annotated[
+        float | None,
+        _opt("Standard deviation of fiber centres about their cluster (default: 0.08)."),
+    ] = None,
+    edges: Annotated[
+        str | None,
+        _opt(
+            "Fibers and the square's edges: free (may be cut), avoid (keep min-gap from "
+            "them), cut (every fiber crosses an edge) (default: free)."
+        ),
+    ] = None,
     mode: Annotated[
         str,
         typer.Option(
@@ -98,25 +162,42 @@ def generate(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Generate a dataset of random fiber microstructures and their FE strain fields (HDF5)."""
+    from data_gen.families import configure
     from data_gen.generate import GenerateConfig, world_communicator
     from data_gen.generate import generate as run_generate
-    from data_gen.microstructure import GeneratorConfig
     from data_gen.solver import SolverConfig
 
     comm = None
     try:
+        generator = configure(
+            preset,
+            fiber_fraction_min=fiber_fraction_min,
+            fiber_fraction_max=fiber_fraction_max,
+            radius_min=radius_min,
+            radius_max=radius_max,
+            min_gap=min_gap,
+            max_attempts=max_attempts,
+            max_fibers=max_fibers,
+            shapes=tuple(s.strip() for s in shapes.split(",")) if shapes is not None else None,
+            shape_choice=shape_choice,
+            aspect_min=aspect_min,
+            aspect_max=aspect_max,
+            orientation_min=orientation_min,
+            orientation_max=orientation_max,
+            sides_min=sides_min,
+            sides_max=sides_max,
+            radius_per_sample=radius_per_sample,
+            cluster_probability=cluster_probability,
+            clusters_min=clusters_min,
+            clusters_max=clusters_max,
+            cluster_spread=cluster_spread,
+            edges=edges,
+        )
         config = GenerateConfig(
             n=n,
             output=output,
             seed=seed,
-            generator=GeneratorConfig(
-                fiber_fraction_min=fiber_fraction_min,
-                fiber_fraction_max=fiber_fraction_max,
-                radius_min=radius_min,
-                radius_max=radius_max,
-                min_gap=min_gap,
-                max_attempts=max_attempts,
-            ),
+            generator=generator,
             solver=SolverConfig(mode=mode, k=k, plane=plane, applied_strain=applied_strain),
             overwrite=overwrite,
             chunk=chunk,

@@ -15,6 +15,7 @@ and an interrupted run resumes at the first missing chunk.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from data_gen.dataset import DatasetIdentity, DatasetWriter
 from data_gen.microstructure import GeneratorConfig, sample_microstructures
 from data_gen.solver import SolverConfig, StrainSolver
 from microstrain.conventions import (
+    ATTR_GENERATOR,
     DS_E,
     DS_FIBER_FRACTION,
     DS_SEED,
@@ -34,7 +36,7 @@ from microstrain.conventions import (
     LOAD_CASE,
     MATERIALS,
 )
-from microstrain.dataset import read_info
+from microstrain.dataset import json_attr, read_info
 from microstrain.errors import InputError, MicrostrainError
 from microstrain.fields import fiber_fraction
 
@@ -83,6 +85,34 @@ class GenerateResult:
     run_seconds: float  # wall time of this run (rank 0)
     wall_seconds: float  # T_data: all runs that wrote the file
     ranks: int
+
+
+def adopt_older_generator(path: Path, config: GenerateConfig) -> None:
+    """Let a file written before some generator parameters existed resume.
+
+    Its ``generator`` attribute lacks their keys. When it reads back as the requested config
+    (the missing parameters take their defaults, which are what it was drawn with) and seed,
+    the attribute is rewritten in full, so the resume check of :class:`DatasetWriter` passes;
+    anything else is left for that check to refuse.
+    """
+    import h5py
+
+    if config.overwrite or not path.is_file() or not h5py.is_hdf5(path):
+        return
+    wanted = config.generator.to_json_dict(config.seed)
+    try:
+        with h5py.File(path, "r") as f:
+            have = json_attr(f.attrs.get(ATTR_GENERATOR))
+        if not isinstance(have, dict) or set(have) >= set(wanted):
+            return
+        if have.get("seed") != config.seed or GeneratorConfig.from_json_dict(have) != (
+            config.generator
+        ):
+            return
+        with h5py.File(path, "r+") as f:
+            f.attrs[ATTR_GENERATOR] = json.dumps(wanted, sort_keys=True)
+    except (OSError, MicrostrainError, TypeError):
+        return  # damaged or foreign: DatasetWriter.open says so
 
 
 def world_communicator() -> Any:
@@ -153,6 +183,7 @@ def generate(config: GenerateConfig, progress: bool = True, comm: Any = None) ->
     error: str | None = None
     if rank == 0:
         try:
+            adopt_older_generator(Path(config.output), config)
             writer = DatasetWriter.open(
                 config.output,
                 config.identity(),

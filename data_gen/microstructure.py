@@ -1,12 +1,28 @@
-"""Random fiber/matrix microstructures: non-overlapping circular fibers in the unit square.
+"""Random fiber/matrix microstructures: non-overlapping fibers in the unit square (RSA sampler).
 
 Algorithm (random sequential addition): for each sample a target fiber fraction is drawn from
-``fiber_fraction_range``; fibers with a radius drawn from ``radius_range`` are placed at uniformly
-random centres in [0, 1]² and kept when they keep at least ``min_gap`` (centre distance
-≥ r₁ + r₂ + gap) from every fiber already placed. Fibers are added until the *rasterized* fiber
-fraction reaches the target (or ``max_attempts`` placements have failed in a row — the sample then
-keeps the fraction it reached). The square is **not periodic**: the load case of SPEC §1 has roller
-and free edges, not periodic ones, so a fiber whose centre lies near an edge is simply cut by it.
+``fiber_fraction_range``; candidate fibers with an equivalent radius drawn from ``radius_range``
+are placed at random centres and kept when they keep at least ``min_gap`` from every fiber
+already placed. Fibers are added until the *rasterized* fiber fraction reaches the target (or
+``max_attempts`` placements have failed in a row, or ``max_fibers`` are placed — the sample then
+keeps the fraction it reached). The square is **not periodic**: the load case of SPEC §1 has
+roller and free edges, not periodic ones, so a fiber whose centre lies near an edge is cut by it.
+
+Beyond the default (circles, uniform centres, fibers may be cut by the edges), the config draws
+
+- shapes: circles, ellipses (aspect ratio and orientation ranges), regular polygons (3–12
+  sides), chosen per fiber or once per sample (:mod:`data_gen.fiber_shapes`; clearance is tested
+  conservatively on covering discs, so ``min_gap`` holds for every shape);
+- clustering: with ``cluster_probability`` a sample draws a few cluster centres and its fiber
+  centres scatter around them (Gaussian, ``cluster_spread``);
+- edges: ``free`` (today's), ``avoid`` (every fiber keeps ``min_gap`` from the four edges) or
+  ``cut`` (every fiber crosses an edge);
+- ``radius_per_sample``: each sample draws its own sub-range of ``radius_range`` (varies the
+  polydispersity between samples; used by the broad ``mixture`` preset of
+  :mod:`data_gen.families`).
+
+Every option draws from the random stream only when it is switched on, so the default config
+gives bit for bit the samples it always gave (tested against recorded values).
 
 Rasterization follows SPEC §2: pixel (i, j) is fiber when its centre
 ``x = (j + ½)/32, y = 1 − (i + ½)/32`` lies inside a fiber, so row 0 is the top (y = 1).
@@ -18,26 +34,49 @@ sample_seed)`` regenerates it without the rest of the dataset.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 
+from data_gen.fiber_shapes import (
+    CIRCLE,
+    ELLIPSE,
+    POLYGON,
+    SHAPES,
+    FiberSet,
+    clearance,
+    disc_mask,
+    discs_clear,
+    half_width,
+    shape_mask,
+)
 from microstrain.conventions import GRID
 from microstrain.errors import InputError
 from microstrain.fields import mask_to_youngs_modulus
 
+__all__ = [
+    "GeneratorConfig",
+    "Microstructure",
+    "disc_mask",
+    "microstructure",
+    "sample_microstructures",
+    "sample_seed",
+]
+
 ALGORITHM = "random-sequential-addition"
-# Pixel-centre coordinates in the SPEC §2 image convention (row 0 = top, y = 1).
-_PIXEL_X = (np.arange(GRID) + 0.5) / GRID  # [32] x of column j
+EDGES = ("free", "avoid", "cut")
+SHAPE_CHOICES = ("fiber", "sample")
 _BATCH = 32  # candidates screened per vectorized step
-_PIXEL_Y = 1.0 - (np.arange(GRID) + 0.5) / GRID  # [32] y of row i
 
 
 @dataclass(frozen=True)
 class GeneratorConfig:
     """Every parameter of the sampler; stored as the dataset's ``generator`` attribute.
 
-    Lengths are fractions of the side of the unit square (one pixel = 1/32 = 0.03125).
+    Lengths are fractions of the side of the unit square (one pixel = 1/32 = 0.03125); a fiber's
+    radius is its equivalent radius (the circle of the same area), angles are in degrees from x.
     """
 
     fiber_fraction_min: float = 0.2
@@ -47,6 +86,21 @@ class GeneratorConfig:
     min_gap: float = 0.01
     # consecutive failed placements after which a sample stops short of its target fraction
     max_attempts: int = 2000
+    max_fibers: int = 0  # fibers per sample at most; 0 = no limit
+    shapes: tuple[str, ...] = ("circle",)  # drawn uniformly among these
+    shape_choice: str = "fiber"  # "fiber": a shape per fiber; "sample": one shape per sample
+    aspect_min: float = 1.5  # ellipse a/b
+    aspect_max: float = 3.0
+    orientation_min: float = 0.0  # degrees; ellipse major axis / polygon vertex
+    orientation_max: float = 180.0
+    sides_min: int = 3  # regular polygons
+    sides_max: int = 6
+    radius_per_sample: bool = False  # each sample draws a sub-range of [radius_min, radius_max]
+    cluster_probability: float = 0.0  # probability that a sample is clustered
+    clusters_min: int = 2  # cluster centres of a clustered sample
+    clusters_max: int = 4
+    cluster_spread: float = 0.08  # standard deviation of fiber centres around their cluster
+    edges: str = "free"  # "free" | "avoid" (no fiber within min_gap of an edge) | "cut"
     algorithm: str = field(default=ALGORITHM, init=False)
     periodic: bool = field(default=False, init=False)
 
@@ -65,26 +119,87 @@ class GeneratorConfig:
             raise InputError(f"minimum gap {self.min_gap:g} must satisfy 0 <= gap < 0.5")
         if self.max_attempts < 1:
             raise InputError(f"max attempts {self.max_attempts} must be at least 1")
+        if self.max_fibers < 0:
+            raise InputError(f"max fibers {self.max_fibers} must be >= 0 (0 = no limit)")
+        self._check_shapes()
+        self._check_placement()
+
+    def _check_shapes(self) -> None:
+        unknown = [s for s in self.shapes if s not in SHAPES]
+        if not self.shapes or unknown or len(set(self.shapes)) != len(self.shapes):
+            raise InputError(
+                f"shapes {','.join(self.shapes) or '(none)'} must be distinct names among "
+                f"{', '.join(SHAPES)}"
+            )
+        if self.shape_choice not in SHAPE_CHOICES:
+            raise InputError(f"shape choice must be one of {', '.join(SHAPE_CHOICES)}")
+        if not 1.0 <= self.aspect_min <= self.aspect_max <= 10.0:
+            raise InputError(
+                f"aspect ratio range [{self.aspect_min:g}, {self.aspect_max:g}] must satisfy "
+                "1 <= min <= max <= 10"
+            )
+        if not 0.0 <= self.orientation_min <= self.orientation_max <= 180.0:
+            raise InputError(
+                f"orientation range [{self.orientation_min:g}, {self.orientation_max:g}] must "
+                "satisfy 0 <= min <= max <= 180 (degrees)"
+            )
+        if not 3 <= self.sides_min <= self.sides_max <= 12:
+            raise InputError(
+                f"polygon sides [{self.sides_min}, {self.sides_max}] must satisfy "
+                "3 <= min <= max <= 12"
+            )
+
+    def _check_placement(self) -> None:
+        if not 0.0 <= self.cluster_probability <= 1.0:
+            raise InputError(f"cluster probability {self.cluster_probability:g} must be in [0, 1]")
+        if not 1 <= self.clusters_min <= self.clusters_max:
+            raise InputError(
+                f"cluster count range [{self.clusters_min}, {self.clusters_max}] must satisfy "
+                "1 <= min <= max"
+            )
+        if not self.cluster_spread > 0.0:
+            raise InputError(f"cluster spread {self.cluster_spread:g} must be positive")
+        if self.edges not in EDGES:
+            raise InputError(f"edges must be one of {', '.join(EDGES)}; got {self.edges!r}")
+        if self.edges == "cut" and self.cluster_probability > 0.0:
+            raise InputError("edges 'cut' places every fiber on an edge: it cannot be clustered")
 
     def to_json_dict(self, seed: int) -> dict[str, object]:
         """The ``generator`` attribute: every parameter plus the dataset seed."""
-        return {**asdict(self), "seed": int(seed), "grid": GRID}
+        return {**asdict(self), "shapes": list(self.shapes), "seed": int(seed), "grid": GRID}
 
     @classmethod
     def from_json_dict(cls, generator: dict[str, object]) -> GeneratorConfig:
-        """Inverse of :meth:`to_json_dict` (the dataset seed and fixed fields are dropped)."""
+        """Inverse of :meth:`to_json_dict` (the dataset seed and fixed fields are dropped).
+
+        Files written before a parameter existed lack its key: it takes its default, which is
+        what those files were drawn with.
+        """
         names = {f.name for f in fields(cls) if f.init}
-        return cls(**{k: v for k, v in generator.items() if k in names})  # type: ignore[arg-type]
+        kw: dict[str, Any] = {k: v for k, v in generator.items() if k in names}
+        if "shapes" in kw:
+            kw["shapes"] = tuple(kw["shapes"])  # type: ignore[arg-type]
+        return cls(**kw)
 
 
 @dataclass(frozen=True)
 class Microstructure:
-    """One sample: fibers as circles and their rasterization."""
+    """One sample: its fibers (one row each) and their rasterization.
+
+    ``config`` is the sample's own config: the dataset's, with the per-sample choices (radius
+    sub-range, shape) filled in.
+    """
 
     centres: np.ndarray  # [F, 2] (x, y), y up, unit square
-    radii: np.ndarray  # [F]
+    radii: np.ndarray  # [F] equivalent radii
+    kinds: np.ndarray  # int [F] index into fiber_shapes.SHAPES
+    aspects: np.ndarray  # [F] a/b of ellipses (1 for the other shapes)
+    angles: np.ndarray  # [F] radians
+    sides: np.ndarray  # int [F] polygon sides (0 for the other shapes)
     mask: np.ndarray  # bool [32, 32], row 0 = top
     target_fraction: float
+    clusters: np.ndarray  # [C, 2] cluster centres; [0, 2] when not clustered
+    config: GeneratorConfig
 
     @property
     def youngs_modulus(self) -> np.ndarray:
@@ -107,21 +222,74 @@ def sample_seed(seed: int, index: int) -> int:
     return int(state >> np.uint64(1))  # 63 bits: fits int64
 
 
-def disc_mask(cx: float, cy: float, r: float) -> np.ndarray:
-    """bool [32, 32]: pixels whose centre lies in the disc of centre (cx, cy), radius r."""
-    dx2 = (_PIXEL_X - cx) ** 2  # [32] per column
-    dy2 = (_PIXEL_Y - cy) ** 2  # [32] per row
-    return (dy2[:, None] + dx2[None, :]) <= r * r  # [32, 32]
+def _sample_choices(
+    config: GeneratorConfig, rng: np.random.Generator
+) -> tuple[GeneratorConfig, np.ndarray | None]:
+    """The per-sample draws: this sample's config and its cluster centres [C, 2] (or None)."""
+    if config.radius_per_sample:
+        lo, hi = np.sort(rng.uniform(config.radius_min, config.radius_max, size=2))
+        config = replace(
+            config, radius_min=float(lo), radius_max=float(hi), radius_per_sample=False
+        )
+    if config.shape_choice == "sample":
+        shape = config.shapes[int(rng.integers(len(config.shapes)))]
+        config = replace(config, shapes=(shape,), shape_choice="fiber")
+    p = config.cluster_probability
+    if p <= 0.0 or (p < 1.0 and rng.uniform() >= p):
+        return config, None
+    count = int(rng.integers(config.clusters_min, config.clusters_max + 1))
+    return config, rng.uniform(0.0, 1.0, size=(count, 2))  # [C, 2]
 
 
-def _clear(
-    c1: np.ndarray, r1: np.ndarray, c2: np.ndarray, r2: np.ndarray, gap: float
-) -> np.ndarray:
-    """bool [n1, n2]: disc pairs at least ``gap`` apart (centres [n, 2], radii [n])."""
-    dx = c1[:, None, 0] - c2[None, :, 0]  # [n1, n2]
-    dy = c1[:, None, 1] - c2[None, :, 1]
-    reach = r1[:, None] + r2[None, :] + gap
-    return dx * dx + dy * dy >= reach * reach
+def _draw_batch(
+    config: GeneratorConfig, clusters: np.ndarray | None, rng: np.random.Generator
+) -> tuple[FiberSet, np.ndarray]:
+    """_BATCH candidate fibers and whether the edge rule allows each (bool [B]).
+
+    Circles with uniform centres draw exactly what they always drew.
+    """
+    r = rng.uniform(config.radius_min, config.radius_max, size=_BATCH)  # [B]
+    u = rng.uniform(0.0, 1.0, size=(_BATCH, 2))  # [B, 2]
+    if config.shapes == ("circle",):
+        kinds = np.zeros(_BATCH, dtype=np.int64)
+        aspects, angles = np.ones(_BATCH), np.zeros(_BATCH)
+        sides = np.zeros(_BATCH, dtype=np.int64)
+    else:
+        codes = np.array([SHAPES.index(s) for s in config.shapes])
+        kinds = codes[rng.integers(len(codes), size=_BATCH)]  # [B]
+        aspects = rng.uniform(config.aspect_min, config.aspect_max, size=_BATCH)
+        angles = np.radians(rng.uniform(config.orientation_min, config.orientation_max, _BATCH))
+        sides = rng.integers(config.sides_min, config.sides_max + 1, size=_BATCH)
+        aspects = np.where(kinds == ELLIPSE, aspects, 1.0)  # only what each shape uses
+        angles = np.where(kinds == CIRCLE, 0.0, angles)
+        sides = np.where(kinds == POLYGON, sides, 0)
+
+    if clusters is not None:
+        pick = rng.integers(len(clusters), size=_BATCH)
+        c = clusters[pick] + rng.normal(0.0, config.cluster_spread, size=(_BATCH, 2))
+    elif config.edges == "cut":
+        # centre on a random edge, moved off it by less than the fiber's smallest half-width
+        edge = rng.integers(4, size=_BATCH)  # 0 left, 1 right, 2 bottom, 3 top
+        w = half_width(kinds, r, aspects, sides)  # [B]
+        along, off = u[:, 0], (2.0 * u[:, 1] - 1.0) * w
+        c = np.where(
+            (edge < 2)[:, None],
+            np.stack([np.where(edge == 0, off, 1.0 + off), along], axis=1),
+            np.stack([along, np.where(edge == 2, off, 1.0 + off)], axis=1),
+        )
+    else:
+        c = u
+    ellipse_discs = math.ceil(3.0 * config.aspect_max)  # see fiber_shapes.covering_discs
+    cand = FiberSet.build(c, r, kinds, aspects, angles, sides, ellipse_discs)
+
+    allowed = np.ones(_BATCH, dtype=bool)
+    if config.edges == "avoid":
+        lo = cand.disc_r + config.min_gap  # [D] nearest allowed disc centre to an edge
+        inside = np.all((cand.disc_c >= lo[:, None]) & (cand.disc_c <= 1.0 - lo[:, None]), 1)
+        allowed = np.logical_and.reduceat(inside, cand.disc_start)
+    elif clusters is not None:  # like uniform placement: centres inside the square
+        allowed = np.all((c >= 0.0) & (c <= 1.0), axis=1)
+    return cand, allowed
 
 
 def microstructure(config: GeneratorConfig, per_sample_seed: int) -> Microstructure:
@@ -132,32 +300,55 @@ def microstructure(config: GeneratorConfig, per_sample_seed: int) -> Microstruct
     """
     rng = np.random.default_rng(per_sample_seed)
     target = float(rng.uniform(config.fiber_fraction_min, config.fiber_fraction_max))
-    centres = np.empty((0, 2))  # [F, 2]
-    radii = np.empty(0)  # [F]
+    sample, clusters = _sample_choices(config, rng)
+    circles = sample.shapes == ("circle",)
+    placed = FiberSet.empty()
     mask = np.zeros((GRID, GRID), dtype=bool)
     fiber_pixels, needed = 0, target * GRID * GRID
-    failures = 0
-    while fiber_pixels < needed and failures < config.max_attempts:
-        cand_r = rng.uniform(config.radius_min, config.radius_max, size=_BATCH)  # [B]
-        cand_c = rng.uniform(0.0, 1.0, size=(_BATCH, 2))  # [B, 2]
-        # clearance of every candidate to every placed fiber [B, F] and to each other [B, B]
-        free = _clear(cand_c, cand_r, centres, radii, config.min_gap).all(axis=1)  # [B]
-        pair_clear = _clear(cand_c, cand_r, cand_c, cand_r, config.min_gap)  # [B, B]
+    failures, limit = 0, config.max_fibers or np.iinfo(np.int64).max
+
+    def going(count: int) -> bool:
+        return fiber_pixels < needed and failures < config.max_attempts and count < limit
+
+    while going(len(placed)):
+        cand, allowed = _draw_batch(sample, clusters, rng)
+        if circles:  # every fiber is its own covering disc: test all pairs at once
+            free = discs_clear(cand.c, cand.r, placed.c, placed.r, config.min_gap).all(axis=1)
+            pair_clear = discs_clear(cand.c, cand.r, cand.c, cand.r, config.min_gap)  # [B, B]
+        else:
+            free, pair_clear = clearance(cand, placed, config.min_gap)
         accepted: list[int] = []
         for b in range(_BATCH):
-            if fiber_pixels >= needed or failures >= config.max_attempts:
+            if not going(len(placed) + len(accepted)):
                 break
-            if not (free[b] and pair_clear[b, accepted].all()):
+            if not (allowed[b] and free[b] and pair_clear[b, accepted].all()):
                 failures += 1
                 continue
             failures = 0
             accepted.append(b)
-            mask |= disc_mask(cand_c[b, 0], cand_c[b, 1], cand_r[b])
+            if cand.kinds[b] == CIRCLE:
+                mask |= disc_mask(cand.c[b, 0], cand.c[b, 1], cand.r[b])
+            else:
+                mask |= shape_mask(
+                    int(cand.kinds[b]), float(cand.c[b, 0]), float(cand.c[b, 1]),
+                    float(cand.r[b]), float(cand.aspects[b]), float(cand.angles[b]),
+                    int(cand.sides[b]),
+                )  # fmt: skip
             fiber_pixels = int(np.count_nonzero(mask))
         if accepted:
-            centres = np.concatenate([centres, cand_c[accepted]])
-            radii = np.concatenate([radii, cand_r[accepted]])
-    return Microstructure(centres, radii, mask, target)
+            placed = placed.concat(cand.take(accepted))
+    return Microstructure(
+        centres=placed.c,
+        radii=placed.r,
+        kinds=placed.kinds,
+        aspects=placed.aspects,
+        angles=placed.angles,
+        sides=placed.sides,
+        mask=mask,
+        target_fraction=target,
+        clusters=clusters if clusters is not None else np.empty((0, 2)),
+        config=sample,
+    )
 
 
 def sample_microstructures(

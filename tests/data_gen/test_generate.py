@@ -1,20 +1,34 @@
 """`microstrain generate`: real dolfinx solves (pixel mode, tiny N), schema, prefix, refusals."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
+from data_gen.families import MIXTURE
 from data_gen.generate import GenerateConfig, generate, split_chunk
 from data_gen.microstructure import GeneratorConfig, sample_microstructures
 from data_gen.solver import SolverConfig, StrainSolver
 from microstrain import conventions as C
 from microstrain.dataset import FIELDS, read_info, read_samples
-from microstrain.errors import InputError
+from microstrain.errors import InputError, MicrostrainError
 
 PIXEL = SolverConfig(mode="pixel")
+OLD_GENERATOR_KEYS = {
+    "algorithm",
+    "fiber_fraction_max",
+    "fiber_fraction_min",
+    "grid",
+    "max_attempts",
+    "min_gap",
+    "periodic",
+    "radius_max",
+    "radius_min",
+    "seed",
+}
 
 
 def _generate(path: Path, n: int, **kw) -> None:
@@ -98,9 +112,47 @@ def test_different_command_is_refused_with_one_line(tmp_path, capsys, run_cli):
     assert status == 0 and read_info(path).generator["seed"] == 5
 
 
+def test_preset_and_options_are_recorded_and_regenerate_the_samples(tmp_path, run_cli):
+    path = tmp_path / "mix.h5"
+    args = ("generate", "-n", "3", "-o", path, "--mode", "pixel", "--no-progress", "--seed", "2")
+    assert run_cli(*args, "--preset", "mixture", "--shapes", "ellipse,polygon",
+                   "--edges", "avoid") == 0  # fmt: skip
+    wanted = replace(MIXTURE, shapes=("ellipse", "polygon"), edges="avoid")
+    info = read_info(path)
+    assert info.generator == wanted.to_json_dict(seed=2)
+    config = GeneratorConfig.from_json_dict(info.generator)
+    assert config == wanted
+    data = read_samples(path)
+    E, _ = sample_microstructures(config, 2, range(3))
+    np.testing.assert_array_equal(data[C.DS_E], E)
+    np.testing.assert_allclose(data[C.DS_STRAIN][:, 0].mean(axis=(1, 2)), 0.1, rtol=1e-5)
+
+
+def test_file_from_before_the_new_generator_options_resumes(tmp_path, pixel_file):
+    # pixel_file's first 4 samples, its generator attribute as written before shapes existed
+    path = tmp_path / "old.h5"
+    _generate(path, 4, seed=3, chunk=4)
+    old = {k: v for k, v in read_info(path).generator.items() if k in OLD_GENERATOR_KEYS}
+    with h5py.File(path, "r+") as f:
+        f.attrs[C.ATTR_GENERATOR] = json.dumps(old, sort_keys=True)
+    _generate(path, 6, seed=3, chunk=4)  # the same command, extended: resumes
+    assert read_info(path).generator == GeneratorConfig().to_json_dict(seed=3)
+    np.testing.assert_array_equal(
+        read_samples(path)[C.DS_STRAIN], read_samples(pixel_file)[C.DS_STRAIN]
+    )
+    # an old file of another command is still refused
+    with h5py.File(path, "r+") as f:
+        f.attrs[C.ATTR_GENERATOR] = json.dumps({**old, "min_gap": 0.02}, sort_keys=True)
+    with pytest.raises(MicrostrainError, match=r"generator\.min_gap"):
+        _generate(path, 8, seed=3)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (("-n", "2", "--preset", "fancy"), "unknown preset 'fancy'"),
+        (("-n", "2", "--shapes", "circle,star"), "shapes circle,star must be"),
+        (("-n", "2", "--edges", "wrap"), "edges must be one of"),
         (("-n", "0"), "number of samples must be positive"),
         (("-n", "2", "--mode", "coarse"), "mode must be one of"),
         (("-n", "2", "--plane", "shell"), "plane must be one of"),
