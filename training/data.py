@@ -1,43 +1,45 @@
-"""The HDF5 datasets of SPEC §4 as a LightningDataModule, wholly in memory.
+"""The SPEC §4 datasets as a LightningDataModule, wholly in memory, read through the core.
 
-The datasets are small (4 KiB of modulus + 12 KiB of strain per sample), so ``setup`` reads them
-once into tensors; when training on a GPU the tensors are moved there once and batches are cut by
-indexing on the device, so loading never starves the accelerator. Batches are fetched whole
-(``__getitems__``) instead of sample by sample, which keeps the data path cheap on CPU too.
+The file is read once by :func:`microstrain.dataset.load_samples` (the one reader: schema checks,
+refusal of incomplete or non-finite files, strain rescaled to ū = 0.1). The datasets are small
+(4 KiB of modulus + 12 KiB of strain per sample), so ``setup`` keeps them as tensors; when training
+on a GPU the tensors are moved there once and batches are cut by indexing on the device, so loading
+never starves the accelerator. Batches are fetched whole instead of sample by sample, which keeps
+the data path cheap on CPU too.
 
-The split is a seeded permutation: ``(n_total, val_fraction, test_fraction, split_seed)`` in the
-checkpoint's hyperparameters reproduce it exactly. Strain is rescaled to ū = 0.1 (SPEC §1:
-fields are linear in ū), so files written for another ū train the same model.
+A batch is ``(E, strain, fiber)``: E ``[B, 1, 32, 32]`` MPa, strain ``[B, 3, 32, 32]`` for ū = 0.1
+and the boolean fiber mask ``[B, 1, 32, 32]`` the metrics need, computed once at ``setup`` with the
+core's rule (:func:`microstrain.fields.fiber_mask`).
+
+The split is a seeded permutation of the file's samples; :attr:`StrainDataModule.split` holds its
+index arrays and the training run writes them into its run record (``training.run_record``).
 """
 
 from __future__ import annotations
 
-import json
-import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-import h5py
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from microstrain.conventions import (
-    ATTR_COMPLETE,
-    ATTR_DISCRETIZATION,
-    ATTR_GENERATOR,
-    ATTR_LOAD_CASE,
-    DEFAULT_APPLIED_STRAIN,
-    DS_E,
-    DS_FIBER_FRACTION,
-    DS_STRAIN,
-    E_SHAPE,
-    STRAIN_SHAPE,
-)
+from microstrain.conventions import DS_SOLVE_SECONDS
+from microstrain.dataset import load_samples, read_info, read_samples, summarize
 from microstrain.errors import MicrostrainError
+from microstrain.fields import fiber_mask
 from microstrain.files import sha256_of
 from training.normalization import Normalizer
+
+
+class StrainBatch(NamedTuple):
+    """E ``[B, 1, 32, 32]`` MPa, strain ``[B, 3, 32, 32]`` fiber ``[B, 1, 32, 32]`` bool."""
+
+    youngs_modulus: torch.Tensor
+    strain: torch.Tensor
+    fiber: torch.Tensor
 
 
 def mirror_x(
@@ -52,63 +54,13 @@ def mirror_x(
     return youngs_modulus.flip(-1), strain.flip(-1) * sign.view(1, 3, 1, 1)
 
 
-def _json_attr(f: h5py.File, name: str) -> Any:
-    raw = f.attrs.get(name)
-    if raw is None:
-        return None
-    if isinstance(raw, bytes):
-        raw = raw.decode()
-    try:
-        return json.loads(raw) if isinstance(raw, str) else raw
-    except json.JSONDecodeError:
-        return raw
+@dataclass(frozen=True)
+class Split:
+    """Sorted sample indices of the file: train, validation and test (int64 arrays)."""
 
-
-def read_dataset(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a SPEC §4 file -> ``{"E": [N,1,32,32], "strain": [N,3,32,32] for ū=0.1, ...}``.
-
-    Raises :class:`MicrostrainError` for a missing, unreadable, incomplete or malformed file.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise MicrostrainError(f"dataset not found: {p}")
-    try:
-        with h5py.File(p, "r") as f:
-            for name in (DS_E, DS_STRAIN):
-                if name not in f:
-                    raise MicrostrainError(f"{p} has no dataset '{name}' (not a microstrain file)")
-            if not bool(f.attrs.get(ATTR_COMPLETE, True)):
-                raise MicrostrainError(f"{p} is marked incomplete (interrupted generation?)")
-            youngs_modulus = np.asarray(f[DS_E][()], dtype=np.float32)
-            strain = np.asarray(f[DS_STRAIN][()], dtype=np.float32)
-            fraction = f[DS_FIBER_FRACTION][()] if DS_FIBER_FRACTION in f else None
-            load_case = _json_attr(f, ATTR_LOAD_CASE) or {}
-            generator = _json_attr(f, ATTR_GENERATOR)
-            discretization = _json_attr(f, ATTR_DISCRETIZATION)
-    except OSError as exc:
-        raise MicrostrainError(f"cannot read {p} as HDF5: {exc}") from None
-    n = youngs_modulus.shape[0]
-    if youngs_modulus.shape[1:] != E_SHAPE or strain.shape != (n, *STRAIN_SHAPE):
-        raise MicrostrainError(
-            f"{p}: E {list(youngs_modulus.shape)} / strain {list(strain.shape)} do not match "
-            f"[N, {', '.join(map(str, E_SHAPE))}] / [N, {', '.join(map(str, STRAIN_SHAPE))}]"
-        )
-    if n == 0:
-        raise MicrostrainError(f"{p} holds no samples")
-    applied = float(load_case.get("applied_strain", DEFAULT_APPLIED_STRAIN))
-    if applied == 0.0:
-        raise MicrostrainError(f"{p}: applied_strain is 0; cannot rescale to ū = 0.1")
-    strain *= DEFAULT_APPLIED_STRAIN / applied  # linear elasticity: fields scale with ū
-    if fraction is None:
-        fraction = (youngs_modulus > youngs_modulus.min()).mean(axis=(1, 2, 3))
-    return {
-        "E": youngs_modulus,
-        "strain": strain,
-        "fiber_fraction": np.asarray(fraction, dtype=np.float32),
-        "load_case": load_case,
-        "generator": generator,
-        "discretization": discretization,
-    }
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
 
 
 def split_indices(
@@ -132,18 +84,49 @@ def split_indices(
     return order[n_val + n_test :], order[:n_val], order[n_val : n_val + n_test]
 
 
-class InMemoryStrainDataset(Dataset):
-    """Raw E ``[n, 1, 32, 32]`` (MPa) and strain ``[n, 3, 32, 32]`` (ū = 0.1) tensors.
+def dataset_summary(path: str | Path) -> dict[str, Any]:
+    """:func:`microstrain.dataset.summarize` as JSON types: identity, T_data, T_simulation.
 
-    ``__getitems__`` returns a whole batch by one index operation (on whichever device the tensors
-    live); with ``augment_mirror`` each sample of a batch is x-mirrored with probability 1/2.
+    A file without recorded solve times (e.g. written by a user's own tool) still trains: its
+    times are ``None`` and τ stays unknown.
+    """
+    seconds = read_samples(path, (DS_SOLVE_SECONDS,))[DS_SOLVE_SECONDS]  # [N]
+    if np.any(np.isfinite(seconds) & (seconds > 0)):
+        return asdict(summarize(path))
+    info = read_info(path)
+    return {
+        "file": info.path.name,
+        "sha256": sha256_of(info.path),
+        "n_samples": info.n,
+        "t_data": None,
+        "t_data_source": f"none: the file records no {DS_SOLVE_SECONDS}",
+        "t_simulation": None,
+        "t_simulation_mean": None,
+        "hardware": info.hardware,
+        "load_case": info.load_case,
+        "generator": info.generator,
+        "discretization": info.discretization,
+    }
+
+
+class InMemoryStrainDataset(Dataset):
+    """Raw E ``[n, 1, 32, 32]`` (MPa), strain ``[n, 3, 32, 32]`` (ū = 0.1), bool fiber mask.
+
+    :meth:`batch` returns a whole :class:`StrainBatch` by one index operation (on whichever device
+    the tensors live); with ``augment_mirror`` each sample of a batch is x-mirrored with
+    probability 1/2 (its fiber mask with it).
     """
 
     def __init__(
-        self, youngs_modulus: torch.Tensor, strain: torch.Tensor, augment_mirror: bool = False
+        self,
+        youngs_modulus: torch.Tensor,
+        strain: torch.Tensor,
+        fiber: torch.Tensor,
+        augment_mirror: bool = False,
     ) -> None:
         self.youngs_modulus = youngs_modulus
         self.strain = strain
+        self.fiber = fiber
         self.augment_mirror = augment_mirror
 
     def __len__(self) -> int:
@@ -152,24 +135,44 @@ class InMemoryStrainDataset(Dataset):
     def to(self, device: torch.device) -> InMemoryStrainDataset:
         self.youngs_modulus = self.youngs_modulus.to(device)
         self.strain = self.strain.to(device)
+        self.fiber = self.fiber.to(device)
         return self
+
+    def batch(self, indices: list[int]) -> StrainBatch:
+        idx = torch.as_tensor(indices, device=self.youngs_modulus.device)
+        e, s, f = self.youngs_modulus[idx], self.strain[idx], self.fiber[idx]
+        if self.augment_mirror:
+            flip = torch.rand(len(indices), device=e.device).view(-1, 1, 1, 1) < 0.5  # [B,1,1,1]
+            e_m, s_m = mirror_x(e, s)
+            e = torch.where(flip, e_m, e)
+            s = torch.where(flip, s_m, s)
+            f = torch.where(flip, f.flip(-1), f)
+        return StrainBatch(e, s, f)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.youngs_modulus[index], self.strain[index]
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = torch.as_tensor(indices, device=self.youngs_modulus.device)
-        e, s = self.youngs_modulus[idx], self.strain[idx]  # [B, 1, 32, 32], [B, 3, 32, 32]
-        if self.augment_mirror:
-            flip = torch.rand(len(indices), device=e.device) < 0.5  # [B]
-            e_m, s_m = mirror_x(e, s)
-            e = torch.where(flip.view(-1, 1, 1, 1), e_m, e)
-            s = torch.where(flip.view(-1, 1, 1, 1), s_m, s)
-        return e, s
+        """E and strain of ``indices`` (pictures, benchmarks); the loader uses :meth:`batch`."""
+        b = self.batch(indices)
+        return b.youngs_modulus, b.strain
+
+
+class _Batches(Dataset):
+    """What the DataLoader indexes: one whole :class:`StrainBatch` per list of indices."""
+
+    def __init__(self, samples: InMemoryStrainDataset) -> None:
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitems__(self, indices: list[int]) -> StrainBatch:
+        return self.samples.batch(indices)
 
 
 def _batch_as_is(batch: Any) -> Any:
-    """``collate_fn`` for :meth:`InMemoryStrainDataset.__getitems__`: the batch is ready."""
+    """``collate_fn`` for :meth:`_Batches.__getitems__`: the batch is ready."""
     return batch
 
 
@@ -184,6 +187,11 @@ class StrainDataModule(pl.LightningDataModule):
         train_limit: keep only the first ``train_limit`` training samples of the split (learning
             curves, overfit-one); the val/test splits do not change.
         device_resident: move the tensors to the training device once (GPU) and index there.
+        allow_incomplete: train on the complete samples of an interrupted generation.
+
+    After ``setup``: :attr:`normalizer` (fitted on the training split), :attr:`split` (indices),
+    :attr:`dataset` (:func:`dataset_summary` of the file) and :attr:`summary` (split sizes and
+    the training split's fiber fractions).
     """
 
     def __init__(
@@ -197,10 +205,13 @@ class StrainDataModule(pl.LightningDataModule):
         train_limit: int | None = None,
         eval_batch_size: int = 256,
         device_resident: bool = True,
+        allow_incomplete: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.normalizer: Normalizer | None = None
+        self.split: Split | None = None
+        self.dataset: dict[str, Any] = {}
         self.summary: dict[str, Any] = {}
         self.train_set: InMemoryStrainDataset | None = None
         self.val_set: InMemoryStrainDataset | None = None
@@ -210,34 +221,29 @@ class StrainDataModule(pl.LightningDataModule):
         if self.train_set is not None:
             return
         hp: Any = self.hparams
-        data = read_dataset(hp.path)
-        n_total = data["E"].shape[0]
+        samples = load_samples(hp.path, allow_incomplete=hp.allow_incomplete)
+        n_total = samples.youngs_modulus.shape[0]
         train, val, test = split_indices(n_total, hp.val_fraction, hp.test_fraction, hp.split_seed)
         if hp.train_limit is not None:
             if hp.train_limit < 1:
                 raise MicrostrainError("train_limit must be at least 1")
             train = train[: hp.train_limit]
-        e = torch.from_numpy(data["E"])
-        s = torch.from_numpy(data["strain"])
-        t_idx, v_idx, s_idx = (torch.from_numpy(np.sort(i)) for i in (train, val, test))
+        self.split = Split(*(np.sort(i) for i in (train, val, test)))
+        e = torch.from_numpy(samples.youngs_modulus)  # [N, 1, 32, 32]
+        s = torch.from_numpy(samples.strain)  # [N, 3, 32, 32]
+        f = torch.from_numpy(fiber_mask(samples.youngs_modulus))  # bool [N, 1, 32, 32]
+        t_idx, v_idx, s_idx = (torch.from_numpy(i) for i in asdict(self.split).values())
         self.normalizer = Normalizer.fit(e[t_idx], s[t_idx])
-        self.train_set = InMemoryStrainDataset(e[t_idx], s[t_idx], hp.augment_mirror)
-        self.val_set = InMemoryStrainDataset(e[v_idx], s[v_idx])
-        self.test_set = InMemoryStrainDataset(e[s_idx], s[s_idx])
-        fraction = data["fiber_fraction"][train]
+        self.train_set = InMemoryStrainDataset(e[t_idx], s[t_idx], f[t_idx], hp.augment_mirror)
+        self.val_set = InMemoryStrainDataset(e[v_idx], s[v_idx], f[v_idx])
+        self.test_set = InMemoryStrainDataset(e[s_idx], s[s_idx], f[s_idx])
+        fraction = samples.fiber_fraction[self.split.train]  # [n_train]
+        self.dataset = dataset_summary(hp.path)
         self.summary = {
-            "file": Path(hp.path).name,
-            "sha256": sha256_of(hp.path),
             "n_total": n_total,
             "n_train": len(train),
             "n_val": len(val),
             "n_test": len(test),
-            "split_seed": hp.split_seed,
-            "val_fraction": hp.val_fraction,
-            "test_fraction": hp.test_fraction,
-            "generator": data["generator"],
-            "discretization": data["discretization"],
-            "load_case": data["load_case"],
             "fiber_fraction_range": [float(fraction.min()), float(fraction.max())],
             "fiber_fraction_mean": float(fraction.mean()),
         }
@@ -252,7 +258,7 @@ class StrainDataModule(pl.LightningDataModule):
         if ds is None:
             raise MicrostrainError("StrainDataModule.setup() has not run")
         return DataLoader(
-            ds,
+            _Batches(ds),
             batch_size=min(batch, len(ds)),
             shuffle=shuffle,
             num_workers=0,  # the data are in memory already; workers would only copy them

@@ -9,7 +9,9 @@ import typer
 
 
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="Lightning checkpoint (.ckpt) of `train`.")],
+    checkpoint: Annotated[
+        Path, typer.Argument(help="Best checkpoint (.ckpt) of `train`; its run.json beside it.")
+    ],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Model directory to create, e.g. models/mine/.")
     ],
@@ -19,28 +21,32 @@ def export(
     version: Annotated[
         str | None, typer.Option(help="Free-text version (default: UTC date and time).")
     ] = None,
-    dataset: Annotated[
-        Path | None,
-        typer.Option(help="Training HDF5 file, if it moved since training (same split)."),
-    ] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing model directory.")] = False,
 ) -> None:
-    """Export a checkpoint to ONNX + card.json, refused unless onnxruntime matches PyTorch."""
+    """Export a checkpoint to ONNX + card.json (metrics, times, τ), refused unless onnxruntime
+    matches PyTorch. Reads only the checkpoint and its run record, not the dataset."""
+    from microstrain.breakeven import format_tau
     from training.export import export_checkpoint
 
-    card = export_checkpoint(
-        checkpoint, output, name=name, version=version, dataset=dataset, force=force
-    )
+    card = export_checkpoint(checkpoint, output, name=name, version=version, force=force)
     parity = card["onnx"]["parity_max_rel_error"]
     typer.echo(f"wrote {output / 'model.onnx'} and card.json (ONNX vs PyTorch: {parity:.2g})")
     for split, values in card["metrics"].items():
         per_channel = ", ".join(
-            f"{k} {100 * values[k]:.2f}%" for k in ("eps_xx", "eps_yy", "gamma_xy")
+            f"{k} {100 * values[k]:.2f}%"
+            for k in ("eps_xx", "eps_yy", "gamma_xy", "fiber", "matrix")
         )
-        typer.echo(
-            f"{split}: relative L2 {100 * values['overall']:.2f}% ({per_channel}; "
-            f"fiber {100 * values['fiber']:.2f}%, matrix {100 * values['matrix']:.2f}%)"
+        typer.echo(f"{split}: relative L2 {100 * values['overall']:.2f}% ({per_channel})")
+    timing = (
+        f"T_surrogate {card['T_surrogate']:.3g} s (batch 1) / "
+        f"{card['T_surrogate_batched']:.3g} s (batched), T_train {card['T_train']:.4g} s"
+    )
+    if "tau" in card:
+        timing += (
+            f", T_simulation {card['T_simulation']:.4g} s: tau = {format_tau(card['tau'])} "
+            f"(batch 1), {format_tau(card['tau_batched'])} (batched)"
         )
+    typer.echo(timing)
 
 
 def register(app: typer.Typer) -> None:

@@ -5,8 +5,10 @@ Every option of :class:`~training.module.StrainRegressor` (``--model.*``),
 checkpoint callback (``--checkpoint.*``) and the TensorBoard images (``--images.*``) can come from
 YAML files (``--config configs/x.yaml``, several allowed, later wins) and be overridden on the
 command line. Outputs go to ``<runs_dir>/<name>/version_<i>/``: ``config.yaml`` (the resolved
-config), TensorBoard events and ``checkpoints/``. After fitting, the best checkpoint is evaluated
-on the test split, its test metrics are written into it, and its path is printed.
+config), TensorBoard events, ``checkpoints/`` and, when the run is over, the run record
+``run.json`` (:mod:`training.run_record`). After fitting, the best checkpoint is evaluated on the
+test split; its validation and test metrics go into the run record (checkpoints are never
+rewritten), and its path is printed.
 
 ``--overfit_one true`` is the lecture's model-selection check: one training sample, batch 1, no
 regularization, until the loss is tiny; it prints the final relative error on that sample.
@@ -26,7 +28,8 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from training.data import StrainDataModule
 from training.metrics import relative_l2
-from training.module import CHECKPOINT_KEY, MONITOR, StrainRegressor
+from training.module import MONITOR, StrainRegressor
+from training.run_record import RunRecorder
 from training.visualize import PredictionImages
 
 TRAIN_LOSS = "train/loss"
@@ -89,7 +92,9 @@ class StrainCLI(LightningCLI):
 
     def after_instantiate_classes(self) -> None:
         callbacks: list[Any] = self.trainer.callbacks  # type: ignore[attr-defined]
-        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+        if self.trainer.loggers:  # it refuses a Trainer without logger (--trainer.logger false)
+            callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+        callbacks.append(RunRecorder(test=bool(self.config.test)))
         if self.config.overfit_one:
             callbacks.append(
                 EarlyStopping(
@@ -99,16 +104,6 @@ class StrainCLI(LightningCLI):
                     check_on_train_epoch_end=True,
                 )
             )
-
-
-def _record_test_metrics(ckpt_path: str, metrics: dict[str, float]) -> None:
-    """Add the test metrics to a saved checkpoint (rewritten atomically)."""
-    path = Path(ckpt_path)
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    ckpt.setdefault(CHECKPOINT_KEY, {})["test_metrics"] = metrics
-    tmp = path.with_suffix(".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
 
 
 def _fmt(metrics: dict[str, float]) -> str:
@@ -133,27 +128,35 @@ def main(argv: list[str]) -> StrainCLI:
     )
     cfg, trainer, model, datamodule = cli.config, cli.trainer, cli.model, cli.datamodule
     trainer.fit(model, datamodule, ckpt_path=cfg.ckpt_path)
+    train_seconds = model.train_seconds  # the whole fit; testing restores an earlier checkpoint
     callback = trainer.checkpoint_callback
     best = getattr(callback, "best_model_path", "") or ""
     if cfg.overfit_one:
         assert datamodule.train_set is not None
-        youngs_modulus, strain = datamodule.train_set.__getitems__([0])
+        youngs_modulus, strain, fiber = datamodule.train_set.batch([0])
         model.eval()
         with torch.no_grad():
             pred = model.predict_strain(youngs_modulus.to(model.device)).cpu()
-        err = relative_l2(pred, strain.cpu(), youngs_modulus.cpu())
+        err = relative_l2(pred, strain.cpu(), fiber.cpu())
         loss = float(trainer.callback_metrics.get(TRAIN_LOSS, float("nan")))
         print(
             f"overfit-one: {trainer.current_epoch} epochs, final loss {loss:.3g} (normalized MSE); "
             f"relative L2 on the sample: {_fmt(err)}"
         )
-    elif cfg.test and best and trainer.is_global_zero:
+    elif cfg.test and best:
+        # every rank tests (DDP collectives); the best checkpoint's weights and its own
+        # validation metrics are restored from the file, which stays as it is
         trainer.test(model, datamodule, ckpt_path=best, verbose=False)
-        _record_test_metrics(best, model.test_results)
-        print(f"best validation: {_fmt(model.best_val_metrics)}")
-        print(f"test (best checkpoint): {_fmt(model.test_results)}")
-    print(f"train time {model.train_seconds:.1f} s on {model.hardware}")
-    print(f"best checkpoint: {best}", file=sys.stdout)
+        if trainer.is_global_zero:
+            print(f"validation (best checkpoint): {_fmt(model.val_results)}")
+            print(f"test (best checkpoint): {_fmt(model.test_results)}")
+    if trainer.is_global_zero:
+        print(f"train time {train_seconds:.1f} s on {model.hardware}")
+        callbacks: list[Any] = trainer.callbacks  # type: ignore[attr-defined]
+        recorder = next(c for c in callbacks if isinstance(c, RunRecorder))
+        if recorder.written is not None:
+            print(f"run record: {recorder.written}")
+        print(f"best checkpoint: {best}", file=sys.stdout)
     return cli
 
 

@@ -74,11 +74,11 @@ def train_one(config: LearningCurveConfig, m: int, weight_decay: float) -> dict[
     start = time.perf_counter()
     trainer.fit(model, datamodule)
     seconds = time.perf_counter() - start
-    e_train, s_train = datamodule.train_set.__getitems__(list(range(m_used)))
+    e_train, s_train, fiber = datamodule.train_set.batch(list(range(m_used)))
     model.eval()
     with torch.no_grad():
         pred = model.predict_strain(e_train.to(model.device)).cpu()
-    train_err = relative_l2(pred, s_train.cpu(), e_train.cpu())["overall"]
+    train_err = relative_l2(pred, s_train.cpu(), fiber.cpu())["overall"]
     return {
         "m": m_used,
         "weight_decay": weight_decay,

@@ -1,4 +1,4 @@
-"""Accuracy metrics in physical units (strain for ū = 0.1).
+"""Accuracy metrics in physical units (strain for ū = 0.1), given the fiber mask of each sample.
 
 Relative L2 error, the figure of merit of this project::
 
@@ -12,6 +12,10 @@ per-sample ratios):
 - ``fiber``, ``matrix``: the pixels of that phase, all three channels.
 
 Also ``mse``: mean squared error over all entries (strain², physical units).
+
+The phases come as a boolean fiber mask ``[N, 1, 32, 32]`` that the datamodule computes once with
+the core's rule (:func:`microstrain.fields.fiber_mask`); nothing here looks at values to guess
+what a tensor is, and nothing reads a value back to the host, so a GPU step never waits.
 """
 
 from __future__ import annotations
@@ -19,42 +23,46 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric
 
-from microstrain.conventions import FIBER, MATRIX, STRAIN_CHANNELS
+from microstrain.conventions import STRAIN_CHANNELS
 
 METRIC_NAMES = ("overall", *STRAIN_CHANNELS, "fiber", "matrix")
-_THRESHOLD = 0.5 * (FIBER.youngs_modulus + MATRIX.youngs_modulus)
-
-
-def phase_mask(youngs_modulus_or_mask: torch.Tensor) -> torch.Tensor:
-    """E map (MPa) or 0/1 fiber mask ``[N, 1, 32, 32]`` -> bool fiber mask ``[N, 1, 32, 32]``."""
-    x = youngs_modulus_or_mask
-    threshold = 0.5 if float(x.max()) <= 1.0 else _THRESHOLD
-    return x > threshold
 
 
 def squared_sums(
-    pred: torch.Tensor, target: torch.Tensor, youngs_modulus_or_mask: torch.Tensor
+    pred: torch.Tensor, target: torch.Tensor, fiber: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Σ error² and Σ true² for each entry of :data:`METRIC_NAMES` -> two float64 ``[6]``.
 
-    ``pred``, ``target``: ``[N, 3, 32, 32]``; the third argument ``[N, 1, 32, 32]``.
+    ``pred``, ``target``: strain ``[N, 3, 32, 32]``; ``fiber``: bool ``[N, 1, 32, 32]``.
     """
+    if fiber.dtype != torch.bool:
+        raise TypeError(f"fiber must be a bool mask [N, 1, 32, 32], got {fiber.dtype}")
     err2 = (pred.double() - target.double()).square()  # [N, 3, 32, 32]
     true2 = target.double().square()
-    fiber = phase_mask(youngs_modulus_or_mask).expand_as(err2)  # [N, 3, 32, 32]
-    num = [err2.sum(), *err2.sum(dim=(0, 2, 3)), err2[fiber].sum(), err2[~fiber].sum()]
-    den = [true2.sum(), *true2.sum(dim=(0, 2, 3)), true2[fiber].sum(), true2[~fiber].sum()]
+    zero = err2.new_zeros(())
+    # where() instead of boolean indexing: indexing needs the count of True on the host (a sync)
+    num = [
+        err2.sum(),
+        *err2.sum(dim=(0, 2, 3)),
+        torch.where(fiber, err2, zero).sum(),
+        torch.where(fiber, zero, err2).sum(),
+    ]
+    den = [
+        true2.sum(),
+        *true2.sum(dim=(0, 2, 3)),
+        torch.where(fiber, true2, zero).sum(),
+        torch.where(fiber, zero, true2).sum(),
+    ]
     return torch.stack(num), torch.stack(den)
 
 
-def relative_l2(
-    pred: torch.Tensor, target: torch.Tensor, youngs_modulus_or_mask: torch.Tensor
-) -> dict[str, float]:
+def relative_l2(pred: torch.Tensor, target: torch.Tensor, fiber: torch.Tensor) -> dict[str, float]:
     """Relative L2 errors (see module docstring) of raw strain ``[N, 3, 32, 32]``.
 
-    A phase absent from the batch gives ``nan`` for that phase.
+    ``fiber``: bool fiber mask ``[N, 1, 32, 32]``. A phase absent from the batch gives ``nan``
+    for that phase.
     """
-    num, den = squared_sums(pred, target, youngs_modulus_or_mask)
+    num, den = squared_sums(pred, target, fiber)
     ratio = (num / den).sqrt()
     return {name: float(v) for name, v in zip(METRIC_NAMES, ratio, strict=True)}
 
@@ -78,9 +86,9 @@ class RelativeL2(Metric):
         self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(  # type: ignore[override]
-        self, pred: torch.Tensor, target: torch.Tensor, youngs_modulus: torch.Tensor
+        self, pred: torch.Tensor, target: torch.Tensor, fiber: torch.Tensor
     ) -> None:
-        num, den = squared_sums(pred, target, youngs_modulus)
+        num, den = squared_sums(pred, target, fiber)
         self.num += num
         self.den += den
         self.count += target.numel()

@@ -7,8 +7,10 @@ regularization). Learning-rate schedule per epoch: ``"power"`` is the lecture's
 per channel, overall and per phase, and MSE (see :mod:`training.metrics`).
 
 Checkpoints carry the normalizer (buffers in the ``state_dict``), the hyperparameters (``arch``,
-``arch_kwargs``, optimizer, schedule) and, under ``checkpoint["microstrain"]``, the dataset summary,
-accumulated training wall time, hardware and the best validation metrics.
+``arch_kwargs``, optimizer, schedule) and, under ``checkpoint["microstrain"]``, what a resumed run
+continues from: the accumulated training wall time, its hardware, the best validation metrics so far
+and the validation metrics of the checkpoint's own weights. What the run used and achieved (data,
+split, test metrics) is written once into its run record (:mod:`training.run_record`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from torch.nn import functional as F
 
 from microstrain.hardware import cpu_model, usable_cores
 from training.architectures import build, parameter_count
+from training.data import StrainBatch
 from training.metrics import RelativeL2
 from training.normalization import Normalizer, PhysicalModel
 
@@ -73,8 +76,8 @@ class StrainRegressor(pl.LightningModule):
         self.test_metrics = RelativeL2()
         self.train_metrics = RelativeL2()
         self.example_input_array = torch.zeros(1, 1, 32, 32)  # for the TensorBoard model graph
-        self.dataset_summary: dict[str, Any] = {}
         self.best_val_metrics: dict[str, float] = {}
+        self.val_results: dict[str, float] = {}  # the latest validation epoch: these weights
         self.test_results: dict[str, float] = {}
         self.hardware = ""
         self._seconds_before = 0.0  # training wall time of earlier runs (resume)
@@ -110,19 +113,16 @@ class StrainRegressor(pl.LightningModule):
             # Fitted on the training split by the datamodule; a resumed checkpoint restores the
             # same constants afterwards (same file, same split).
             self.normalizer.load_state_dict(fitted.state_dict())
-        summary = getattr(datamodule, "summary", None)
-        if stage == "fit" and summary:
-            self.dataset_summary = dict(summary)
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        youngs_modulus, strain = batch  # [B, 1, 32, 32] MPa, [B, 3, 32, 32]
+    def _step(self, batch: StrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        youngs_modulus, strain, _ = batch  # [B, 1, 32, 32] MPa, [B, 3, 32, 32], fiber mask
         y = self.net(self.normalizer.encode_input(youngs_modulus))
         loss = F.mse_loss(y.float(), self.normalizer.encode_output(strain))
         return loss, self.normalizer.decode_output(y.float())
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> Any:
+    def training_step(self, batch: StrainBatch, batch_idx: int) -> Any:
         loss, pred = self._step(batch)
-        self.train_metrics.update(pred.detach(), batch[1], batch[0])
+        self.train_metrics.update(pred.detach(), batch.strain, batch.fiber)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
@@ -131,10 +131,10 @@ class StrainRegressor(pl.LightningModule):
         self.log("train/rel_l2/overall", values["rel_l2/overall"])
         self.train_metrics.reset()
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: StrainBatch, batch_idx: int) -> None:
         loss, pred = self._step(batch)
-        self.val_metrics.update(pred, batch[1], batch[0])
-        self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=batch[0].shape[0])
+        self.val_metrics.update(pred, batch.strain, batch.fiber)
+        self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=batch.strain.shape[0])
 
     def on_validation_epoch_end(self) -> None:
         values = {f"val/{k}": v for k, v in self.val_metrics.compute().items()}
@@ -142,18 +142,19 @@ class StrainRegressor(pl.LightningModule):
         self.log(MONITOR, values.pop(MONITOR), prog_bar=True)
         self.log_dict(values)
         values[MONITOR] = self.trainer.callback_metrics[MONITOR]
-        current = float(values[MONITOR])
-        best = self.best_val_metrics.get("overall", math.inf)
-        if not self.trainer.sanity_checking and current < best:
-            self.best_val_metrics = {
-                k.removeprefix("val/rel_l2/").removeprefix("val/"): float(v)
-                for k, v in values.items()
-            }
-            self.best_val_metrics["epoch"] = self.current_epoch
+        if self.trainer.sanity_checking:
+            return
+        # one host read per epoch (not per step): the metrics kept with the checkpoint
+        self.val_results = {
+            k.removeprefix("val/rel_l2/").removeprefix("val/"): float(v) for k, v in values.items()
+        }
+        self.val_results["epoch"] = self.current_epoch
+        if self.val_results["overall"] < self.best_val_metrics.get("overall", math.inf):
+            self.best_val_metrics = dict(self.val_results)
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: StrainBatch, batch_idx: int) -> None:
         _, pred = self._step(batch)
-        self.test_metrics.update(pred, batch[1], batch[0])
+        self.test_metrics.update(pred, batch.strain, batch.fiber)
 
     def on_test_epoch_end(self) -> None:
         values = self.test_metrics.compute()
@@ -197,14 +198,12 @@ class StrainRegressor(pl.LightningModule):
         return self._seconds_before + running
 
     def extras(self) -> dict[str, Any]:
+        """What a resumed run continues from (``checkpoint["microstrain"]``)."""
         return {
-            "dataset": self.dataset_summary,
             "train_seconds": self.train_seconds,
             "hardware": self.hardware,
             "best_val_metrics": self.best_val_metrics,
-            "test_metrics": self.test_results,
-            "parameters": self.parameter_count,
-            "normalization": self.normalizer.to_dict(),
+            "val_metrics": self.val_results,
         }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -212,8 +211,7 @@ class StrainRegressor(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         extras = checkpoint.get(CHECKPOINT_KEY, {})
-        self.dataset_summary = dict(extras.get("dataset", {}))
         self._seconds_before = float(extras.get("train_seconds", 0.0))
         self.hardware = extras.get("hardware", "")
         self.best_val_metrics = dict(extras.get("best_val_metrics", {}))
-        self.test_results = dict(extras.get("test_metrics", {}))
+        self.val_results = dict(extras.get("val_metrics", {}))

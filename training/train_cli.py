@@ -22,6 +22,8 @@ def _lightning_args(args: list[str]) -> list[str]:
         key, sep, value = arg.partition("=")
         if key == "--overfit-one":
             out.append(f"--overfit_one={value or 'true'}")
+        elif key == "--allow-incomplete":  # the spelling the dataset reader's refusal suggests
+            out.append(f"--data.allow_incomplete={value or 'true'}")
         elif key in _ALIASES:
             out.append(_ALIASES[key] + sep + value)
         else:

@@ -1,15 +1,16 @@
-"""The datamodule: reading SPEC §4 files, the seeded split, train-only normalization, mirroring."""
+"""The datamodule: reading SPEC §4 files through the core, the seeded split, train-only
+normalization, fiber masks, mirroring."""
 
 import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import write_standin_dataset
+from support.datasets import standin_moduli, standin_strain, write_standin_dataset
 
-from microstrain.conventions import ATTR_COMPLETE, DS_E, DS_STRAIN, FIBER, MATRIX
+from microstrain.conventions import DS_STRAIN, FIBER, MATRIX
+from microstrain.dataset import write_dataset
 from microstrain.errors import MicrostrainError
-from training.data import StrainDataModule, mirror_x, read_dataset, split_indices
-from training.normalization import Normalizer
+from training.data import StrainDataModule, mirror_x, split_indices
 
 
 def test_split_is_seeded_disjoint_and_complete():
@@ -30,83 +31,121 @@ def test_split_refuses_impossible_fractions():
         split_indices(2, 0.4, 0.4, seed=0)
 
 
-def test_normalization_comes_from_the_training_split_only(tmp_path):
-    path = write_standin_dataset(tmp_path / "d.h5", n=40)
-    dm = StrainDataModule(str(path), val_fraction=0.25, test_fraction=0.25, split_seed=1)
+def _setup(path, **kw) -> StrainDataModule:
+    dm = StrainDataModule(str(path), **kw)
     dm.setup("fit")
-    reference = Normalizer.fit(dm.train_set.youngs_modulus, dm.train_set.strain)
-    _, val_idx, test_idx = split_indices(40, 0.25, 0.25, seed=1)
+    return dm
+
+
+def test_normalization_comes_from_the_training_split_only(tmp_path):
+    e = standin_moduli(40)
+    s = standin_strain(e)
+    reference = _setup(
+        write_dataset(tmp_path / "d.h5", e, s), val_fraction=0.25, test_fraction=0.25, split_seed=1
+    )
     # Make every val/test sample extreme; the fitted constants must not move.
-    with h5py.File(path, "r+") as f:
-        e, s = f[DS_E][()], f[DS_STRAIN][()]
-        for idx in (val_idx, test_idx):
-            e[idx] = FIBER.youngs_modulus
-            s[idx] = 1e3
-        f[DS_E][...] = e
-        f[DS_STRAIN][...] = s
-    extreme = StrainDataModule(str(path), val_fraction=0.25, test_fraction=0.25, split_seed=1)
-    extreme.setup("fit")
-    for name, buf in reference.state_dict().items():
-        torch.testing.assert_close(extreme.normalizer.state_dict()[name], buf)
+    _, val_idx, test_idx = split_indices(40, 0.25, 0.25, seed=1)
+    held_out = np.concatenate([val_idx, test_idx])
+    e[held_out] = FIBER.youngs_modulus
+    s[held_out] = 1e3
+    extreme = _setup(
+        write_dataset(tmp_path / "x.h5", e, s), val_fraction=0.25, test_fraction=0.25, split_seed=1
+    )
+    for name, buf in reference.normalizer.state_dict().items():
+        torch.testing.assert_close(extreme.normalizer.state_dict()[name], buf, rtol=0, atol=0)
     assert float(extreme.val_set.strain.max()) == 1e3  # the extreme data did reach the val split
-    # and the encoded training outputs are standardized per channel
+    # and the encoded training outputs are standardized per channel (float32 statistics)
     y = extreme.normalizer.encode_output(extreme.train_set.strain)
-    torch.testing.assert_close(y.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-4, rtol=0)
+    torch.testing.assert_close(y.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
     torch.testing.assert_close(
-        y.std(dim=(0, 2, 3), unbiased=False), torch.ones(3), atol=1e-4, rtol=0
+        y.std(dim=(0, 2, 3), unbiased=False), torch.ones(3), atol=1e-5, rtol=0
     )
     assert extreme.summary["n_train"] == 20 and extreme.summary["n_val"] == 10
+    np.testing.assert_array_equal(extreme.split.val, np.sort(val_idx))
+    np.testing.assert_array_equal(extreme.split.test, np.sort(test_idx))
 
 
 def test_strain_is_rescaled_to_the_reference_applied_strain(tmp_path):
-    ref = read_dataset(write_standin_dataset(tmp_path / "a.h5", n=4, applied_strain=0.1))
-    other = read_dataset(write_standin_dataset(tmp_path / "b.h5", n=4, applied_strain=0.025))
-    np.testing.assert_allclose(other["strain"], ref["strain"], rtol=1e-5, atol=1e-9)
+    ref = _setup(write_standin_dataset(tmp_path / "a.h5", n=8, applied_strain=0.1))
+    other = _setup(write_standin_dataset(tmp_path / "b.h5", n=8, applied_strain=0.025))
+    # ū 0.025 -> 0.1 is a factor 4, exact in float32: only the files' own rounding differs
+    torch.testing.assert_close(other.train_set.strain, ref.train_set.strain, rtol=1e-6, atol=0)
 
 
 def test_train_limit_keeps_validation_fixed(tmp_path):
     path = write_standin_dataset(tmp_path / "d.h5", n=30)
-    full = StrainDataModule(str(path), split_seed=2)
-    small = StrainDataModule(str(path), split_seed=2, train_limit=4)
-    full.setup("fit")
-    small.setup("fit")
+    full = _setup(path, split_seed=2)
+    small = _setup(path, split_seed=2, train_limit=4)
     assert len(small.train_set) == 4
-    torch.testing.assert_close(small.val_set.strain, full.val_set.strain)
+    torch.testing.assert_close(small.val_set.strain, full.val_set.strain, rtol=0, atol=0)
 
 
-def test_batches_are_cut_whole_with_the_right_shapes(standin_h5):
-    dm = StrainDataModule(str(standin_h5), batch_size=8)
-    dm.setup("fit")
-    e, s = next(iter(dm.train_dataloader()))
-    assert e.shape == (8, 1, 32, 32) and s.shape == (8, 3, 32, 32)
-    assert e.dtype == s.dtype == torch.float32
+def test_batches_are_cut_whole_with_shapes_and_the_fiber_mask(standin_h5):
+    dm = _setup(standin_h5, batch_size=8)
+    e, s, fiber = next(iter(dm.train_dataloader()))
+    assert e.shape == (8, 1, 32, 32) and s.shape == (8, 3, 32, 32) and fiber.shape == e.shape
+    assert e.dtype == s.dtype == torch.float32 and fiber.dtype == torch.bool
     assert set(torch.unique(e).tolist()) <= {MATRIX.youngs_modulus, FIBER.youngs_modulus}
-    assert sum(b[0].shape[0] for b in dm.val_dataloader()) == len(dm.val_set)
+    assert torch.equal(fiber, e == FIBER.youngs_modulus)
+    assert sum(b.strain.shape[0] for b in dm.val_dataloader()) == len(dm.val_set)
+    low, high = dm.summary["fiber_fraction_range"]
+    fractions = dm.train_set.fiber.float().mean(dim=(1, 2, 3))
+    assert (low, high) == (float(fractions.min()), float(fractions.max()))
+
+
+def test_the_dataset_summary_carries_the_recorded_times(tmp_path):
+    e = standin_moduli(6)
+    seconds = np.array([0.5, 0.1, 0.2, 0.4, 0.3, 0.6])
+    path = write_dataset(tmp_path / "t.h5", e, standin_strain(e), solve_seconds=seconds)
+    dataset = _setup(path, val_fraction=0.2, test_fraction=0.2).dataset
+    assert dataset["t_simulation"] == pytest.approx(0.35, rel=1e-15)  # the median solve time
+    assert dataset["t_data"] == pytest.approx(2.1, rel=1e-15)  # their sum: no wall-time attribute
+    untimed = _setup(write_dataset(tmp_path / "u.h5", e, standin_strain(e))).dataset
+    assert untimed["t_data"] is None and untimed["t_simulation"] is None
+    assert untimed["n_samples"] == 6
+
+
+def _incomplete(path):
+    e = standin_moduli(4)
+    write_dataset(path, e, standin_strain(e), complete=False)
+
+
+def _no_strain(path):
+    write_standin_dataset(path, n=4)
+    with h5py.File(path, "r+") as f:
+        del f[DS_STRAIN]
+
+
+def _nan_strain(path):
+    e = standin_moduli(4)
+    s = standin_strain(e)
+    s[2, 1, 5, 5] = np.nan
+    write_dataset(path, e, s)
 
 
 @pytest.mark.parametrize(
-    "mutate, message",
+    "write, message",
     [
-        (lambda f: f.attrs.__setitem__(ATTR_COMPLETE, False), "incomplete"),
-        (lambda f: f.__delitem__(DS_STRAIN), "no dataset 'strain'"),
+        (_incomplete, "incomplete"),
+        (_no_strain, "no 'strain' dataset"),
+        (_nan_strain, "NaN or infinite values in 1 sample"),
     ],
 )
-def test_bad_files_raise_one_clear_error(tmp_path, mutate, message):
-    path = write_standin_dataset(tmp_path / "d.h5", n=4)
-    with h5py.File(path, "r+") as f:
-        mutate(f)
+def test_bad_files_raise_one_clear_error(tmp_path, write, message):
+    path = tmp_path / "d.h5"
+    write(path)
     with pytest.raises(MicrostrainError, match=message):
-        read_dataset(path)
+        _setup(path)
     with pytest.raises(MicrostrainError, match="not found"):
-        read_dataset(tmp_path / "missing.h5")
+        _setup(tmp_path / "missing.h5")
 
 
 def test_mirror_is_an_involution_and_flips_the_shear_sign():
     torch.manual_seed(0)
     e, s = torch.rand(2, 1, 32, 32), torch.randn(2, 3, 32, 32)
     e2, s2 = mirror_x(*mirror_x(e, s))
-    torch.testing.assert_close(e2, e)
-    torch.testing.assert_close(s2, s)
+    torch.testing.assert_close(e2, e, rtol=0, atol=0)
+    torch.testing.assert_close(s2, s, rtol=0, atol=0)
     em, sm = mirror_x(e, s)
     assert float(em[0, 0, 3, 0]) == float(e[0, 0, 3, -1])
     assert float(sm[0, 0, 3, 0]) == float(s[0, 0, 3, -1])
@@ -133,14 +172,13 @@ def test_mirror_augmentation_labels_are_exact_fe_solutions():
     assert np.abs(strain_mirrored_geometry - strain).max() > 1e-3 * scale  # not trivially equal
 
 
-def test_augmented_batches_hold_exactly_mirrored_samples(standin_h5):
-    dm = StrainDataModule(str(standin_h5), augment_mirror=True)
-    dm.setup("fit")
-    ds = dm.train_set
+def test_augmented_batches_hold_exactly_mirrored_samples_and_masks(standin_h5):
+    ds = _setup(standin_h5, augment_mirror=True).train_set
     torch.manual_seed(0)
-    e, s = ds.__getitems__(list(range(len(ds))))
+    e, s, fiber = ds.batch(list(range(len(ds))))
     em, sm = mirror_x(ds.youngs_modulus, ds.strain)
     same = (e == ds.youngs_modulus).flatten(1).all(1) & (s == ds.strain).flatten(1).all(1)
     mirrored = (e == em).flatten(1).all(1) & (s == sm).flatten(1).all(1)
     assert bool((same | mirrored).all())
     assert 0 < int(mirrored.sum()) < len(ds)
+    assert torch.equal(fiber, e == FIBER.youngs_modulus)  # the mask travels with its sample

@@ -1,4 +1,9 @@
-"""ONNX export of a real (briefly trained) checkpoint: parity, card, refusal, CLI errors."""
+"""Export of a real (briefly trained) run: the checkpoint and its run record are all it reads.
+
+The run is trained through `microstrain train` on a stand-in file that is then moved away, so
+every export here proves that the dataset is not needed. Checked: the ONNX contract and parity,
+the card's metrics and times taken from the record, τ, refusals, and reproducible re-export.
+"""
 
 from __future__ import annotations
 
@@ -8,51 +13,69 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
-import pytorch_lightning as pl
 import torch
+from support.cli import invoke
+from support.datasets import standin_moduli, standin_strain
 
-from microstrain.app import run
+import training.export as export_module
+from microstrain.breakeven import breakeven
 from microstrain.conventions import CARD_FILE, MODEL_FILE, ONNX_INPUT, ONNX_OUTPUT
+from microstrain.dataset import load_samples, write_dataset
 from microstrain.errors import MicrostrainError
+from microstrain.fields import fiber_mask
 from microstrain.files import sha256_of
-from microstrain_cli import build_app
-from training import export as export_module
-from training.data import StrainDataModule, read_dataset, split_indices
-from training.export import ExportConfig, ParityError, export_checkpoint
+from microstrain.surrogate import SurrogateModel
+from training.export import ExportConfig, export_checkpoint
 from training.metrics import relative_l2
 from training.module import StrainRegressor
+from training.onnx_graph import ParityError, parity_inputs
+from training.run_record import RUN_RECORD
 
 ARCH = "course-unet"  # BatchNorm, pooling, bilinear upsampling, skips: all must export
+N, SOLVE_SECONDS, WALL_SECONDS = 48, 5.0, 30.0
+# a quick T_surrogate for the tests that do not look at it
+FAST = ExportConfig(timing_batch_size=8, timing_budget_s=0.05, timing_threads=(1,))
 
 
 @pytest.fixture(scope="module")
-def checkpoint(standin_h5: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A course-unet trained for a few steps on the stand-in data, through the training API."""
-    pl.seed_everything(0, verbose=False)
-    directory = tmp_path_factory.mktemp("ckpt")
-    data = StrainDataModule(path=str(standin_h5), batch_size=16)
-    model = StrainRegressor(arch=ARCH)
-    trainer = pl.Trainer(
-        max_steps=4,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=directory,
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Train course-unet for 2 epochs with `microstrain train`, then move the dataset away."""
+    root = tmp_path_factory.mktemp("run")
+    e = standin_moduli(N, seed=3)
+    data = write_dataset(
+        root / "train.h5",
+        e,
+        standin_strain(e),
+        solve_seconds=np.full(N, SOLVE_SECONDS),
+        wall_seconds=WALL_SECONDS,
     )
-    trainer.fit(model, data)
-    path = directory / "model.ckpt"
-    trainer.save_checkpoint(path)
-    return path
+    digest = sha256_of(data)
+    result = invoke(
+        "train", "--model.arch", ARCH, "--data.path", data, "--data.batch_size", "16",
+        "--trainer.max_epochs", "2", "--trainer.logger", "false", "--images.n_samples", "0",
+        "--trainer.enable_progress_bar", "false", "--runs_dir", root / "runs",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    best = Path(result.stdout.split("best checkpoint: ")[1].split()[0])
+    moved = data.rename(tmp_path_factory.mktemp("elsewhere") / "moved.h5")
+    run_dir = root / "runs" / ARCH
+    return {
+        "best": best,
+        "record": json.loads((run_dir / RUN_RECORD).read_text()),
+        "run_dir": run_dir,
+        "data": moved,  # for the tests that check the record against the data
+        "sha256": digest,
+    }
 
 
 @pytest.fixture(scope="module")
-def exported(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def exported(run: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real command, with its default parity sizes and timing."""
     out = tmp_path_factory.mktemp("models") / "small"
-    export_checkpoint(checkpoint, out, version="test-1")
+    result = invoke("export", run["best"], "-o", out, "--version", "test-1")
+    assert result.exit_code == 0, result.output
+    assert "relative L2" in result.stdout and "tau = " in result.stdout
     return out
 
 
@@ -60,26 +83,16 @@ def _card(model_dir: Path) -> dict:
     return json.loads((model_dir / CARD_FILE).read_text())
 
 
-def _held_out(card: dict, standin_h5: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    data = read_dataset(standin_h5)
-    td = card["training_data"]
-    _, val, test = split_indices(td["n_total"], td["val_fraction"], td["test_fraction"], 0)
-    idx = np.sort(val if split == "val" else test)
-    return data["E"][idx], data["strain"][idx]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 3, 7, 64, 129])
-def test_onnxruntime_matches_pytorch_at_any_batch_size(exported, checkpoint, batch):
-    torch_model = StrainRegressor.load_from_checkpoint(checkpoint).physical_model()
-    rng = np.random.default_rng(batch)
-    e = np.where(rng.random((batch, 1, 32, 32)) < 0.35, 85_000.0, 3_000.0).astype(np.float32)
+def test_onnxruntime_matches_pytorch_at_any_batch_size(exported, run, batch):
+    torch_model = StrainRegressor.load_from_checkpoint(run["best"]).physical_model()
+    e = parity_inputs(batch, seed=100 + batch)
     with torch.no_grad():
         expected = torch_model(torch.from_numpy(e)).numpy()  # [batch, 3, 32, 32]
-    session = ort.InferenceSession(str(exported / MODEL_FILE), providers=["CPUExecutionProvider"])
-    (got,) = session.run([ONNX_OUTPUT], {ONNX_INPUT: e})
+    got = SurrogateModel.load(exported).predict(e)
     assert got.shape == (batch, 3, 32, 32) and got.dtype == np.float32
-    assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-5
+    assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-5  # the export's gate
 
 
 @pytest.mark.slow
@@ -99,51 +112,96 @@ def test_graph_contract_and_checker(exported):
 
 
 @pytest.mark.slow
-def test_card_records_what_the_spec_asks(exported, standin_h5):
-    card = _card(exported)
+def test_card_takes_data_split_and_metrics_from_the_run_record(exported, run):
+    card, record = _card(exported), run["record"]
+    assert [p.name for p in exported.parent.iterdir()] == ["small"]  # no staging or scratch left
     assert card["onnx"]["sha256"] == sha256_of(exported / MODEL_FILE)
     assert card["onnx"]["parity_batch_sizes"] == [1, 7, 64]
     assert 0 <= card["onnx"]["parity_max_rel_error"] <= 1e-5
     assert card["name"] == "small" and card["version"] == "test-1"
     assert card["architecture"]["name"] == ARCH and card["architecture"]["parameters"] == 94_978
     td = card["training_data"]
-    assert td["file"] == standin_h5.name and td["sha256"] == sha256_of(standin_h5)
+    assert td["file"] == "train.h5" and td["sha256"] == run["sha256"]
+    assert (td["n_total"], td["n_train"], td["n_val"], td["n_test"]) == (48, 38, 5, 5)
     low, high = td["fiber_fraction_range"]
     assert 0 < low <= td["fiber_fraction_mean"] <= high < 1
-    assert card["training"]["train_seconds"] > 0 and card["training"]["hardware"]
+    assert card["metrics"] == record["metrics"] and set(card["metrics"]) == {"val", "test"}
+    assert card["training"]["best_val_metrics"] == record["metrics"]["val"]
+    assert card["training"]["train_seconds"] == record["T_train"] > 0
+    assert card["training"]["epochs"] == 2 and card["training"]["checkpoint"] == run["best"].name
     assert set(card["normalization"]) >= {"input", "output"}
-    for split in ("val", "test"):
-        assert set(card["metrics"][split]) >= {"overall", "eps_xx", "eps_yy", "gamma_xy", "fiber"}
     assert card["input"]["shape"] == ["batch", 1, 32, 32]
     assert card["output"]["channels"] == ["eps_xx", "eps_yy", "gamma_xy"]
-    assert "/" not in json.dumps(card["training"]["config"]["data"]["path"])  # no machine paths
+    assert "/" not in card["training"]["config"]["data"]["path"]  # no machine paths
 
 
 @pytest.mark.slow
-def test_card_metrics_are_the_onnx_models_error_on_the_held_out_split(exported, standin_h5):
+def test_card_holds_the_recorded_times_and_tau(exported, run):
     card = _card(exported)
-    session = ort.InferenceSession(str(exported / MODEL_FILE), providers=["CPUExecutionProvider"])
+    assert card["T_data"] == WALL_SECONDS  # the dataset's wall-time attribute, via the record
+    assert card["T_simulation"] == SOLVE_SECONDS  # median solve time
+    assert card["T_train"] == run["record"]["T_train"]
+    assert card["T_surrogate"] > 0 and card["T_surrogate_batched"] > 0
+    assert card["tau"] == breakeven(
+        card["T_data"], card["T_train"], card["T_simulation"], card["T_surrogate"]
+    )
+    assert card["tau_batched"] == breakeven(
+        card["T_data"], card["T_train"], card["T_simulation"], card["T_surrogate_batched"]
+    )
+    hardware = card["timing_hardware"]
+    assert set(hardware) == {"T_data", "T_train", "T_simulation", "T_surrogate"}
+    assert hardware["T_train"] == run["record"]["T_train_hardware"]
+    assert "wall_seconds" in card["timing_sources"]["T_data"]
+
+
+@pytest.mark.slow
+def test_recorded_metrics_are_the_exported_models_error_on_the_recorded_split(exported, run):
+    """The record's split indices pick the held-out samples, and its metrics (PyTorch, when
+    training ended) are what the ONNX model scores on them, within the parity tolerance."""
+    model = SurrogateModel.load(exported)
     for split in ("val", "test"):
-        e, strain = _held_out(card, standin_h5, split)
-        (pred,) = session.run([ONNX_OUTPUT], {ONNX_INPUT: e})
-        expected = relative_l2(
-            torch.from_numpy(pred), torch.from_numpy(strain), torch.from_numpy(e)
+        indices = np.asarray(run["record"]["split"][f"{split}_indices"])
+        samples = load_samples(run["data"], indices=indices)
+        pred = model.predict(samples.youngs_modulus)
+        got = relative_l2(
+            torch.from_numpy(pred),
+            torch.from_numpy(samples.strain),
+            torch.from_numpy(fiber_mask(samples.youngs_modulus)),
         )
-        assert card["metrics"][split]["overall"] == pytest.approx(expected["overall"], rel=1e-6)
-        assert card["metrics"][split]["n_samples"] == e.shape[0]
+        recorded = _card(exported)["metrics"][split]
+        assert recorded["n_samples"] == len(indices) == 5
+        for name in ("overall", "eps_xx", "eps_yy", "gamma_xy", "fiber", "matrix"):
+            assert recorded[name] == pytest.approx(got[name], rel=1e-5)
 
 
 @pytest.mark.slow
-def test_export_is_refused_when_parity_fails(checkpoint, tmp_path):
+def test_export_never_touches_the_run(exported, run):
+    for entry in run["record"]["checkpoints"].values():
+        assert sha256_of(run["run_dir"] / entry["file"]) == entry["sha256"]
+    assert json.loads((run["run_dir"] / RUN_RECORD).read_text()) == run["record"]
+
+
+@pytest.mark.slow
+def test_re_export_gives_the_same_predictions(exported, run, tmp_path):
+    again = tmp_path / "again"
+    export_checkpoint(run["best"], again, config=FAST)
+    e = parity_inputs(16, seed=9)
+    first = SurrogateModel.load(exported, intra_op_threads=1).predict(e)
+    second = SurrogateModel.load(again, intra_op_threads=1).predict(e)
+    np.testing.assert_array_equal(second, first)
+
+
+@pytest.mark.slow
+def test_export_is_refused_when_parity_fails(run, tmp_path):
     out = tmp_path / "refused"
+    config = ExportConfig(parity_tolerance=0.0, timing_budget_s=0.05)
     with pytest.raises(ParityError, match="refused"):
-        export_checkpoint(checkpoint, out, config=ExportConfig(parity_tolerance=0.0))
-    assert not out.exists()
-    assert list(tmp_path.iterdir()) == []  # no staging directory left behind
+        export_checkpoint(run["best"], out, config=config)
+    assert list(tmp_path.iterdir()) == []  # no model, no staging directory left behind
 
 
 @pytest.mark.slow
-def test_export_is_refused_when_a_weight_changes_after_export(checkpoint, tmp_path, monkeypatch):
+def test_export_is_refused_when_a_weight_changes_after_export(run, tmp_path, monkeypatch):
     original = export_module.export_onnx
 
     def export_then_corrupt(module, path, opset=18):
@@ -155,77 +213,47 @@ def test_export_is_refused_when_a_weight_changes_after_export(checkpoint, tmp_pa
     monkeypatch.setattr(export_module, "export_onnx", export_then_corrupt)
     out = tmp_path / "corrupt"
     with pytest.raises(ParityError):
-        export_checkpoint(checkpoint, out)
+        export_checkpoint(run["best"], out, config=FAST)
     assert not out.exists()
 
 
 @pytest.mark.slow
-def test_existing_model_dir_is_kept_unless_forced(exported, checkpoint, tmp_path):
+def test_existing_model_dir_is_kept_unless_forced(exported, run, tmp_path):
     out = tmp_path / "existing"
     shutil.copytree(exported, out)
     before = sha256_of(out / MODEL_FILE)
     with pytest.raises(MicrostrainError, match="--force"):
-        export_checkpoint(checkpoint, out)
+        export_checkpoint(run["best"], out, config=FAST)
     assert sha256_of(out / MODEL_FILE) == before
     (out / "tau.json").write_text("{}")  # a report of the old model must not survive
-    export_checkpoint(checkpoint, out, force=True, version="again")
+    export_checkpoint(run["best"], out, force=True, version="again", config=FAST)
     assert _card(out)["version"] == "again" and not (out / "tau.json").exists()
 
 
-@pytest.mark.slow
-def test_export_refuses_a_different_dataset(checkpoint, tmp_path):
-    from conftest import write_standin_dataset
-
-    other = write_standin_dataset(tmp_path / "other.h5", n=48, seed=5)
-    with pytest.raises(MicrostrainError, match="not the file this model was trained on"):
-        export_checkpoint(checkpoint, tmp_path / "m", dataset=other)
+def test_export_refuses_a_checkpoint_the_record_does_not_describe(run, tmp_path):
+    alone = tmp_path / "alone" / "checkpoints"
+    alone.mkdir(parents=True)
+    shutil.copy(run["best"], alone / "best.ckpt")
+    with pytest.raises(MicrostrainError, match=r"no run record run\.json"):
+        export_checkpoint(alone / "best.ckpt", tmp_path / "m", config=FAST)
+    shutil.copy(run["run_dir"] / RUN_RECORD, alone / RUN_RECORD)
+    with (alone / "best.ckpt").open("ab") as fh:
+        fh.write(b"\0")  # a changed file: the record's metrics are not its metrics
+    with pytest.raises(MicrostrainError, match="a checkpoint of that run, not the best one"):
+        export_checkpoint(alone / "best.ckpt", tmp_path / "m", config=FAST)
     assert not (tmp_path / "m").exists()
 
 
-def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        run(build_app(), argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_export_cli_missing_checkpoint_is_one_line(tmp_path, capsys):
-    code, _, err = _cli(["export", str(tmp_path / "no.ckpt"), "-o", str(tmp_path / "m")], capsys)
-    assert code == 1 and err.strip().count("\n") == 0 and err.startswith("error: ")
+def test_export_cli_missing_checkpoint_is_one_line(tmp_path):
+    result = invoke("export", tmp_path / "no.ckpt", "-o", tmp_path / "m")
+    assert result.exit_code == 1 and result.stderr.startswith("error: ")
+    assert result.stderr.strip().count("\n") == 0
     assert not (tmp_path / "m").exists()
 
 
-def test_export_cli_rejects_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
+def test_export_cli_rejects_a_file_that_is_not_a_checkpoint(tmp_path):
     bogus = tmp_path / "bogus.ckpt"
     bogus.write_bytes(b"not a checkpoint")
-    code, _, err = _cli(["export", str(bogus), "-o", str(tmp_path / "m")], capsys)
-    assert code == 1 and err.startswith("error: ") and err.strip().count("\n") == 0
-
-
-@pytest.mark.slow
-def test_export_and_tau_cli_end_to_end(checkpoint, standin_h5, tmp_path, capsys):
-    out = tmp_path / "cli"
-    code, stdout, err = _cli(["export", str(checkpoint), "-o", str(out), "--name", "n1"], capsys)
-    assert code == 0, err
-    assert "relative L2" in stdout and _card(out)["name"] == "n1"
-    code, stdout, err = _cli(
-        ["tau", str(out), "--dataset", str(standin_h5), "--threads", "1", "--batch-size", "8"],
-        capsys,
-    )
-    assert code == 0, err
-    card = _card(out)
-    assert card["T_train"] == pytest.approx(card["training"]["train_seconds"])
-    assert card["T_simulation"] == pytest.approx(0.004)  # the stand-in file's solve_seconds
-    assert "tau =" in stdout and (out / "tau.png").is_file()
-
-
-@pytest.mark.slow
-def test_tau_takes_the_training_time_from_the_checkpoint(exported, checkpoint):
-    from training.tau import training_seconds_from_checkpoint
-
-    seconds, hardware = training_seconds_from_checkpoint(checkpoint)
-    assert seconds == pytest.approx(_card(exported)["training"]["train_seconds"])
-    assert seconds > 0 and hardware.startswith(("CPU", "GPU"))
+    result = invoke("export", bogus, "-o", tmp_path / "m")
+    assert result.exit_code == 1 and result.stderr.startswith("error: ")
+    assert result.stderr.strip().count("\n") == 0

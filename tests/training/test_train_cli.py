@@ -1,26 +1,28 @@
-"""`microstrain train` (LightningCLI) and `microstrain learning-curve` through the real CLI."""
+"""`microstrain train` (LightningCLI) and `microstrain learning-curve` through the real CLI.
+
+Plumbing only, so the data are the stand-in file of ``support.datasets``, not an FE generation.
+"""
 
 import csv
+import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from typer.testing import CliRunner
+from support.cli import invoke
 
-from microstrain_cli import build_app
+from microstrain.files import sha256_of
 from training.module import CHECKPOINT_KEY, StrainRegressor
+from training.run_record import RUN_RECORD
 
 REPO = Path(__file__).resolve().parents[2]
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
-def _train(*args: str):
-    result = CliRunner().invoke(build_app(), ["train", *args, *QUIET], catch_exceptions=False)
-    return result
+def _train(*args: object):
+    return invoke("train", *args, *QUIET)
 
 
 def _best_checkpoint(output: str) -> Path:
@@ -30,13 +32,8 @@ def _best_checkpoint(output: str) -> Path:
 
 
 def test_help_is_lightning_clis():
-    out = subprocess.run(
-        [sys.executable, "-m", "microstrain_cli", "train", "--help"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=True,
-    ).stdout
+    result = invoke("train", "--help")
+    assert result.exit_code == 0, result.output
     for option in (
         "--config",
         "--trainer.max_epochs",
@@ -44,99 +41,127 @@ def test_help_is_lightning_clis():
         "--model.arch",
         "--ckpt_path",
     ):
-        assert option in out
+        assert option in result.stdout
 
 
-def test_smoke_run_with_config_and_overrides_on_real_data(tmp_path, pixel_h5):
+def test_run_writes_checkpoints_and_one_run_record_then_resumes(tmp_path, standin_h5):
     runs = tmp_path / "runs"
-    result = _train(
-        "--config", str(REPO / "configs" / "course-unet.yaml"),
-        "--data.path", str(pixel_h5),
-        "--trainer.max_epochs", "2",
+    common = [
+        "--config", REPO / "configs" / "course-unet.yaml",
+        "--data.path", standin_h5,
         "--data.batch_size", "16",
-        "--runs_dir", str(runs),
+        "--runs_dir", runs,
         "--name", "smoke",
-    )  # fmt: skip
+        "--images.n_samples", "0",
+    ]  # fmt: skip
+    result = _train(*common, "--trainer.max_epochs", "2")
     assert result.exit_code == 0, result.output
-    best = _best_checkpoint(result.output)
-    assert best.is_file() and best.parent.parent.parent == runs / "smoke"
-    resolved = yaml.safe_load((best.parent.parent / "config.yaml").read_text())
+    best = _best_checkpoint(result.stdout)
+    run_dir = runs / "smoke" / "version_0"
+    assert best.is_file() and best.parent == run_dir / "checkpoints"
+    resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert resolved["model"]["arch"] == "course-unet"
     assert resolved["trainer"]["max_epochs"] == 2
     assert resolved["data"]["batch_size"] == 16
-    assert list(best.parent.parent.glob("events.out.tfevents.*"))
-    ckpt = torch.load(best, weights_only=False)
-    extras = ckpt[CHECKPOINT_KEY]
-    assert set(extras["test_metrics"]) >= {"overall", "eps_xx", "fiber", "matrix"}
-    assert extras["dataset"]["discretization"] == {"mode": "pixel", "k": 1}
-    assert "test (best checkpoint): overall" in result.output
+    assert list(run_dir.glob("events.out.tfevents.*"))
+    assert f"run record: {run_dir / RUN_RECORD}" in result.stdout
+    assert "test (best checkpoint): overall" in result.stdout
 
-    # resume: the epoch counter and the accumulated training time continue
+    record = json.loads((run_dir / RUN_RECORD).read_text())
+    # the checkpoints are exactly the files the record hashed when fitting ended
+    for entry in record["checkpoints"].values():
+        assert sha256_of(run_dir / entry["file"]) == entry["sha256"]
+    assert record["checkpoints"]["best"]["file"] == f"checkpoints/{best.name}"
+    assert record["dataset"]["file"] == standin_h5.name
+    assert record["dataset"]["sha256"] == sha256_of(standin_h5)
+    assert record["dataset"]["t_simulation"] == 0.004  # the stand-in's solve_seconds
+    split = record["split"]
+    assert (split["n_total"], split["n_train"], split["n_val"], split["n_test"]) == (48, 38, 5, 5)
+    assert len(split["val_indices"]) == 5 and len(split["test_indices"]) == 5
+    assert not set(split["val_indices"]) & set(split["test_indices"])
+    assert record["epochs"] == 2 and record["global_step"] == 2 * 3  # 38 samples, batch 16
+    assert record["T_train"] > 0 and record["T_train_hardware"].startswith("CPU")
+    for name in ("val", "test"):
+        metrics = record["metrics"][name]
+        assert set(metrics) >= {"overall", "eps_xx", "eps_yy", "gamma_xy", "fiber", "matrix"}
+        assert metrics["n_samples"] == 5
+    assert record["config"]["model"]["arch"] == "course-unet"
+    assert record["config"]["data"]["batch_size"] == 16
+    ckpt = torch.load(best, weights_only=False)
+    assert "test_metrics" not in ckpt[CHECKPOINT_KEY]  # test results live in the record only
+    assert ckpt[CHECKPOINT_KEY]["val_metrics"]["overall"] == pytest.approx(
+        record["metrics"]["val"]["overall"], rel=1e-6
+    )
+
+    # resume: the epoch counter and the accumulated training time continue in a new run dir
+    first_last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     resumed = _train(
-        "--config", str(REPO / "configs" / "course-unet.yaml"),
-        "--data.path", str(pixel_h5),
-        "--trainer.max_epochs", "3",
-        "--data.batch_size", "16",
-        "--runs_dir", str(runs),
-        "--name", "smoke",
-        "--ckpt_path", str(best.parent / "last.ckpt"),
-    )  # fmt: skip
+        *common, "--trainer.max_epochs", "3", "--ckpt_path", run_dir / "checkpoints" / "last.ckpt"
+    )
     assert resumed.exit_code == 0, resumed.output
-    last = torch.load(_best_checkpoint(resumed.output).parent / "last.ckpt", weights_only=False)
-    first_last = torch.load(best.parent / "last.ckpt", weights_only=False)
+    second = runs / "smoke" / "version_1"
+    last = torch.load(second / "checkpoints" / "last.ckpt", weights_only=False)
     assert last["epoch"] == first_last["epoch"] + 1  # one more epoch, not three from scratch
     assert last["global_step"] == 3 * first_last["global_step"] // 2
-    assert last[CHECKPOINT_KEY]["train_seconds"] > extras["train_seconds"]
+    resumed_record = json.loads((second / RUN_RECORD).read_text())
+    assert resumed_record["epochs"] == 3
+    assert resumed_record["T_train"] > record["T_train"]  # summed over both runs
+    assert (
+        sha256_of(run_dir / "checkpoints" / "last.ckpt") == record["checkpoints"]["last"]["sha256"]
+    )
 
 
-def test_fast_dev_run(tmp_path, standin_h5, monkeypatch):
+def test_fast_dev_run_writes_nothing_to_the_current_directory(tmp_path, standin_h5, monkeypatch):
     workdir = tmp_path / "cwd"
     workdir.mkdir()
     monkeypatch.chdir(workdir)
     result = _train(
         "--model.arch", "res-unet",
-        "--data.path", str(standin_h5),
+        "--data.path", standin_h5,
         "--trainer.fast_dev_run", "true",
-        "--runs_dir", str(tmp_path),
+        "--runs_dir", tmp_path,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert list(workdir.iterdir()) == []  # nothing lands in the current directory
+    assert list(workdir.iterdir()) == []
+    assert not list(tmp_path.rglob(RUN_RECORD))  # no checkpoint, nothing to record
 
 
 @pytest.mark.slow
-def test_overfit_one_learns_one_sample_by_heart(tmp_path, pixel_h5):
+def test_overfit_one_learns_one_sample_by_heart(tmp_path, standin_h5):
     result = _train(
-        "--config", str(REPO / "configs" / "course-cnn.yaml"),
-        "--data.path", str(pixel_h5),
+        "--config", REPO / "configs" / "course-cnn.yaml",
+        "--data.path", standin_h5,
         "--overfit-one",
         "--model.lr", "3e-3",
         "--trainer.max_epochs", "600",
-        "--runs_dir", str(tmp_path),
+        "--runs_dir", tmp_path,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     match = re.search(
-        r"final loss (\S+) .*relative L2 on the sample: overall (\S+),", result.output
+        r"final loss (\S+) .*relative L2 on the sample: overall (\S+),", result.stdout
     )
     assert match, result.output
-    assert float(match.group(1)) < 2e-4
+    # EarlyStopping stops at the threshold OVERFIT_LOSS = 1e-4 of normalized MSE
+    assert float(match.group(1)) < 1e-4
     assert float(match.group(2)) < 0.03
+    record = json.loads(next(tmp_path.rglob(RUN_RECORD)).read_text())
+    assert record["split"]["n_train"] == 1 and "test" not in record["metrics"]
 
 
 def test_missing_dataset_is_one_error_line(tmp_path):
-    cmd = [sys.executable, "-m", "microstrain_cli", "train", "--data.path", str(tmp_path / "no.h5")]
-    cmd += ["--runs_dir", str(tmp_path), *QUIET]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1] == f"error: dataset not found: {tmp_path / 'no.h5'}"
+    result = _train("--data.path", tmp_path / "no.h5", "--runs_dir", tmp_path)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: dataset file not found: {tmp_path / 'no.h5'}"
+    )
+    assert not list(tmp_path.rglob(RUN_RECORD))
 
 
-def test_learning_curve_writes_table_and_plot(tmp_path, pixel_h5):
+def test_learning_curve_writes_table_and_plot(tmp_path, standin_h5):
     out = tmp_path / "lc"
-    result = CliRunner().invoke(
-        build_app(),
-        ["learning-curve", "--data", str(pixel_h5), "--sizes", "2,8", "--epochs", "2",
-         "--min-steps", "4", "--weight-decay", "1e-3", "-o", str(out)],
-        catch_exceptions=False,
+    result = invoke(
+        "learning-curve", "--data", standin_h5, "--sizes", "2,8", "--epochs", "2",
+        "--min-steps", "4", "--weight-decay", "1e-3", "-o", out,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader((out / "learning_curve.csv").open()))
@@ -148,14 +173,16 @@ def test_learning_curve_writes_table_and_plot(tmp_path, pixel_h5):
     assert "| m | weight decay |" in (out / "learning_curve.md").read_text()
 
 
-def test_a_checkpoint_records_what_the_export_needs(tmp_path, standin_h5):
+def test_a_checkpoint_restores_the_physical_model(tmp_path, standin_h5):
     result = _train(
         "--model.arch", "course-cnn",
-        "--data.path", str(standin_h5),
+        "--data.path", standin_h5,
         "--trainer.max_epochs", "1",
-        "--runs_dir", str(tmp_path),
+        "--trainer.logger", "false",
+        "--runs_dir", tmp_path,
     )  # fmt: skip
-    model = StrainRegressor.load_from_checkpoint(_best_checkpoint(result.output))
-    assert model.dataset_summary["n_total"] == 48
-    assert model.hardware and model.best_val_metrics
+    assert result.exit_code == 0, result.output
+    model = StrainRegressor.load_from_checkpoint(_best_checkpoint(result.stdout))
+    assert model.hardware and model.best_val_metrics and model.train_seconds > 0
     assert model.physical_model()(torch.full((2, 1, 32, 32), 3000.0)).shape == (2, 3, 32, 32)
+    assert (tmp_path / "course-cnn" / RUN_RECORD).is_file()  # no logger: the root dir is the run

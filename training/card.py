@@ -1,0 +1,193 @@
+"""The model card ``card.json`` (SPEC §5, docs/model-card.md) and the model directory's README.
+
+The card is assembled from the artifacts that measured each value, never recomputed: the
+checkpoint (architecture, hyperparameters, normalization, epoch), the run record ``run.json``
+(training data, split, T_train, held-out metrics of the best checkpoint), the dataset summary in
+that record (T_data, T_simulation) and the export itself (ONNX facts, parity, T_surrogate, τ).
+It is written once, by ``export``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from microstrain.breakeven import SurrogateTiming, breakeven, format_tau
+from microstrain.conventions import (
+    CARD_FILE,
+    DEFAULT_APPLIED_STRAIN,
+    DS_SOLVE_SECONDS,
+    GRID,
+    MODEL_FILE,
+    N_STRAIN,
+    ONNX_INPUT,
+    ONNX_OUTPUT,
+    SCHEMA_VERSION,
+    STRAIN_CHANNELS,
+)
+
+CARD_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class OnnxFacts:
+    """What the export measured about the written graph."""
+
+    sha256: str
+    bytes: int
+    opset: int
+    exporter: str
+    torch: str  # the version that wrote the graph
+    parity: dict[int, float]  # batch size -> max |ort − torch| / max |torch|
+    parity_tolerance: float
+
+
+def without_machine_paths(value: Any) -> Any:
+    """``value`` with absolute paths cut to their file name (a card travels between machines)."""
+    if isinstance(value, dict):
+        return {k: without_machine_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_machine_paths(v) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return Path(value).name
+    return value
+
+
+def training_data(record: dict[str, Any]) -> dict[str, Any]:
+    """``card.training_data``: the dataset's identity and the split, from the run record."""
+    dataset, split = record["dataset"], record["split"]
+    return {
+        "file": dataset["file"],
+        "sha256": dataset["sha256"],
+        "n_total": split["n_total"],
+        "n_train": split["n_train"],
+        "n_val": split["n_val"],
+        "n_test": split["n_test"],
+        "split_seed": split["seed"],
+        "val_fraction": split["val_fraction"],
+        "test_fraction": split["test_fraction"],
+        "generator": dataset.get("generator") or {},
+        "discretization": dataset.get("discretization") or {},
+        "load_case": dataset.get("load_case") or {},
+        "fiber_fraction_range": split["fiber_fraction_range"],
+        "fiber_fraction_mean": split["fiber_fraction_mean"],
+    }
+
+
+def breakeven_fields(record: dict[str, Any], timing: SurrogateTiming) -> dict[str, Any]:
+    """The card's top-level times (s), τ (SPEC §6) and where and on what each was measured.
+
+    T_data and T_simulation come from the dataset summary in the run record, T_train from the
+    record, T_surrogate from ``timing`` (measured by the export). Without recorded solve times
+    the dataset-side times and τ are left out rather than guessed.
+    """
+    dataset = record["dataset"]
+    t_train = float(record["T_train"])
+    fields: dict[str, Any] = {}
+    hardware = {"T_train": record["T_train_hardware"], "T_surrogate": timing.hardware}
+    sources = {
+        "T_train": "run.json of the training run: fit wall time, summed over resumed runs",
+        "T_surrogate": (
+            f"onnxruntime at export, median per sample: batch 1 with {timing.threads_batch1} "
+            f"thread(s), batch {timing.batch_size} with {timing.threads_batched} thread(s)"
+        ),
+    }
+    t_data, t_sim = dataset.get("t_data"), dataset.get("t_simulation")
+    if t_data is not None and t_sim is not None:
+        fields.update(T_data=float(t_data))
+        hardware["T_data"] = hardware["T_simulation"] = dataset["hardware"]
+        sources["T_data"] = f"{dataset['file']}: {dataset['t_data_source']}"
+        sources["T_simulation"] = (
+            f"{dataset['file']}: median of {DS_SOLVE_SECONDS} over {dataset['n_samples']} "
+            f"samples (mean {dataset['t_simulation_mean']:.4g} s)"
+        )
+    fields["T_train"] = t_train
+    if t_sim is not None:
+        fields["T_simulation"] = float(t_sim)
+    fields.update(T_surrogate=timing.t_batch1, T_surrogate_batched=timing.t_batched)
+    if t_data is not None and t_sim is not None:
+        fields["tau"] = breakeven(float(t_data), t_train, float(t_sim), timing.t_batch1)
+        fields["tau_batched"] = breakeven(float(t_data), t_train, float(t_sim), timing.t_batched)
+    order = ("T_data", "T_train", "T_simulation", "T_surrogate")
+    fields["timing_hardware"] = {k: hardware[k] for k in order if k in hardware}
+    fields["timing_sources"] = {k: sources[k] for k in order if k in sources}
+    return fields
+
+
+def build_card(
+    *,
+    name: str,
+    version: str | None,
+    architecture: dict[str, Any],
+    training: dict[str, Any],
+    normalization: dict[str, Any],
+    record: dict[str, Any],
+    onnx: OnnxFacts,
+    timing: SurrogateTiming,
+) -> dict[str, Any]:
+    """The whole card of docs/model-card.md, in its documented field order."""
+    created = datetime.now(UTC)
+    return {
+        "schema_version": CARD_SCHEMA_VERSION,
+        "name": name,
+        "version": version or created.strftime("%Y.%m.%d-%H%M%S"),
+        "created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "architecture": architecture,
+        "training": without_machine_paths(training),
+        "training_data": training_data(record),
+        "normalization": normalization,
+        "metrics": record.get("metrics") or {},
+        "onnx": {
+            "file": MODEL_FILE,
+            "sha256": onnx.sha256,
+            "bytes": onnx.bytes,
+            "opset": onnx.opset,
+            "exporter": onnx.exporter,
+            "torch": onnx.torch,
+            "parity_max_rel_error": max(onnx.parity.values()),
+            "parity_by_batch_size": {str(b): e for b, e in onnx.parity.items()},
+            "parity_batch_sizes": list(onnx.parity),
+            "parity_tolerance": onnx.parity_tolerance,
+        },
+        "input": {"name": ONNX_INPUT, "shape": ["batch", 1, GRID, GRID], "units": "MPa"},
+        "output": {
+            "name": ONNX_OUTPUT,
+            "shape": ["batch", N_STRAIN, GRID, GRID],
+            "channels": list(STRAIN_CHANNELS),
+            "applied_strain": DEFAULT_APPLIED_STRAIN,
+        },
+        "dataset_schema_version": SCHEMA_VERSION,
+        **breakeven_fields(record, timing),
+    }
+
+
+def model_readme(card: dict[str, Any]) -> str:
+    """A few lines for people browsing ``models/<name>/``."""
+    test = card.get("metrics", {}).get("test") or card.get("metrics", {}).get("val", {})
+    overall = test.get("overall")
+    err = f"{100 * overall:.2f}%" if isinstance(overall, float) else "n/a"
+    arch = card.get("architecture", {})
+    data = card.get("training_data", {})
+    tau_text = format_tau(card["tau"]) if "tau" in card else "n/a"
+    return "\n".join(
+        [
+            f"# Model `{card['name']}` (version {card['version']})",
+            "",
+            f"- architecture: {arch.get('name', '?')} ({arch.get('parameters', '?')} parameters)",
+            f"- trained on: {data.get('file', '?')} ({data.get('n_train', '?')} samples, "
+            f"discretization {data.get('discretization', '?')})",
+            f"- held-out relative L2 (all channels): {err}",
+            f"- breakeven τ (batch 1): {tau_text} evaluations",
+            f"- `{MODEL_FILE}`: input `{ONNX_INPUT}` float32 [batch, 1, 32, 32] in MPa; output "
+            f"`{ONNX_OUTPUT}` float32 [batch, 3, 32, 32] ({', '.join(STRAIN_CHANNELS)}) "
+            f"for an applied strain of {DEFAULT_APPLIED_STRAIN}",
+            f"- `{CARD_FILE}`: everything else (normalization, metrics, parity, times, τ)",
+            "",
+            "Predict: `microstrain predict <this directory> input.npy -o strain.npy`; breakeven "
+            "report: `microstrain tau <this directory>` (`--measure` times it on your machine).",
+            "",
+        ]
+    )
