@@ -1,7 +1,8 @@
 """`make demo`: the whole pipeline end to end on small defaults, as a user would run it.
 
-generate (refined k=4, the default truth) -> train (res-unet, a couple of minutes on CPU) ->
-export (ONNX + card) -> tau (breakeven report) -> serve on a free port, one request, stop.
+generate (refined k=4, the default truth) -> inspect -> train (res-unet, a couple of minutes on
+CPU; checkpoints + run record) -> export (ONNX + card, from the checkpoint and its record alone) ->
+tau (breakeven report) -> serve on a free port, one request, stop.
 Everything goes to results/demo/ (gitignored); models/default is never touched.
 """
 
@@ -16,8 +17,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-import h5py
 import numpy as np
+
+from microstrain.dataset import load_samples, read_info
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -77,9 +79,10 @@ def serve_one_request(model_dir: Path) -> None:
             if server.poll() is not None or time.monotonic() > deadline:
                 sys.exit(f"demo stopped: the service did not become ready (see {OUT}/serve.log)")
             time.sleep(0.5)
-        with h5py.File(ROOT / DATA, "r") as f:
-            youngs_modulus = f["E"][-1]  # [1, 32, 32] MPa
-            truth = f["strain"][-1]  # [3, 32, 32]
+        last = np.array([read_info(ROOT / DATA).n - 1])
+        samples = load_samples(ROOT / DATA, indices=last)  # strain for ū = 0.1
+        youngs_modulus = samples.youngs_modulus[0]  # [1, 32, 32] MPa
+        truth = samples.strain[0]  # [3, 32, 32]
         t0 = time.perf_counter()
         answer = http(f"{base}/predict", {"E": youngs_modulus[0].tolist(), "applied_strain": 0.1})
         latency_ms = 1000 * (time.perf_counter() - t0)
@@ -122,11 +125,11 @@ def main() -> None:
         line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("best checkpoint: ")
     )
 
-    step("3/5 export to ONNX with its card (parity-checked against PyTorch)")
+    step("3/5 export to ONNX with its card (parity-checked against PyTorch; metrics and τ)")
     microstrain("export", ckpt, "-o", str(MODEL), "--name", "demo", "--force")
 
     step("4/5 breakeven report")
-    microstrain("tau", str(MODEL), "--dataset", str(DATA), "--checkpoint", ckpt)
+    microstrain("tau", str(MODEL))
 
     step("5/5 serve the model on a free port, send one request, stop")
     serve_one_request(MODEL)
@@ -137,6 +140,7 @@ def main() -> None:
         ("dataset picture", OUT / "dataset.png"),
         ("training run (TensorBoard)", OUT / "runs" / "demo"),
         ("best checkpoint", Path(ckpt)),
+        ("run record", Path(ckpt).parent.parent / "run.json"),
         ("exported model", MODEL / "model.onnx"),
         ("model card", MODEL / "card.json"),
         ("breakeven report", MODEL / "tau.md"),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Reproduce models/default: generate the refined k=4 dataset, train the best candidate, export
-# it with its card and run the breakeven report. `make model` runs this; knobs via environment:
+# Reproduce models/default: generate the refined k=4 dataset, train the best candidate (checkpoints
+# and its run record run.json), export it with its card (metrics, times and τ from the record and
+# a fresh T_surrogate) and run the breakeven report. `make model` runs this; knobs via environment:
 #   N (samples, 8000), SEED (2026), RANKS (MPI ranks, 2), EPOCHS (60), CONFIG (configs/res-unet.yaml),
 #   DATA (data/default_k4_n$N.h5), OUT (models/default), EXTRA (more `microstrain train` options,
 #   e.g. "--config configs/gpu.yaml" on a GPU machine)
@@ -21,7 +22,7 @@ echo "== 1/4 generate $N refined k=4 samples -> $DATA ($RANKS MPI ranks; resumes
 OMP_NUM_THREADS=1 "$BIN/mpiexec" -n "$RANKS" "$BIN/microstrain" generate -n "$N" -o "$DATA" \
   --seed "$SEED" --no-progress
 
-echo "== 2/4 train $CONFIG for $EPOCHS epochs"
+echo "== 2/4 train $CONFIG for $EPOCHS epochs (checkpoints + run.json in runs/default/version_<i>/)"
 log=runs/default-train.log
 # shellcheck disable=SC2086
 "$BIN/microstrain" train --config "$CONFIG" $EXTRA --data.path "$DATA" --name default \
@@ -29,9 +30,9 @@ log=runs/default-train.log
 ckpt=$(sed -n 's/^best checkpoint: //p' "$log" | tail -n 1)
 [ -f "$ckpt" ] || { echo "error: no best checkpoint reported in $log" >&2; exit 1; }
 
-echo "== 3/4 export $ckpt -> $OUT"
+echo "== 3/4 export $ckpt -> $OUT (reads the checkpoint and its run.json; measures T_surrogate, τ)"
 "$BIN/microstrain" export "$ckpt" -o "$OUT" --name default --force
 
 echo "== 4/4 breakeven report"
-"$BIN/microstrain" tau "$OUT" --dataset "$DATA" --checkpoint "$ckpt"
+"$BIN/microstrain" tau "$OUT"
 echo "done: $OUT (model.onnx, card.json, tau.md, tau.png)"
