@@ -21,9 +21,20 @@ from microstrain.conventions import (
     MODES,
     PLANES,
 )
-from microstrain.errors import MicrostrainError
+from microstrain.errors import InputError, MicrostrainError
 
 _GEN = "Microstructure generator"
+# kept in step with data_gen.families.FAMILIES (a test checks): importing it here would load numpy
+FAMILY_NAMES = (
+    "sparse",
+    "dense",
+    "small-fibers",
+    "large-fibers",
+    "ellipses",
+    "clustered",
+    "edge-cut",
+    "polygons",
+)
 GENERATE_EPILOG = (
     "Re-running the same command on an interrupted file resumes it and gives the file an "
     "uninterrupted run gives; a different command on an existing file is refused unless "
@@ -45,19 +56,33 @@ def _opt(help_text: str, *names: str) -> Any:
 
 def generate(
     n: Annotated[int, typer.Option("-n", "--n-samples", help="Number of samples (N).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Dataset file (.h5) to write.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o", "--output", help="Dataset file (.h5) to write; a directory for --family all."
+        ),
+    ],
     seed: Annotated[
-        int, typer.Option(help="Dataset seed; sample i depends on (seed, i) only.")
-    ] = 0,
+        int | None,
+        typer.Option(help="Dataset seed; sample i depends on (seed, i) only.  [default: 0]"),
+    ] = None,
     preset: Annotated[
         str,
         typer.Option(
             help="Named generator to start from: default | mixture (broad training "
-            "distribution); the options below override its parameters (defaults shown: the "
-            "default preset's).",
+            "distribution) | a family's name; the options below override its parameters "
+            "(defaults shown: the default preset's).",
             rich_help_panel=_GEN,
         ),
     ] = "default",
+    family: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Held-out evaluation family ({' | '.join(FAMILY_NAMES)}), with its own "
+            "generator and seed; 'all' writes every family to OUTPUT/<family>.h5.",
+            rich_help_panel=_GEN,
+        ),
+    ] = None,
     fiber_fraction_min: Annotated[
         float | None, _opt("Lowest target fiber fraction (default: 0.2).")
     ] = None,
@@ -162,48 +187,57 @@ def generate(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Generate a dataset of random fiber microstructures and their FE strain fields (HDF5)."""
-    from data_gen.families import configure
+    from data_gen.families import configure, family_outputs
     from data_gen.generate import GenerateConfig, world_communicator
     from data_gen.generate import generate as run_generate
     from data_gen.solver import SolverConfig
 
+    overrides = {
+        "fiber_fraction_min": fiber_fraction_min,
+        "fiber_fraction_max": fiber_fraction_max,
+        "radius_min": radius_min,
+        "radius_max": radius_max,
+        "min_gap": min_gap,
+        "max_attempts": max_attempts,
+        "max_fibers": max_fibers,
+        "shapes": tuple(s.strip() for s in shapes.split(",")) if shapes is not None else None,
+        "shape_choice": shape_choice,
+        "aspect_min": aspect_min,
+        "aspect_max": aspect_max,
+        "orientation_min": orientation_min,
+        "orientation_max": orientation_max,
+        "sides_min": sides_min,
+        "sides_max": sides_max,
+        "radius_per_sample": radius_per_sample,
+        "cluster_probability": cluster_probability,
+        "clusters_min": clusters_min,
+        "clusters_max": clusters_max,
+        "cluster_spread": cluster_spread,
+        "edges": edges,
+    }
     comm = None
     try:
-        generator = configure(
-            preset,
-            fiber_fraction_min=fiber_fraction_min,
-            fiber_fraction_max=fiber_fraction_max,
-            radius_min=radius_min,
-            radius_max=radius_max,
-            min_gap=min_gap,
-            max_attempts=max_attempts,
-            max_fibers=max_fibers,
-            shapes=tuple(s.strip() for s in shapes.split(",")) if shapes is not None else None,
-            shape_choice=shape_choice,
-            aspect_min=aspect_min,
-            aspect_max=aspect_max,
-            orientation_min=orientation_min,
-            orientation_max=orientation_max,
-            sides_min=sides_min,
-            sides_max=sides_max,
-            radius_per_sample=radius_per_sample,
-            cluster_probability=cluster_probability,
-            clusters_min=clusters_min,
-            clusters_max=clusters_max,
-            cluster_spread=cluster_spread,
-            edges=edges,
-        )
-        config = GenerateConfig(
-            n=n,
-            output=output,
-            seed=seed,
-            generator=generator,
-            solver=SolverConfig(mode=mode, k=k, plane=plane, applied_strain=applied_strain),
-            overwrite=overwrite,
-            chunk=chunk,
-        )
+        solver = SolverConfig(mode=mode, k=k, plane=plane, applied_strain=applied_strain)
+        common: dict[str, Any] = {"n": n, "solver": solver, "overwrite": overwrite, "chunk": chunk}
+        if family is None:
+            generator = configure(preset, **overrides)
+            configs = [GenerateConfig(output=output, seed=seed or 0, generator=generator, **common)]
+        else:
+            given = [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None]
+            given += ["--seed"] * (seed is not None) + ["--preset"] * (preset != "default")
+            if given:
+                raise InputError(
+                    f"--family fixes the generator and the seed; drop {', '.join(given)} (or use "
+                    "--preset FAMILY to start from a family's parameters)"
+                )
+            configs = [
+                GenerateConfig(
+                    output=path, seed=fam.seed, generator=fam.generator, family=fam.name, **common
+                )
+                for fam, path in family_outputs(family, output)
+            ]
         comm = world_communicator()
-        result = run_generate(config, progress=progress, comm=comm)
+        results = [run_generate(config, progress=progress, comm=comm) for config in configs]
     except MicrostrainError:
         # every rank raises the same error: let rank 0 alone print it
         if comm is not None and comm.Get_rank() != 0:
@@ -211,15 +245,18 @@ def generate(
         raise
     if comm.Get_rank() != 0:
         return
-    if result.new_samples == 0:
-        typer.echo(f"{output} is already complete ({result.n} samples); nothing to do")
-        return
-    ms = 1e3 * result.run_seconds / result.new_samples
-    typer.echo(
-        f"wrote {result.new_samples} samples to {output} (N = {result.n}, "
-        f"{config.solver.mode} k={config.solver.elements_per_pixel}, {result.ranks} rank(s)) "
-        f"in {result.run_seconds:.1f} s = {ms:.1f} ms/sample; T_data = {result.wall_seconds:.1f} s"
-    )
+    for config, result in zip(configs, results, strict=True):
+        out = config.output
+        if result.new_samples == 0:
+            typer.echo(f"{out} is already complete ({result.n} samples); nothing to do")
+            continue
+        ms = 1e3 * result.run_seconds / result.new_samples
+        typer.echo(
+            f"wrote {result.new_samples} samples to {out} (N = {result.n}, "
+            f"{config.solver.mode} k={config.solver.elements_per_pixel}, {result.ranks} rank(s)) "
+            f"in {result.run_seconds:.1f} s = {ms:.1f} ms/sample; "
+            f"T_data = {result.wall_seconds:.1f} s"
+        )
 
 
 def inspect(

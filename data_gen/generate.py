@@ -54,6 +54,7 @@ class GenerateConfig:
     solver: SolverConfig = field(default_factory=SolverConfig)
     overwrite: bool = False
     chunk: int = DEFAULT_CHUNK
+    family: str | None = None  # evaluation family (data_gen.families), recorded in ``generator``
 
     def __post_init__(self) -> None:
         if self.n <= 0:
@@ -62,6 +63,11 @@ class GenerateConfig:
             raise InputError(f"seed must be non-negative; got {self.seed}")
         if self.chunk <= 0:
             raise InputError(f"chunk size must be positive; got {self.chunk}")
+
+    def generator_attr(self) -> dict[str, object]:
+        """The ``generator`` attribute: every parameter, the seed, and the family if any."""
+        attr = self.generator.to_json_dict(self.seed)
+        return attr if self.family is None else {**attr, "family": self.family}
 
     def identity(self) -> DatasetIdentity:
         """The attributes that must match for a resume (SPEC §4 JSON attributes)."""
@@ -72,7 +78,7 @@ class GenerateConfig:
                 "plane": self.solver.plane,
             },
             materials=MATERIALS,
-            generator=self.generator.to_json_dict(self.seed),
+            generator=self.generator_attr(),
             discretization=self.solver.discretization(),
         )
 
@@ -99,7 +105,7 @@ def adopt_older_generator(path: Path, config: GenerateConfig) -> None:
 
     if config.overwrite or not path.is_file() or not h5py.is_hdf5(path):
         return
-    wanted = config.generator.to_json_dict(config.seed)
+    wanted = config.generator_attr()
     try:
         with h5py.File(path, "r") as f:
             have = json_attr(f.attrs.get(ATTR_GENERATOR))
