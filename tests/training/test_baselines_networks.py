@@ -7,8 +7,9 @@ import torch
 
 from microstrain.conventions import GRID, N_STRAIN
 from training.architectures import REGISTRY
-from training.architectures.fully_connected import capacity_table, count_parameters, mlp
 from training.architectures.graph import GraphStrain, GraphStrainConfig, grid_graph
+from training.architectures.layers import mlp, parameter_count
+from training.baselines.sine import capacity_table
 from training.baselines.strain import QUICK
 
 # the lecture's capacity slide: (hidden layers, neurons) -> parameters, for 2 inputs
@@ -29,7 +30,7 @@ def test_capacity_table_matches_lecture() -> None:
 
 def test_sine_network_has_lecture_architecture() -> None:
     net = mlp(1, 1, [50, 50], "tanh")
-    assert count_parameters(net) == (1 * 50 + 50) + (50 * 50 + 50) + (50 + 1)
+    assert parameter_count(net) == (1 * 50 + 50) + (50 * 50 + 50) + (50 + 1)
     assert [type(m).__name__ for m in net] == ["Linear", "Tanh", "Linear", "Tanh", "Linear"]
 
 

@@ -1,4 +1,4 @@
-"""Formula functions of the HNN, LNN and Sobolev loss against analytic callables."""
+"""Exact answers for the HNN, LNN and Sobolev formulas, the oscillator and the integrators."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from training.architectures.fully_connected import mlp
-from training.architectures.hamiltonian import hamiltonian_vector_field, lagrangian_acceleration
-from training.baselines.dynamics import DynamicsConfig, exact_field, leapfrog, trajectory_metrics
+from training.architectures.layers import mlp
+from training.baselines.dynamics import DynamicsConfig, trajectory_metrics
+from training.baselines.dynamics_networks import hamiltonian_vector_field, lagrangian_acceleration
+from training.baselines.integrators import forward_euler, implicit_midpoint, leapfrog
+from training.baselines.mass_spring import MassSpring
 from training.baselines.sine import sobolev_loss, value_and_derivative
 
 M, K = 1.5, 10.0
@@ -79,10 +81,53 @@ def test_sobolev_loss_uses_the_derivative() -> None:
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
 
 
+def _exact_run(cfg: DynamicsConfig) -> tuple[torch.Tensor, np.ndarray]:
+    """Initial state [1, 2] (float64) and the times [steps + 1] of the experiment's integration."""
+    state0 = torch.tensor([[cfg.x0, cfg.v0]], dtype=torch.float64)
+    return state0, np.arange(cfg.steps + 1) * cfg.dt
+
+
+def test_mass_spring_solution_solves_the_equation_of_motion() -> None:
+    system = MassSpring(mass=M, stiffness=K, x0=0.3, v0=-1.2)
+    t = np.linspace(0.0, 5.0, 101)
+    x, v, a = system.solution(t)
+    assert (x[0], v[0]) == pytest.approx((0.3, -1.2))
+    np.testing.assert_allclose(M * a + K * x, 0.0, atol=1e-12)
+    # ẋ is the derivative of x (central differences, error O(h²) ≈ 1e-9 here)
+    h = 1e-5
+    x_plus, x_minus = system.solution(t + h)[0], system.solution(t - h)[0]
+    np.testing.assert_allclose((x_plus - x_minus) / (2 * h), v, atol=1e-8)
+    energy = system.energy(x, v)
+    np.testing.assert_allclose(energy, system.initial_energy(), rtol=1e-13)
+
+
+def test_implicit_midpoint_follows_its_exact_discrete_rotation() -> None:
+    """On ẍ = −ω²x the midpoint rule is a rotation of (ωx, ẋ) by θ = 2 atan(ωΔt/2) per step, so
+    x_n = (v0/ω) sin(nθ) exactly and the energy is kept to round-off."""
+    cfg = DynamicsConfig()
+    state0, t = _exact_run(cfg)
+    traj = implicit_midpoint(cfg.system.vector_field(), state0, cfg.dt, cfg.steps)
+    w = cfg.system.omega
+    theta = 2 * math.atan(w * cfg.dt / 2)
+    n = np.arange(cfg.steps + 1)
+    np.testing.assert_allclose(traj[:, 0], cfg.v0 / w * np.sin(n * theta), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(traj[:, 1], cfg.v0 * np.cos(n * theta), rtol=0, atol=1e-10)
+    assert trajectory_metrics(cfg, t, traj)["energy_drift"] < 1e-10
+
+
+def test_forward_euler_inflates_energy_by_one_plus_omega_dt_squared_per_step() -> None:
+    cfg = DynamicsConfig()
+    state0, t = _exact_run(cfg)
+    traj = forward_euler(cfg.system.vector_field(), state0, cfg.dt, cfg.steps)
+    growth = (1 + (cfg.system.omega * cfg.dt) ** 2) ** cfg.steps  # ≈ 2.46 over 9 s
+    metrics = trajectory_metrics(cfg, t, traj)
+    assert metrics["final_energy_ratio"] == pytest.approx(growth, rel=1e-12)
+
+
 def test_leapfrog_conserves_exact_energy() -> None:
     cfg = DynamicsConfig()
-    steps = round(cfg.t_end / cfg.dt)
-    traj = leapfrog(exact_field(cfg), torch.tensor([[cfg.x0, cfg.v0]]), cfg.dt, steps)
-    metrics = trajectory_metrics(cfg, np.arange(steps + 1) * cfg.dt, traj)
+    state0, t = _exact_run(cfg)
+    traj = leapfrog(cfg.system.vector_field(), state0, cfg.dt, cfg.steps)
+    metrics = trajectory_metrics(cfg, t, traj)
     assert metrics["energy_drift"] < 1e-3
     assert metrics["trajectory_error"] < 5e-3

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from training.architectures.hamiltonian import LagrangianNetwork
+from training.baselines.dynamics_networks import LagrangianNetwork
 from training.baselines.least_squares import jacobian, levenberg_marquardt
 
 

@@ -2,7 +2,11 @@
 
 Every entry maps normalized modulus ``[N, 1, 32, 32]`` to normalized strain ``[N, 3, 32, 32]``
 (see :mod:`training.normalization`); the networks know nothing of Lightning. One family per
-module; add an entry here with its builder and defaults.
+module: the lecture's candidates (``course.py``), the residual U-Net (``resunet.py``) and the
+chapter's other architectures applied to the same strain task (``fully_connected.py``,
+``graph.py``, ``recurrent.py``); ``layers.py`` holds the blocks they share. Networks for other
+tasks (the sine MLP, the state → rate dynamics networks) live with their experiments in
+:mod:`training.baselines`. Add an entry here with its builder and defaults.
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ from typing import Any
 from torch import nn
 
 from training.architectures.course import course_cnn, course_unet, course_unet_cnn
+from training.architectures.layers import parameter_count
 from training.architectures.resunet import res_unet
+
+__all__ = ["REGISTRY", "build", "parameter_count"]
 
 
 # The lecture baselines are built lazily: the graph network pulls in torch_geometric (slow to
@@ -42,7 +49,7 @@ REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "course-unet": course_unet,
     "course-unet-cnn": course_unet_cnn,
     "res-unet": res_unet,
-    # the lecture's other architectures, as baselines (training/baselines/strain.py)
+    # the chapter's other architectures on the strain task (training/baselines/strain.py)
     "fc-strain": _fc_strain,
     "gnn-strain": _gnn_strain,
     "rnn-strain": _rnn_strain,
@@ -57,7 +64,3 @@ def build(name: str, **kwargs: object) -> nn.Module:
         known = ", ".join(sorted(REGISTRY))
         raise ValueError(f"unknown architecture {name!r}; known: {known}") from None
     return builder(**kwargs)
-
-
-def parameter_count(net: nn.Module) -> int:
-    return sum(p.numel() for p in net.parameters() if p.requires_grad)

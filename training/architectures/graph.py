@@ -25,7 +25,7 @@ from torch_geometric.nn import MetaLayer
 from torch_geometric.utils import scatter
 
 from microstrain.conventions import GRID, N_STRAIN
-from training.architectures.fully_connected import mlp
+from training.architectures.layers import mlp
 
 
 def grid_graph(size: int = GRID) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -20,8 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from microstrain.conventions import GRID, N_STRAIN
-
-ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU}
+from training.architectures import layers
 
 
 @dataclass(frozen=True)
@@ -50,13 +49,12 @@ class ResBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, groups: int, activation: str) -> None:
         super().__init__()
-        act = ACTIVATIONS[activation]
         self.body = nn.Sequential(
             nn.GroupNorm(min(groups, c_in), c_in),
-            act(),
+            layers.activation(activation),
             nn.Conv2d(c_in, c_out, 3, padding=1),
             nn.GroupNorm(min(groups, c_out), c_out),
-            act(),
+            layers.activation(activation),
             nn.Conv2d(c_out, c_out, 3, padding=1),
         )
         self.skip = nn.Identity() if c_in == c_out else nn.Conv2d(c_in, c_out, 1)
@@ -92,9 +90,10 @@ class ResUNet(nn.Module):
         self.bottom = _stage(w[-1], w[-1], cfg)
         self.up_proj = nn.ModuleList(nn.Conv2d(w[i + 1], w[i], 1) for i in range(len(w) - 1))
         self.up = nn.ModuleList(_stage(2 * w[i], w[i], cfg) for i in range(len(w) - 1))
-        act = ACTIVATIONS[cfg.activation]
         self.head = nn.Sequential(
-            nn.GroupNorm(min(cfg.groups, w[0]), w[0]), act(), nn.Conv2d(w[0], N_STRAIN, 1)
+            nn.GroupNorm(min(cfg.groups, w[0]), w[0]),
+            layers.activation(cfg.activation),
+            nn.Conv2d(w[0], N_STRAIN, 1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,6 +122,5 @@ def res_unet(
     activation: str = ResUNetConfig.activation,
 ) -> nn.Module:
     """Residual U-Net with coordinate channels; the keyword arguments are :class:`ResUNetConfig`."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
+    layers.activation(activation)  # an unknown name fails here, before any layer is built
     return ResUNet(ResUNetConfig(tuple(widths), blocks, coords, groups, activation))

@@ -91,12 +91,13 @@ def _run(
         cfg = sine.with_epochs(sine.SineConfig.quick() if quick else sine.SineConfig(), epochs)
         return sine.run_sine(cfg, folder)
     if name == "dynamics":
-        from training.baselines import dynamics
+        from training.baselines.dynamics import DynamicsConfig, run_dynamics, with_epochs
+        from training.baselines.dynamics_report import write_dynamics_report
 
-        dyn = dynamics.DynamicsConfig
-        return dynamics.run_dynamics(
-            dynamics.with_epochs(dyn.quick() if quick else dyn(), epochs), folder
-        )
+        dyn_cfg = with_epochs(DynamicsConfig.quick() if quick else DynamicsConfig(), epochs)
+        run = run_dynamics(dyn_cfg)
+        write_dynamics_report(run, folder)
+        return run.results
     from training.baselines.strain import StrainBaselineConfig, run_strain
 
     assert data is not None

@@ -11,6 +11,9 @@ lr 1e-3 for 10,000 epochs. Variants, each changing one thing against that baseli
   autograd (:func:`sobolev_loss`); the derivative targets are the analytic 2π cos(2πx) at the
   training inputs (noise-free: the lecture gives no noise model for derivatives).
 
+The report also gives the parameter counts of the lecture's capacity examples
+(:func:`capacity_table`), computed by building each MLP.
+
 The training loop is written out (not a Lightning Trainer) because the loop — which samples a
 step sees and which optimizer takes it — is exactly what the experiment varies.
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,8 +30,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from training.architectures.fully_connected import capacity_table, count_parameters, mlp
+from training.architectures.layers import mlp, parameter_count
 from training.baselines.report import markdown_table, save_figure, write_report
+
+# The lecture's capacity slide (2 inputs, 1 output): (hidden layers, neurons per layer).
+CAPACITY_EXAMPLES: tuple[tuple[int, int], ...] = (
+    (2, 300),
+    (5, 150),
+    (2, 100),
+    (5, 100),
+    (10, 100),
+    (5, 800),
+)
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,17 @@ def variants(cfg: SineConfig) -> dict[str, list[Variant]]:
         "regularization": [base, Variant(f"L2 λ = {cfg.l2:g}", l2=cfg.l2)],
         "sobolev": [base, Variant("Sobolev (values + derivatives)", sobolev=True)],
     }
+
+
+def capacity_table(
+    examples: Sequence[tuple[int, int]] = CAPACITY_EXAMPLES, in_features: int = 2
+) -> list[dict[str, int]]:
+    """Parameter counts of the capacity examples, computed by building each network."""
+    rows = []
+    for layers, width in examples:
+        net = mlp(in_features, 1, [width] * layers)
+        rows.append({"layers": layers, "neurons": width, "parameters": parameter_count(net)})
+    return rows
 
 
 def target(x: torch.Tensor) -> torch.Tensor:
@@ -215,7 +239,7 @@ def run_sine(
         results["variants"][name] = {**asdict(variant), **metrics, "train_seconds": seconds}
         log(f"sine: {name}: test MSE {metrics['test_mse']:.2e} ({seconds:.1f} s)")
     results["groups"] = {g: [v.name for v in group] for g, group in groups.items()}
-    results["parameters"] = count_parameters(mlp(1, 1, cfg.hidden, cfg.act))
+    results["parameters"] = parameter_count(mlp(1, 1, cfg.hidden, cfg.act))
     results["capacity"] = capacity_table()
     if out_dir is not None:
         _write_outputs(cfg, results, data, models, histories, out_dir)

@@ -1,6 +1,6 @@
-"""Physics-structured networks for dynamics: Hamiltonian (HNN) and Lagrangian (LNN) networks.
+"""Dynamics networks (state → rate): the standard, Hamiltonian (HNN) and Lagrangian (LNN) networks.
 
-All three dynamics models share one interface so they are trained and integrated identically:
+All three share one interface so they are trained and integrated identically:
 ``model(state) -> state_rate`` with ``state = [x, v]`` of shape [B, 2D] (position, velocity) and
 ``state_rate = [ẋ, v̇]`` of the same shape (D degrees of freedom; the mass-spring case has D = 1).
 
@@ -17,7 +17,8 @@ H = p²/2m + kx²/2 and L = mẋ²/2 − kx²/2 and check that the exact dynamic
 Every network starts with a fixed :class:`Standardize` layer (training-data mean and standard
 deviation of its inputs): x and v differ in amplitude by √(k/m), and an unscaled input would make
 the second derivatives the LNN inverts badly conditioned. Autograd differentiates through it, so
-H and L stay functions of the physical (x, p) and (x, ẋ).
+H and L stay functions of the physical (x, p) and (x, ẋ). :func:`build_model` builds any of the
+three by name (:data:`MODELS`) from the training data's statistics.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from training.architectures.fully_connected import mlp
+from training.architectures.layers import mlp
 
+MODELS = ("mlp", "hnn", "lnn")  # standard network, Hamiltonian network, Lagrangian network
 ScalarFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # ([B, D], [B, D]) -> [B(,1)]
 
 
@@ -207,3 +209,30 @@ class LagrangianNetwork(nn.Module):
         x, v = state[:, : self.dof], state[:, self.dof :]
         acc = lagrangian_acceleration(self.lagrangian, x, v, create_graph=self.training)
         return torch.cat([v, acc], dim=1)
+
+
+def build_model(
+    name: str,
+    states: torch.Tensor,
+    rates: torch.Tensor,
+    hidden: Sequence[int],
+    act: str,
+    mass: float,
+) -> nn.Module:
+    """One of :data:`MODELS` for one degree of freedom, standardised with the training data.
+
+    ``states`` [m, 2] = (x, ẋ) and ``rates`` [m, 2] = (ẋ, ẍ) give the input statistics (and the
+    standard network's output scale); the model takes their dtype.
+    """
+    mean, std = states.mean(0), states.std(0)  # [2] each
+    if name == "mlp":
+        model: nn.Module = DerivativeNetwork(1, hidden, act, mean, std, rates.std(0))
+    elif name == "hnn":
+        # the HNN sees (x, p = m v)
+        scale = torch.tensor([1.0, mass], dtype=states.dtype)
+        model = HamiltonianNetwork(1, hidden, act, mass, mean * scale, std * scale)
+    elif name == "lnn":
+        model = LagrangianNetwork(1, hidden, act, mean, std)
+    else:
+        raise ValueError(f"unknown dynamics model {name!r}; choose from {', '.join(MODELS)}")
+    return model.to(states.dtype)
