@@ -143,7 +143,9 @@ def test_overfit_one_learns_one_sample_by_heart(tmp_path, standin_h5):
     assert match, result.output
     # EarlyStopping stops at the threshold OVERFIT_LOSS = 1e-4 of normalized MSE
     assert float(match.group(1)) < 1e-4
-    assert float(match.group(2)) < 0.03
+    # normalized MSE < 1e-4 over 3 channels bounds each channel's by 3e-4; the normalizer's std
+    # of the one sample is below its RMS, so the relative L2 is below sqrt(3e-4) ≈ 0.017
+    assert float(match.group(2)) < 0.017
     record = json.loads(next(tmp_path.rglob(RUN_RECORD)).read_text())
     assert record["split"]["n_train"] == 1 and "test" not in record["metrics"]
 
