@@ -39,7 +39,8 @@ GENERATE_EPILOG = (
     "Re-running the same command on an interrupted file resumes it and gives the file an "
     "uninterrupted run gives; a different command on an existing file is refused unless "
     "--overwrite. Under `mpiexec -n P microstrain generate ...` the samples are split over P "
-    "ranks and the file is identical to the serial one."
+    "ranks and the file is identical to the serial one. `--shard I/K` writes part I of K of the "
+    "run: the K part files hold the serial file's samples, in order of I."
 )
 INSPECT_EPILOG = (
     "Reports N, the complete flag, mode/k, load case, fiber fraction range, per-channel strain "
@@ -178,6 +179,14 @@ def generate(
             help="Applied strain ū (displacement of the right edge).", rich_help_panel=_FE
         ),
     ] = DEFAULT_APPLIED_STRAIN,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="Write only part I of K of the run: its samples [I*N/K, (I+1)*N/K) of the "
+            "-n N, bit for bit as the whole run writes them (independent jobs write the K parts).",
+            metavar="I/K",
+        ),
+    ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing file instead of resuming it.")
     ] = False,
@@ -190,6 +199,7 @@ def generate(
     from data_gen.families import configure, family_outputs
     from data_gen.generate import GenerateConfig, world_communicator
     from data_gen.generate import generate as run_generate
+    from data_gen.shards import parse_shard
     from data_gen.solver import SolverConfig
 
     overrides = {
@@ -219,6 +229,7 @@ def generate(
     try:
         solver = SolverConfig(mode=mode, k=k, plane=plane, applied_strain=applied_strain)
         common: dict[str, Any] = {"n": n, "solver": solver, "overwrite": overwrite, "chunk": chunk}
+        common["shard"] = parse_shard(shard) if shard is not None else None
         if family is None:
             generator = configure(preset, **overrides)
             configs = [GenerateConfig(output=output, seed=seed or 0, generator=generator, **common)]
@@ -251,8 +262,12 @@ def generate(
             typer.echo(f"{out} is already complete ({result.n} samples); nothing to do")
             continue
         ms = 1e3 * result.run_seconds / result.new_samples
+        part = f"N = {result.n}"
+        if config.shard is not None:
+            span = config.samples
+            part = f"shard {config.shard}: samples {span.start}..{span.stop - 1} of N = {config.n}"
         typer.echo(
-            f"wrote {result.new_samples} samples to {out} (N = {result.n}, "
+            f"wrote {result.new_samples} samples to {out} ({part}, "
             f"{config.solver.mode} k={config.solver.elements_per_pixel}, {result.ranks} rank(s)) "
             f"in {result.run_seconds:.1f} s = {ms:.1f} ms/sample; "
             f"T_data = {result.wall_seconds:.1f} s"

@@ -11,6 +11,10 @@ against a solve and moves that many samples to the other ranks, and it tells the
 blocks *before* writing, so the write overlaps their solves. Since sample i depends on
 (seed, i) alone, the split never changes the file: it is identical for every P and chunk size,
 and an interrupted run resumes at the first missing chunk.
+
+With a shard (``--shard i/n``, :mod:`data_gen.shards`) the same happens for the samples of that
+shard only, under their indices in the whole run: the n shard files hold exactly the samples of
+the unsharded file.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 
 from data_gen.dataset import DatasetIdentity, DatasetWriter
 from data_gen.microstructure import GeneratorConfig, sample_microstructures
+from data_gen.shards import Shard, check_resumable, write_shard
 from data_gen.solver import SolverConfig, StrainSolver
 from microstrain.conventions import (
     ATTR_GENERATOR,
@@ -55,6 +60,12 @@ class GenerateConfig:
     overwrite: bool = False
     chunk: int = DEFAULT_CHUNK
     family: str | None = None  # evaluation family (data_gen.families), recorded in ``generator``
+    shard: Shard | None = None  # write only this shard of the run of ``n`` samples
+
+    @property
+    def samples(self) -> range:
+        """The sample indices this command writes: all ``n``, or its shard's."""
+        return self.shard.samples(self.n) if self.shard else range(self.n)
 
     def __post_init__(self) -> None:
         if self.n <= 0:
@@ -63,6 +74,8 @@ class GenerateConfig:
             raise InputError(f"seed must be non-negative; got {self.seed}")
         if self.chunk <= 0:
             raise InputError(f"chunk size must be positive; got {self.chunk}")
+        if not self.samples:
+            raise InputError(f"--shard {self.shard} of a run of {self.n} samples holds no sample")
 
     def generator_attr(self) -> dict[str, object]:
         """The ``generator`` attribute: every parameter, the seed, and the family if any."""
@@ -86,7 +99,7 @@ class GenerateConfig:
 @dataclass(frozen=True)
 class GenerateResult:
     path: Path
-    n: int  # samples in the file
+    n: int  # samples in the file (of the shard, when sharded)
     new_samples: int  # written by this run
     run_seconds: float  # wall time of this run (rank 0)
     wall_seconds: float  # T_data: all runs that wrote the file
@@ -189,25 +202,29 @@ def generate(config: GenerateConfig, progress: bool = True, comm: Any = None) ->
     error: str | None = None
     if rank == 0:
         try:
+            shard_attr = config.shard.attr(config.n) if config.shard else None
+            if not config.overwrite:
+                check_resumable(Path(config.output), shard_attr)
             adopt_older_generator(Path(config.output), config)
             writer = DatasetWriter.open(
                 config.output,
                 config.identity(),
                 software,
-                n_requested=config.n,
+                n_requested=len(config.samples),
                 ranks=size,
                 overwrite=config.overwrite,
             )
+            if shard_attr is not None:
+                write_shard(writer.path, shard_attr)
         except MicrostrainError as exc:
             error = str(exc)
     _agree(comm, error)
     start = comm.bcast(writer.n_complete if writer else None, root=0)
 
-    solver = StrainSolver(config.solver) if start < config.n else None
-    bar = _progress_bar(config.n, start, enabled=progress and rank == 0)
-    chunks = [
-        range(c, min(c + config.chunk, config.n)) for c in range(start, config.n, config.chunk)
-    ]
+    todo = config.samples[start:]  # sample indices still missing from the file
+    solver = StrainSolver(config.solver) if todo else None
+    bar = _progress_bar(len(config.samples), start, enabled=progress and rank == 0)
+    chunks = [todo[c : c + config.chunk] for c in range(0, len(todo), config.chunk)]
     counts = split_chunk(len(chunks[0]), size) if chunks else []
     write_seconds, solve_per_sample = 0.0, 0.0  # rank 0's last measurements
     try:
@@ -249,14 +266,14 @@ def generate(config: GenerateConfig, progress: bool = True, comm: Any = None) ->
     wall = None
     if writer is not None:
         # a file that was already complete is left untouched (no empty run recorded)
-        if start < config.n or not read_info(writer.path).complete:
+        if todo or not read_info(writer.path).complete:
             writer.finish(run_seconds)
         wall = read_info(writer.path).wall_seconds
     comm.Barrier()  # the file is complete before any rank returns
     return GenerateResult(
         path=Path(config.output),
-        n=config.n,
-        new_samples=config.n - start,
+        n=len(config.samples),
+        new_samples=len(todo),
         run_seconds=run_seconds,
         wall_seconds=float(wall) if wall is not None else float("nan"),
         ranks=size,

@@ -79,3 +79,6 @@ ATTR_WALL_SECONDS: Final = "wall_seconds"  # T_data: wall time of all runs that 
 # JSON list of {started, ranks, first_sample, samples, wall_seconds, hardware}
 ATTR_RUNS: Final = "runs"
 ATTR_N_REQUESTED: Final = "n_requested"
+# JSON {index, count, first_sample, n_total}, only in a file written by `generate --shard I/N`:
+# it holds samples [first_sample, first_sample + N) of the run of n_total samples
+ATTR_SHARD: Final = "shard"

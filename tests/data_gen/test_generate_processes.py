@@ -1,6 +1,7 @@
-"""`generate` as real processes: SIGKILL mid-run then resume, and `mpiexec -n 2` vs serial.
+"""`generate` as real processes: SIGKILL mid-run then resume (whole run and one shard), and
+`mpiexec` vs serial (2 ranks, and more ranks than cores).
 
-Both compare with an uninterrupted serial file: every dataset but the timings must be identical.
+All compare with an uninterrupted serial file: every dataset but the timings must be identical.
 """
 
 import shutil
@@ -61,19 +62,23 @@ def reference(tmp_path_factory) -> Path:
     return path
 
 
+def _kill_after(args: list[str], path: Path, samples: int, total: int) -> None:
+    """Start ``microstrain ARGS`` and SIGKILL it once ``samples`` are flushed to ``path``."""
+    proc = subprocess.Popen([*MICROSTRAIN, *args], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while _n_complete(path) < samples and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    if _n_complete(path) >= total:
+        pytest.skip("the run finished before it could be killed (machine too fast)")
+
+
 @pytest.mark.slow
 def test_resume_after_sigkill_gives_the_uninterrupted_file(tmp_path, reference):
     path = tmp_path / "killed.h5"
     args = _command(path, 240, "--chunk", "8", "--no-progress")
-    proc = subprocess.Popen([*MICROSTRAIN, *args], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while _n_complete(path) < 16 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = _n_complete(path)
-    if done >= 240:
-        pytest.skip("the run finished before it could be killed (machine too fast)")
+    _kill_after(args, path, 16, 240)
     info = read_info(path)
     assert not info.complete and 16 <= info.n < 240 and info.n % 8 == 0
 
@@ -82,6 +87,45 @@ def test_resume_after_sigkill_gives_the_uninterrupted_file(tmp_path, reference):
     runs = read_info(path).runs
     assert [r["first_sample"] for r in runs] == [0, info.n]
     assert sum(r["samples"] for r in runs) == 240
+
+
+@pytest.mark.slow
+def test_killed_shard_resumes_to_its_part_of_the_serial_file(tmp_path, reference):
+    path = tmp_path / "part_1.h5"
+    args = _command(path, 240, "--shard", "1/2", "--chunk", "8", "--no-progress")
+    _kill_after(args, path, 16, 120)
+    info = read_info(path)
+    assert not info.complete and 16 <= info.n < 120
+
+    _run(args)  # the very same command resumes the shard
+    got = read_samples(path)
+    with h5py.File(reference) as f:  # samples 120..239 of the serial file
+        ref = {name: f[name][120:240] for name in DETERMINISTIC}
+    for name in DETERMINISTIC:
+        np.testing.assert_array_equal(got[name], ref[name], err_msg=name)
+    after = read_info(path)  # run records count samples within the file
+    assert after.complete and [r["first_sample"] for r in after.runs] == [0, info.n]
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+def test_more_ranks_than_cores_equals_serial_also_for_a_shard(tmp_path, reference):
+    """Three ranks pinned to one core (taskset): oversubscribed on any machine."""
+    mpiexec = shutil.which("mpiexec", path=str(VENV_BIN)) or shutil.which("mpiexec")
+    taskset = shutil.which("taskset")
+    if mpiexec is None or taskset is None:
+        pytest.skip("mpiexec or taskset not found")
+    path = tmp_path / "mpi3.h5"
+    # shard 1/2 of -n 80: samples 40..79 of the serial file
+    args = _command(path, 80, "--shard", "1/2", "--chunk", "7", "--no-progress")
+    _run(args, prefix=[taskset, "-c", "0", mpiexec, "-n", "3"])
+    with h5py.File(reference) as f:
+        ref = {name: f[name][40:80] for name in DETERMINISTIC}
+    got = read_samples(path)
+    for name in DETERMINISTIC:
+        np.testing.assert_array_equal(got[name], ref[name], err_msg=name)
+    info = read_info(path)
+    assert info.complete and info.n == 40 and info.runs[0]["ranks"] == 3
 
 
 @pytest.mark.slow
