@@ -211,6 +211,8 @@ def collect(
     summary: dict[str, Any] = {}
     if dataset is not None:
         found = summarize(dataset)
+        if found.t_data is None or found.t_simulation is None:
+            raise MicrostrainError(f"{dataset}: {found.t_data_source}; it cannot give T_data")
         seconds["T_data"], seconds["T_simulation"] = found.t_data, found.t_simulation
         sources["T_data"] = f"{found.file}: {found.t_data_source}"
         sources["T_simulation"] = (

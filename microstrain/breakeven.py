@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 
@@ -94,13 +95,16 @@ class SurrogateTiming:
 
 
 def measure_surrogate(
-    model_dir: str | os.PathLike[str],
+    model: str | os.PathLike[str],
     inputs: np.ndarray,
     threads: tuple[int, ...] | None = None,
     batch_size: int = 256,
     budget_s: float = 2.0,
 ) -> SurrogateTiming:
-    """Time the exported model with onnxruntime now, per sample, for each intra-op thread count.
+    """Time an exported model with onnxruntime now, per sample, for each intra-op thread count.
+
+    ``model`` is a model directory (its graph checked against the card) or a bare ``.onnx`` file
+    (export times the graph it has just written, before the card exists).
 
     ``inputs`` ``[M, 1, 32, 32]`` (M ≥ ``batch_size``). The thread count is chosen per mode by
     measurement (on a shared 2-core machine one thread often wins at batch 1). ``budget_s``
@@ -114,10 +118,14 @@ def measure_surrogate(
     batch = np.ascontiguousarray(inputs[:batch_size], dtype=np.float32)  # [B, 1, 32, 32]
     by_threads: dict[str, dict[str, float]] = {}
     for t in threads:
-        model = SurrogateModel.load(model_dir, intra_op_threads=t)
+        surrogate = (
+            SurrogateModel.from_onnx(model, intra_op_threads=t)
+            if Path(model).suffix == ".onnx"
+            else SurrogateModel.load(model, intra_op_threads=t)
+        )
         by_threads[str(t)] = {
-            "batch1": median_seconds(partial(model.predict, one), 200, budget_s),
-            "batched": median_seconds(partial(model.predict, batch), 20, budget_s) / batch_size,
+            "batch1": median_seconds(partial(surrogate.predict, one), 200, budget_s),
+            "batched": median_seconds(partial(surrogate.predict, batch), 20, budget_s) / batch_size,
         }
     best1 = min(by_threads, key=lambda k: by_threads[k]["batch1"])
     bestb = min(by_threads, key=lambda k: by_threads[k]["batched"])

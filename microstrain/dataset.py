@@ -282,15 +282,19 @@ def load_samples(
 
 @dataclass
 class DatasetSummary:
-    """What a run record and a model card say about a dataset: identity and recorded times."""
+    """What a run record and a model card say about a dataset: identity and recorded times.
+
+    The times are ``None`` for a file that records no solve times (a user's own tool wrote it):
+    such a file still trains and is judged, only τ stays unknown.
+    """
 
     file: str
     sha256: str
     n_samples: int
-    t_data: float  # seconds, T_data
+    t_data: float | None  # seconds, T_data
     t_data_source: str  # which record T_data comes from
-    t_simulation: float  # seconds per sample: median of solve_seconds
-    t_simulation_mean: float
+    t_simulation: float | None  # seconds per sample: median of solve_seconds
+    t_simulation_mean: float | None
     hardware: str
     load_case: dict[str, Any] = field(default_factory=dict)
     generator: dict[str, Any] = field(default_factory=dict)
@@ -307,20 +311,24 @@ def summarize(path: str | os.PathLike[str]) -> DatasetSummary:
     info = read_info(path)
     seconds = np.asarray(read_samples(info.path, (DS_SOLVE_SECONDS,))[DS_SOLVE_SECONDS])
     seconds = seconds[np.isfinite(seconds) & (seconds > 0)].astype(np.float64)  # [N]
-    if seconds.size == 0:
-        raise MicrostrainError(f"{info.path}: '{DS_SOLVE_SECONDS}' holds no positive solve time")
-    t_data, source = float(seconds.sum()), f"sum of {DS_SOLVE_SECONDS} ({seconds.size} samples)"
-    wall = info.wall_seconds
-    if wall is not None and math.isfinite(wall) and wall > 0:
-        t_data, source = wall, f"attribute '{ATTR_WALL_SECONDS}' (total wall time of generate)"
+    t_data: float | None = None
+    t_simulation: float | None = None
+    t_simulation_mean: float | None = None
+    source = f"none: the file records no {DS_SOLVE_SECONDS}"
+    if seconds.size:
+        t_data, source = float(seconds.sum()), f"sum of {DS_SOLVE_SECONDS} ({seconds.size} samples)"
+        t_simulation, t_simulation_mean = float(np.median(seconds)), float(seconds.mean())
+        wall = info.wall_seconds
+        if wall is not None and math.isfinite(wall) and wall > 0:
+            t_data, source = wall, f"attribute '{ATTR_WALL_SECONDS}' (total wall time of generate)"
     return DatasetSummary(
         file=info.path.name,
         sha256=sha256_of(info.path),
         n_samples=info.n,
         t_data=t_data,
         t_data_source=source,
-        t_simulation=float(np.median(seconds)),
-        t_simulation_mean=float(seconds.mean()),
+        t_simulation=t_simulation,
+        t_simulation_mean=t_simulation_mean,
         hardware=info.hardware,
         load_case=info.load_case,
         generator=info.generator,

@@ -26,11 +26,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from microstrain.conventions import DS_SOLVE_SECONDS
-from microstrain.dataset import load_samples, read_info, read_samples, summarize
+from microstrain.dataset import load_samples, summarize
 from microstrain.errors import MicrostrainError
 from microstrain.fields import fiber_mask
-from microstrain.files import sha256_of
 from training.normalization import Normalizer
 
 
@@ -85,28 +83,8 @@ def split_indices(
 
 
 def dataset_summary(path: str | Path) -> dict[str, Any]:
-    """:func:`microstrain.dataset.summarize` as JSON types: identity, T_data, T_simulation.
-
-    A file without recorded solve times (e.g. written by a user's own tool) still trains: its
-    times are ``None`` and τ stays unknown.
-    """
-    seconds = read_samples(path, (DS_SOLVE_SECONDS,))[DS_SOLVE_SECONDS]  # [N]
-    if np.any(np.isfinite(seconds) & (seconds > 0)):
-        return asdict(summarize(path))
-    info = read_info(path)
-    return {
-        "file": info.path.name,
-        "sha256": sha256_of(info.path),
-        "n_samples": info.n,
-        "t_data": None,
-        "t_data_source": f"none: the file records no {DS_SOLVE_SECONDS}",
-        "t_simulation": None,
-        "t_simulation_mean": None,
-        "hardware": info.hardware,
-        "load_case": info.load_case,
-        "generator": info.generator,
-        "discretization": info.discretization,
-    }
+    """:func:`microstrain.dataset.summarize` as JSON types: identity, T_data, T_simulation."""
+    return asdict(summarize(path))
 
 
 class InMemoryStrainDataset(Dataset):

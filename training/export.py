@@ -21,8 +21,6 @@ leaves nothing behind that looks like a model.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,24 +74,15 @@ def _epochs_trained(raw: dict[str, Any], record: dict[str, Any]) -> int | None:
     return int(epoch) if isinstance(epoch, int) else None
 
 
-def _time_graph(onnx_path: Path, sha256: str, cfg: ExportConfig) -> SurrogateTiming:
-    """T_surrogate of the written graph, by :func:`microstrain.breakeven.measure_surrogate`.
-
-    That function opens a model directory, whose card must hold the graph's sha256; the real
-    card needs these times first, so the graph is timed in a scratch directory beside the staging
-    one, with a card that holds only the checksum, and the scratch directory is removed.
-    """
-    with tempfile.TemporaryDirectory(prefix=".timing-", dir=onnx_path.parent.parent) as scratch:
-        directory = Path(scratch)
-        shutil.copyfile(onnx_path, directory / MODEL_FILE)
-        write_json(directory / CARD_FILE, {"onnx": {"sha256": sha256}})
-        return measure_surrogate(
-            directory,
-            timing_inputs(cfg.timing_batch_size),
-            cfg.timing_threads,
-            cfg.timing_batch_size,
-            cfg.timing_budget_s,
-        )
+def _time_graph(onnx_path: Path, cfg: ExportConfig) -> SurrogateTiming:
+    """T_surrogate of the written graph, by :func:`microstrain.breakeven.measure_surrogate`."""
+    return measure_surrogate(
+        onnx_path,
+        timing_inputs(cfg.timing_batch_size),
+        cfg.timing_threads,
+        cfg.timing_batch_size,
+        cfg.timing_budget_s,
+    )
 
 
 def export_checkpoint(
@@ -141,7 +130,7 @@ def export_checkpoint(
         opset = check_graph(onnx_path)
         parity = check_parity(module, onnx_path, cfg.parity_batch_sizes, cfg.parity_tolerance)
         digest = sha256_of(onnx_path)
-        timing = _time_graph(onnx_path, digest, cfg)
+        timing = _time_graph(onnx_path, cfg)
         card = build_card(
             name=name or target.name,
             version=version,
