@@ -69,7 +69,8 @@ def test_json_and_report_contract_on_a_tiny_run(tmp_path: Path) -> None:
         assert png.stat().st_size > 10_000
 
 
-SEEDS = (0, 1, 2, 3, 4)
+# seed 3 is the one on which the standard network happens to drift little: in the set on purpose
+SEEDS = (0, 2, 3)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ def quick_seed0() -> DynamicsRun:
     )
 
 
-@pytest.mark.slow  # five quick trainings (~15 s each on a quiet core, 3× that on a busy one)
+@pytest.mark.slow  # three quick trainings (~15 s each on a quiet core, 3× that on a busy one)
 def test_hnn_and_lnn_hold_energy_10x_better_than_standard_network(
     quick_seed0: DynamicsRun,
 ) -> None:
@@ -90,8 +91,9 @@ def test_hnn_and_lnn_hold_energy_10x_better_than_standard_network(
     All three networks are trained to the same training MSE, so the factor measures structure,
     not how far each optimiser got. Factors measured per seed 0–4: HNN 14.5 / 18 / 19 / 1.4 / 31,
     LNN 52 / 42 / 33 / 3.1 / 15. On seed 3 the standard network's drift happens to stay small at
-    this fit (docs/baselines.md), so one seed alone would be a coin toss; the median is not.
-    Seeds 1–4 watch no other levels (the optimiser's path, and so the headline, is the same).
+    this fit (docs/baselines.md), so one seed alone would be a coin toss; the median over seeds
+    0, 2 and 3 (HNN 14.5 / 19 / 1.4, LNN 52 / 33 / 3.1) is not. Seeds other than 0 watch no other
+    levels (the optimiser's path, and so the headline, is the same).
     """
     runs = [quick_seed0] + [
         run_dynamics(
