@@ -2,7 +2,11 @@
 
 Same inputs as ``microstrain solve`` (E map in MPa or 0/1 fiber mask, ``[32, 32]``,
 ``[N, 32, 32]`` or ``[N, 1, 32, 32]``, ``.npy`` or ``.h5``); output strain ``[N, 3, 32, 32]``
-(eps_xx, eps_yy, gamma_xy) as ``.npy`` or ``.h5``, for the requested applied strain ū.
+(eps_xx, eps_yy, gamma_xy) as ``.npy`` or ``.h5``, for the requested applied strain ū. An ``.h5``
+output also holds the SPEC §9 quantities (stress, von_mises, E_x, nu_xy, max_von_mises) in the
+model's plane (card ``training_data.load_case.plane``), written by
+:func:`microstrain.fields.save_strain` as ``solve -o x.h5`` writes them; ``--png`` draws strain
+and, beneath, von Mises and stress.
 """
 
 from __future__ import annotations
@@ -45,12 +49,16 @@ def predict(
     ] = DEFAULT_APPLIED_STRAIN,
     png: Annotated[
         Path | None,
-        typer.Option(help="Also draw the input and the three predicted channels of one sample."),
+        typer.Option(
+            help="Also draw one sample: E and the predicted strain, von Mises and stress."
+        ),
     ] = None,
     sample: Annotated[int, typer.Option(help="Which sample the --png shows.")] = 0,
 ) -> None:
-    """Predict strain fields with an exported surrogate (no FE solve, no torch)."""
+    """Predict strain fields with an exported surrogate (no FE solve, no torch); an .h5 output
+    also holds stress, von Mises, E_x, nu_xy and the peak von Mises stress."""
     from microstrain.surrogate import SurrogateModel
+    from serving.verify import discretization
 
     if output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise MicrostrainError(f"unsupported output format '{output.suffix}': use .npy or .h5")
@@ -66,20 +74,24 @@ def predict(
         raise InputError(
             f"--sample {sample} out of range: the input holds {youngs_modulus.shape[0]}"
         )
-    model = SurrogateModel.load(model_dir)
+    model = SurrogateModel.load(model_dir)  # refuses a model.onnx that does not match its card
+    plane = discretization(model.card)[2]
     strain = model.predict(youngs_modulus, applied_strain, batch_size=CHUNK)  # [N, 3, 32, 32]
     warnings = out_of_distribution(youngs_modulus, model.card)
     attrs = {
         "model": model.name,
         "model_version": model.version,
         "model_sha256": model.sha256,
-        "applied_strain": repr(float(applied_strain)),
         "channels": json.dumps(list(STRAIN_CHANNELS)),
     }
-    save_strain(output, strain, youngs_modulus, attrs)
+    if applied_strain:
+        save_strain(output, strain, youngs_modulus, attrs, plane, applied_strain)
+    else:  # the quantities need ū ≠ 0; with ū = 0 the .h5 holds strain only, like an .npy
+        save_strain(output, strain, youngs_modulus, attrs)
     if png is not None:
         title = f"surrogate '{model.name}', sample #{sample}, applied strain ū = {applied_strain:g}"
-        plot_prediction(png, youngs_modulus[sample, 0], strain[sample], title)
+        one = slice(sample, sample + 1)
+        plot_prediction(png, youngs_modulus[one], strain[one], plane, applied_strain, title)
     for line in warnings:
         typer.echo(f"warning: {line}", err=True)
     n = strain.shape[0]
@@ -88,11 +100,29 @@ def predict(
         typer.echo(f"wrote {png}")
 
 
-def plot_prediction(path: Path, youngs_modulus: np.ndarray, strain: np.ndarray, title: str) -> None:
-    """Input ``[32, 32]`` MPa and strain ``[3, 32, 32]`` side by side, as the specimen stands."""
+def plot_prediction(
+    path: Path,
+    youngs_modulus: np.ndarray,
+    strain: np.ndarray,
+    plane: str,
+    applied_strain: float,
+    title: str,
+) -> None:
+    """One sample as the specimen stands: E ``[1, 1, 32, 32]`` MPa and its strain
+    ``[1, 3, 32, 32]`` in the first row; von Mises (under E) and stress in the second, with
+    E_x and the peak von Mises stress in the title (strain only when ū = 0)."""
     from microstrain import plots
+    from microstrain.quantities import quantities
 
-    fig = plots.figure([plots.field_panels(youngs_modulus, strain)], title, panel_size=(3.5, 3.0))
+    rows = [plots.field_panels(youngs_modulus[0, 0], strain[0])]
+    if applied_strain:
+        q = quantities(youngs_modulus, strain, plane, applied_strain)
+        rows.append(plots.stress_panels(q["stress"][0], q["von_mises"][0]))
+        title += (
+            f"\nE_x = {q['E_x'][0]:,.0f} MPa, ν_xy = {q['nu_xy'][0]:.3f}, "
+            f"peak von Mises {q['max_von_mises'][0]:,.0f} MPa (plane {plane})"
+        )
+    fig = plots.figure(rows, title, panel_size=(3.5, 3.0))
     plots.save(fig, path, dpi=110)
 
 

@@ -16,6 +16,7 @@ from support.models import make_model_dir, reference_strain
 
 from microstrain.conventions import CARD_FILE, FIBER, MATRIX, MODEL_FILE, ONNX_INPUT, ONNX_OUTPUT
 from microstrain.domain import out_of_distribution
+from microstrain.quantities import QUANTITY_NAMES, quantities
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +98,34 @@ def test_h5_in_and_out(model_dir, tmp_path):
         np.testing.assert_allclose(
             f["strain"][()], reference_strain(f["E"][()]), rtol=1e-5, atol=1e-6
         )
+        # SPEC §7/§9: the quantities of the stored strain, in the card's plane, at ū
+        assert f.attrs["plane"] == "stress" and f.attrs["applied_strain"] == 0.1
+        expected = quantities(f["E"][()], f["strain"][()], "stress", 0.1)
+        for name in QUANTITY_NAMES:
+            np.testing.assert_array_equal(f[name][()], expected[name])
+            assert f[name].attrs["unit"] in ("MPa", "1")
 
 
-def test_png_shows_input_and_three_channels(model_dir, tmp_path):
+def test_h5_quantities_follow_the_plane_of_the_card(tmp_path):
+    card_plane = make_model_dir(tmp_path / "plane-strain")
+    card = json.loads((card_plane / CARD_FILE).read_text())
+    card["training_data"]["load_case"]["plane"] = "strain"
+    (card_plane / CARD_FILE).write_text(json.dumps(card))
+    np.save(tmp_path / "in.npy", _mask(2))
+    out = tmp_path / "out.h5"
+    code, _, err = _predict(
+        [str(card_plane), str(tmp_path / "in.npy"), "-o", str(out), "-u", "0.05"]
+    )
+    assert code == 0, err
+    with h5py.File(out, "r") as f:
+        assert f.attrs["plane"] == "strain" and f.attrs["applied_strain"] == 0.05
+        expected = quantities(f["E"][()], f["strain"][()], "strain", 0.05)
+        np.testing.assert_array_equal(f["E_x"][()], expected["E_x"])
+        in_stress = quantities(f["E"][()], f["strain"][()], "stress", 0.05)
+        assert not np.array_equal(f["E_x"][()], in_stress["E_x"])  # the plane mattered
+
+
+def test_png_shows_strain_and_beneath_von_mises_and_stress(model_dir, tmp_path):
     np.save(tmp_path / "in.npy", _mask(2))
     png = tmp_path / "pic.png"
     code, _, err = _predict(
@@ -117,7 +143,7 @@ def test_png_shows_input_and_three_channels(model_dir, tmp_path):
 
     with Image.open(png) as image:
         width, height = image.size
-    assert width > 2.5 * height  # four panels side by side
+    assert 1.4 * height < width < 2.6 * height  # two rows of four panels
 
 
 def test_out_of_distribution_warnings_are_the_ones_rest_gives(model_dir, tmp_path):
