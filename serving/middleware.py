@@ -79,7 +79,7 @@ class BodySizeLimitMiddleware:
                 raise
 
     async def _refuse(self, send: Any, size: int) -> None:
-        await _send_json_error(
+        await send_json_error(
             send,
             413,
             f"request body of {size} bytes or more exceeds the limit of {self.max_bytes} bytes "
@@ -127,7 +127,7 @@ class MediaTypeMiddleware:
         elif expected == "multipart/form-data" and "boundary=" not in params:
             problem = "multipart/form-data without a boundary parameter"
         if problem is not None:
-            await _send_json_error(send, 415, f"unsupported Content-Type: {problem}")
+            await send_json_error(send, 415, f"unsupported Content-Type: {problem}")
             return
         if expected != "multipart/form-data":
             await self.app(scope, receive, send)
@@ -139,7 +139,7 @@ class MediaTypeMiddleware:
             return  # client left
         problem = _multipart_problem(body, params)
         if problem is not None:
-            await _send_json_error(send, 400, f"malformed multipart/form-data body: {problem}")
+            await send_json_error(send, 400, f"malformed multipart/form-data body: {problem}")
             return
         await self.app(scope, _replay(body, then=receive), send)
 
@@ -199,8 +199,12 @@ def _replay(body: bytes, then: Any = None) -> Any:
     return receive
 
 
-async def _send_json_error(send: Any, status: int, message: str) -> None:
+async def send_json_error(
+    send: Any, status: int, message: str, extra_headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """Answer ``{"error": message}`` with ``status`` straight from ASGI middleware."""
     body = json.dumps({"error": message}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    headers += extra_headers or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

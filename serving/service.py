@@ -1,38 +1,59 @@
 """The REST service (SPEC §8): one BentoML service class over an onnxruntime session.
 
-Endpoints: ``POST /predict`` (JSON E maps or fiber masks), ``POST /predict_image`` (PNG mask in,
-JSON or PNG picture out), ``POST /verify`` (surrogate vs FE solver, 501 without one),
-``GET /model`` (the card), ``GET /breakeven`` (predictions served against τ); BentoML adds
-``/livez``, ``/readyz``, ``/metrics`` and the OpenAPI document ``/docs.json``.
+BentoML APIs: ``POST /predict`` (JSON E maps or fiber masks, optionally with the SPEC §9
+quantities), ``POST /predict_image`` (PNG mask in, JSON or PNG picture out), ``POST /verify``
+(surrogate vs FE solver, bounded, 501 without one). Beside them (:mod:`serving.routes`):
+``POST /predict_npy`` (.npy in, .npy out), ``GET /`` (the web page), ``GET /docs``,
+``GET /model`` (the card), ``GET /breakeven`` and the OpenAPI document ``/docs.json``; BentoML
+adds ``/livez``, ``/readyz``, ``/healthz`` and ``/metrics``.
 
-Run with ``microstrain serve`` or ``bentoml serve serving.service:MicrostrainService``.
-Environment: ``MICROSTRAIN_MODEL`` (model directory, default ``models/default``),
-``MICROSTRAIN_WORKERS`` (worker processes, default 1), ``MICROSTRAIN_MAX_BODY_BYTES`` (413 above,
-default 8 MiB), ``MICROSTRAIN_STATE_DIR`` (breakeven counter). Imports no torch and no dolfinx.
+Every answer is built here as bytes (:mod:`serving.answers`): BentoML's own encoder is pure
+Python and would cost more than the model. Model calls (:meth:`MicrostrainService.run_model`):
+up to :data:`SMALL_BATCH` samples run on a one-thread onnxruntime session (no thread pool to
+wake, nothing spinning beside the HTTP stack), larger batches on a session with the worker's
+share of the cores, in chunks of :data:`CHUNK` samples (onnxruntime's arena keeps the peak of
+the largest run: about 1 GB for 512 samples at once, 0.2 GB in chunks of 64, at the same
+speed). Each session runs one call at a time; a small request does not wait for a large one.
+
+Run with ``microstrain serve`` or ``bentoml serve serving.service:MicrostrainService``; the
+environment variables are those of :mod:`serving.settings` and ``MICROSTRAIN_MODEL``,
+``MICROSTRAIN_MAX_BODY_BYTES``, ``MICROSTRAIN_STATE_DIR``. Imports no torch and no dolfinx.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio.to_thread
 import bentoml
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
 from microstrain.conventions import DEFAULT_APPLIED_STRAIN, STRAIN_CHANNELS
 from microstrain.domain import out_of_distribution
 from microstrain.errors import MicrostrainError
 from microstrain.surrogate import SurrogateModel, default_model_dir
-from serving import images, validation, verify
+from serving import images, routes, validation, verify
+from serving.answers import JSON_MEDIA_TYPE, json_bytes, quantity_fields
+from serving.auth import TokenMiddleware
+from serving.fe_slots import Busy, SolveSlots
 from serving.middleware import BodySizeLimitMiddleware, MediaTypeMiddleware
-from serving.settings import configured_workers, intra_op_threads
-from serving.state import PredictionCounter, breakeven_report
+from serving.settings import (
+    configured_workers,
+    intra_op_threads,
+    request_timeout_s,
+    verify_concurrency,
+    verify_queue,
+    verify_timeout_s,
+)
+from serving.state import PredictionCounter, breakeven_report, state_dir
+
+SMALL_BATCH = 4  # samples up to which a request runs on the one-thread session
+CHUNK = 64  # samples per onnxruntime run of a large batch: bounds the activation memory
 
 
 class PredictInput(BaseModel):
@@ -57,19 +78,47 @@ class PredictInput(BaseModel):
         strict=True,
         description="prescribed displacement ū on x = 1 (= mean eps_xx); 0 < |ū| ≤ 1",
     )
+    quantities: bool = Field(
+        False,
+        strict=True,
+        description="also answer the SPEC §9 quantities: stress, von_mises, E_x, nu_xy, "
+        "max_von_mises (and fiber_fraction, voigt_bound, reuss_bound beside E_x)",
+    )
 
 
-def _error(ctx: bentoml.Context, exc: MicrostrainError, status: int | None = None) -> dict:
-    ctx.response.status_code = status or int(getattr(exc, "status", 422))
-    return {"error": str(exc)}
+class PredictAnswer(BaseModel):
+    """What /predict answers (documentation of the JSON; the service writes it as bytes)."""
+
+    strain: list[Any] = Field(description="[N, 3, 32, 32] eps_xx, eps_yy, gamma_xy")
+    channels: list[str]
+    applied_strain: float
+    model: dict[str, str] = Field(description="name, version, sha256 of the model")
+    warnings: list[str] = Field(description="inputs outside the training distribution")
+    stress: list[Any] | None = Field(None, description="[N, 3, 32, 32] MPa, with quantities")
+    von_mises: list[Any] | None = Field(None, description="[N, 32, 32] MPa, with quantities")
+    E_x: list[float] | None = Field(None, description="[N] apparent modulus, MPa")
+    nu_xy: list[float] | None = Field(None, description="[N] apparent Poisson's ratio")
+    max_von_mises: list[float] | None = Field(None, description="[N] MPa")
+
+
+def json_response(answer: dict[str, Any], status: int = 200, **headers: str) -> Response:
+    return Response(json_bytes(answer), status, headers or None, media_type=JSON_MEDIA_TYPE)
+
+
+def error_response(exc: MicrostrainError, status: int | None = None) -> Response:
+    """``{"error": message}`` with the exception's status (422 by default)."""
+    code = status or int(getattr(exc, "status", 422))
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else {}
+    return json_response({"error": str(exc)}, code, **headers)
 
 
 @bentoml.service(
     name="microstrain",
     workers=configured_workers(),
-    traffic={"timeout": verify.SOLVE_TIMEOUT_S + 30},
-    # sync endpoints run one at a time per worker: onnxruntime already uses the worker's cores
-    threads=1,
+    traffic={"timeout": request_timeout_s()},
+    # two sync calls at once: a one-sample request need not queue behind a 512-sample one
+    # (the model sessions serialize their own calls, see run_model)
+    threads=2,
 )
 class MicrostrainService:
     """Strain fields of fiber/matrix composites from the exported surrogate (onnxruntime)."""
@@ -78,47 +127,77 @@ class MicrostrainService:
         directory = default_model_dir()
         self.threads = intra_op_threads(configured_workers())
         self.model = SurrogateModel.load(directory, intra_op_threads=self.threads)
+        small = SurrogateModel.load(directory, intra_op_threads=1) if self.threads > 1 else None
+        if small is not None and small.sha256 != self.model.sha256:
+            raise MicrostrainError(f"{directory} changed while it was being loaded")
+        self.small_model = small or self.model
         self.model_info = {
             "name": self.model.name,
             "version": self.model.version,
             "sha256": self.model.sha256,
         }
+        self.mode, self.k, self.plane = verify.discretization(self.model.card)
         self.counter = PredictionCounter.for_model(self.model.sha256)
+        self.counter.start()  # written once a second, not per request
+        self.slots = SolveSlots.in_directory(
+            state_dir() / "verify-slots", verify_concurrency(), verify_queue()
+        )
+        self.verify_timeout_s = verify_timeout_s()
+        self._locks = {id(self.model): threading.Lock(), id(self.small_model): threading.Lock()}
         # one warm-up run so the first client does not pay for ORT's lazy initialisation
-        self.model.predict(np.full((1, 1, 32, 32), 3000.0, np.float32))
+        for model in (self.model, self.small_model):
+            model.predict(np.full((1, 1, 32, 32), 3000.0, np.float32))
 
-    def _answer(self, e: np.ndarray, strain_value: float, warnings: list[str]) -> dict[str, Any]:
-        strain = self.model.predict(e, strain_value)  # [N, 3, 32, 32]
+    @bentoml.on_shutdown
+    def _write_count(self) -> None:
+        self.counter.stop()
+
+    def run_model(
+        self, youngs_modulus: np.ndarray, applied_strain: float = DEFAULT_APPLIED_STRAIN
+    ) -> np.ndarray:
+        """Strain ``[N, 3, 32, 32]`` of E ``[N, 1, 32, 32]`` MPa at ū (module doc)."""
+        small = youngs_modulus.shape[0] <= SMALL_BATCH
+        model = self.small_model if small else self.model
+        with self._locks[id(model)]:
+            return model.predict(youngs_modulus, applied_strain, batch_size=CHUNK)
+
+    def answer(self, e: np.ndarray, strain_value: float, with_quantities: bool) -> dict[str, Any]:
+        """The /predict answer for validated E ``[N, 1, 32, 32]`` (numpy values, not lists)."""
+        warnings = out_of_distribution(e, self.model.card)
+        strain = self.run_model(e, strain_value)  # [N, 3, 32, 32]
         self.counter.add(e.shape[0])
-        return {
-            "strain": strain.tolist(),
+        answer: dict[str, Any] = {
+            "strain": strain,
             "channels": list(STRAIN_CHANNELS),
             "applied_strain": strain_value,
             "model": self.model_info,
             "warnings": warnings,
         }
+        if with_quantities:
+            answer.update(quantity_fields(e, strain, self.plane, strain_value))
+        return answer
 
     @bentoml.api(input_spec=PredictInput)
     def predict(
         self,
-        ctx: bentoml.Context,
         E: list[Any] | None = None,
         fiber_mask: list[Any] | None = None,
         applied_strain: float = DEFAULT_APPLIED_STRAIN,
-    ) -> dict[str, Any]:
-        """Strain [N, 3, 32, 32] (eps_xx, eps_yy, gamma_xy) for E maps or fiber masks."""
+        quantities: bool = False,
+    ) -> PredictAnswer:
+        """Strain [N, 3, 32, 32] (eps_xx, eps_yy, gamma_xy) for E maps or fiber masks; with
+        ``"quantities": true`` also stress, von Mises, E_x, nu_xy and the peak von Mises."""
         try:
             inputs = validation.microstructures(E, fiber_mask)
             strain_value = validation.applied_strain(applied_strain)
         except validation.RequestError as exc:
-            return _error(ctx, exc)
-        warnings = out_of_distribution(inputs.youngs_modulus, self.model.card)
-        return self._answer(inputs.youngs_modulus, strain_value, warnings)
+            return error_response(exc)  # type: ignore[return-value]
+        answer = self.answer(inputs.youngs_modulus, strain_value, quantities)
+        return json_response(answer)  # type: ignore[return-value]
 
     @bentoml.api
     def predict_image(
         self,
-        ctx: bentoml.Context,
         image: Annotated[Path, Field(description="32x32 grayscale PNG; gray >= 128 is fiber")],
         picture: Annotated[
             bool, Field(description="answer with a PNG of the strain channels")
@@ -132,24 +211,26 @@ class MicrostrainService:
             e = images.mask_from_png(image.read_bytes())
             strain_value = validation.applied_strain(applied_strain)
         except validation.RequestError as exc:
-            return _error(ctx, exc)
-        answer = self._answer(e, strain_value, out_of_distribution(e, self.model.card))
+            return error_response(exc)  # type: ignore[return-value]
+        answer = self.answer(e, strain_value, with_quantities=False)
         if picture:
-            png = images.strain_png(np.asarray(answer["strain"], np.float32)[0])
+            png = images.strain_png(answer["strain"][0])
             return Response(png, media_type="image/png")  # type: ignore[return-value]
-        return answer
+        return json_response(answer)  # type: ignore[return-value]
 
     @bentoml.api(input_spec=PredictInput)
     async def verify(
         self,
-        ctx: bentoml.Context,
         E: list[Any] | None = None,
         fiber_mask: list[Any] | None = None,
         applied_strain: float = DEFAULT_APPLIED_STRAIN,
+        quantities: bool = False,
     ) -> dict[str, Any]:
-        """Surrogate vs FE solve of the same input (≤ 8 samples): relative L2 error and timings."""
+        """Surrogate vs FE solve of the same input (≤ 8 samples): the SPEC §9 error measures,
+        relative L2 errors, both fields and timings. 429/503 with Retry-After when the solver
+        is busy; with ``"quantities": true`` the §9 quantities of both fields."""
         if not verify.fe_solver_available():
-            return _error(ctx, verify.SolverUnavailable(), 501)
+            return error_response(verify.SolverUnavailable(), 501)  # type: ignore[return-value]
         try:
             inputs = validation.microstructures(E, fiber_mask)
             strain_value = validation.applied_strain(applied_strain)
@@ -158,58 +239,59 @@ class MicrostrainService:
                     f"verify solves at most {verify.MAX_VERIFY_BATCH} microstructures per request"
                 )
         except validation.RequestError as exc:
-            return _error(ctx, exc)
+            return error_response(exc)  # type: ignore[return-value]
         e = inputs.youngs_modulus
         start = time.perf_counter()
-        surrogate = self.model.predict(e)  # [N, 3, 32, 32] at ū = 0.1, like the solver
+        # [N, 3, 32, 32] at ū = 0.1, like the solver; in a thread: the event loop stays free
+        surrogate = await anyio.to_thread.run_sync(self.run_model, e)
         surrogate_seconds = time.perf_counter() - start
-        mode, k, plane = verify.discretization(self.model.card)
         try:
-            reference, fe_seconds = await verify.fe_solve(e, mode, k, plane)
+            async with self.slots.slot(wait_s=self.verify_timeout_s):
+                reference, fe_seconds = await verify.fe_solve(
+                    e, self.mode, self.k, self.plane, timeout_s=self.verify_timeout_s
+                )
+        except Busy as exc:
+            return error_response(exc)  # type: ignore[return-value]
         except verify.SolverUnavailable as exc:
-            return _error(ctx, exc, 501)
+            return error_response(exc, 501)  # type: ignore[return-value]
+        except verify.SolveTimeout as exc:
+            return error_response(exc, 504)  # type: ignore[return-value]
         except MicrostrainError as exc:  # the solver broke on valid input: not the client's fault
-            return _error(ctx, exc, 503)
-        scale = strain_value / DEFAULT_APPLIED_STRAIN
-        return {
+            return error_response(exc, 503)  # type: ignore[return-value]
+        self.slots.record(fe_seconds)
+        scale = np.float32(strain_value / DEFAULT_APPLIED_STRAIN)
+        prediction, fe = surrogate * scale, reference * scale
+        answer: dict[str, Any] = {
             **verify.comparison(surrogate, reference),
+            "measures": verify.measures(e, surrogate, reference, self.plane),
             "surrogate_seconds": surrogate_seconds,
             "fe_seconds": fe_seconds,
-            "fe_discretization": {"mode": mode, "k": k, "plane": plane},
+            "fe_discretization": {"mode": self.mode, "k": self.k, "plane": self.plane},
             "speedup": fe_seconds / max(surrogate_seconds, 1e-9),
-            "strain": (surrogate * scale).tolist(),
-            "strain_fe": (reference * scale).tolist(),
+            "strain": prediction,
+            "strain_fe": fe,
             "channels": list(STRAIN_CHANNELS),
             "applied_strain": strain_value,
             "model": self.model_info,
         }
+        if quantities:
+            answer["quantities"] = quantity_fields(e, prediction, self.plane, strain_value)
+            answer["quantities_fe"] = quantity_fields(e, fe, self.plane, strain_value)
+        return json_response(answer)  # type: ignore[return-value]
+
+    def breakeven(self) -> dict[str, Any]:
+        """Predictions served against τ (SPEC §6), as ``GET /breakeven`` answers."""
+        state = self.counter.read()
+        report = breakeven_report(int(state.get("predictions", 0)), self.model.card)
+        report.update(first_served=state.get("first_served"), state_file=str(self.counter.path))
+        return report
 
 
-def _service_instance() -> MicrostrainService:
-    return bentoml.get_current_service()  # type: ignore[no-any-return]
-
-
-async def _model_card(request: Request) -> Response:
-    return JSONResponse(_service_instance().model.card)
-
-
-async def _breakeven(request: Request) -> Response:
-    svc = _service_instance()
-    state = svc.counter.read()
-    report = breakeven_report(int(state.get("predictions", 0)), svc.model.card)
-    report.update(first_served=state.get("first_served"), state_file=str(svc.counter.path))
-    return JSONResponse(report)
-
-
-# GET routes beside BentoML's POST APIs (BentoML 1.4 APIs are POST only)
-_get_routes = Starlette(
-    routes=[
-        Route("/model", _model_card, methods=["GET"]),
-        Route("/breakeven", _breakeven, methods=["GET"]),
-    ]
-)
+# GET routes and the binary path beside BentoML's POST APIs (BentoML 1.4 APIs are POST only)
 # mypy sees the decorated class, not the bentoml.Service it became
-MicrostrainService.mount_asgi_app(_get_routes, path="/")  # type: ignore[attr-defined]
+MicrostrainService.mount_asgi_app(routes.app(MicrostrainService), path="/")  # type: ignore[attr-defined]
+# outermost first: a request without the token is refused before its body is read
+MicrostrainService.add_asgi_middleware(TokenMiddleware)  # type: ignore[attr-defined]
 MicrostrainService.add_asgi_middleware(BodySizeLimitMiddleware)  # type: ignore[attr-defined]
 MicrostrainService.add_asgi_middleware(  # type: ignore[attr-defined]
     MediaTypeMiddleware,

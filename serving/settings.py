@@ -1,17 +1,47 @@
 """Process settings of the service, read from the environment (light: no bentoml import).
 
-``microstrain serve`` sets them for the BentoML workers it starts; ``bentoml serve`` users and
-container images set them directly.
+``microstrain serve`` checks them once before it starts the BentoML workers (a bad value is one
+``error:`` line, not a worker traceback) and passes them on; ``bentoml serve`` users and container
+images set them directly.
+
+- ``MICROSTRAIN_WORKERS``: worker processes (1)
+- ``MICROSTRAIN_VERIFY_CONCURRENCY``: FE solves of ``/verify`` at once, all workers together
+  (cores − 1, at least 1: the predictions keep a core)
+- ``MICROSTRAIN_VERIFY_QUEUE``: ``/verify`` requests that may wait for a solve; more get 429 (4)
+- ``MICROSTRAIN_VERIFY_TIMEOUT_S``: seconds one FE solve, or the wait for one, may take (120)
+- ``MICROSTRAIN_API_TOKEN``: if set, requests need ``Authorization: Bearer <token>`` (unset)
 """
 
 from __future__ import annotations
 
+import math
 import os
 
 from microstrain.errors import MicrostrainError
 from microstrain.hardware import usable_cores
 
-WORKERS_ENV_VAR = "MICROSTRAIN_WORKERS"  # worker processes, default 1
+WORKERS_ENV_VAR = "MICROSTRAIN_WORKERS"
+VERIFY_CONCURRENCY_ENV_VAR = "MICROSTRAIN_VERIFY_CONCURRENCY"
+VERIFY_QUEUE_ENV_VAR = "MICROSTRAIN_VERIFY_QUEUE"
+VERIFY_TIMEOUT_ENV_VAR = "MICROSTRAIN_VERIFY_TIMEOUT_S"
+API_TOKEN_ENV_VAR = "MICROSTRAIN_API_TOKEN"
+
+DEFAULT_VERIFY_QUEUE = 4
+# one solve of ≤ 8 samples at k = 4 takes a few seconds, most of it the solver's start-up
+DEFAULT_VERIFY_TIMEOUT_S = 120.0
+
+
+def _whole(name: str, default: int, minimum: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise MicrostrainError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise MicrostrainError(f"{name} must be at least {minimum}, got {value}")
+    return value
 
 
 def configured_workers() -> int:
@@ -25,3 +55,53 @@ def configured_workers() -> int:
 def intra_op_threads(workers: int) -> int:
     """onnxruntime threads per worker: the cores shared out, at least one (ORT ignores OMP_*)."""
     return max(1, usable_cores() // workers)
+
+
+def verify_concurrency() -> int:
+    """FE solves at once; the default leaves the predictions a core (cores − 1, at least 1)."""
+    return _whole(VERIFY_CONCURRENCY_ENV_VAR, max(1, usable_cores() - 1), 1)
+
+
+def verify_queue() -> int:
+    """``/verify`` requests that may wait for a free solve (0: none wait, all beyond get 429)."""
+    return _whole(VERIFY_QUEUE_ENV_VAR, DEFAULT_VERIFY_QUEUE, 0)
+
+
+def verify_timeout_s() -> float:
+    """Seconds one FE solve may run (then it is killed), and a request may wait for one."""
+    raw = os.environ.get(VERIFY_TIMEOUT_ENV_VAR, "").strip()
+    if not raw:
+        return DEFAULT_VERIFY_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise MicrostrainError(f"{VERIFY_TIMEOUT_ENV_VAR}={raw!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise MicrostrainError(f"{VERIFY_TIMEOUT_ENV_VAR} must be a positive number, got {raw}")
+    return value
+
+
+def api_token() -> str | None:
+    """The bearer token every request but the health probes must carry, or None (no check)."""
+    token = os.environ.get(API_TOKEN_ENV_VAR, "")
+    if not token:
+        return None
+    if token != token.strip() or not token.isprintable() or not token.isascii():
+        raise MicrostrainError(
+            f"{API_TOKEN_ENV_VAR} must be printable ASCII without surrounding spaces"
+        )
+    return token
+
+
+def request_timeout_s() -> float:
+    """BentoML's per-request limit: a /verify may wait for a solve, then run one, then answer."""
+    return 2 * verify_timeout_s() + 30
+
+
+def check_all() -> None:
+    """Read every setting once; raises :class:`MicrostrainError` on the first bad value."""
+    configured_workers()
+    verify_concurrency()
+    verify_queue()
+    verify_timeout_s()
+    api_token()

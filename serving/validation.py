@@ -4,7 +4,10 @@ BentoML 1.4 parses the JSON body with pydantic, which lets ``NaN``/``Infinity`` 
 does not reject ragged or oversized arrays, and never limits the body. So the service hands the
 parsed fields to these functions; each problem raises :class:`RequestError` with the HTTP status
 and a one-line message naming the field. Shape, finiteness and value-set rules are the shared
-ones of :func:`microstrain.fields.to_youngs_modulus`.
+ones of :func:`microstrain.fields.to_youngs_modulus`; :func:`youngs_modulus` accepts the common
+valid case with a few vectorized comparisons (``to_youngs_modulus`` sorts every value, which
+costs more than the model for a batch of 512) and leaves everything else, and every message, to
+it.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from microstrain.conventions import MAX_BATCH
+from microstrain.conventions import FIBER, GRID, MATRIX, MAX_BATCH
 from microstrain.errors import InputError, MicrostrainError
-from microstrain.fields import to_youngs_modulus
+from microstrain.fields import InputKind, mask_to_youngs_modulus, to_youngs_modulus
 
 # Small-strain theory: the model is linear in ū and only meaningful for small strains; |ū| = 1
 # (100 %) is a generous ceiling that still catches unit mistakes (percent instead of fraction).
@@ -37,7 +40,7 @@ class Microstructures:
     """Validated input of one request."""
 
     youngs_modulus: np.ndarray  # float32 [N, 1, 32, 32], MPa
-    source: str  # "E" or "fiber_mask": the field the client sent
+    source: str  # "E", "fiber_mask" or "body": where the client sent it
 
 
 def _nested_depth(value: Any) -> int:
@@ -77,13 +80,52 @@ def microstructures(E: Any = None, fiber_mask: Any = None) -> Microstructures:
     if arr.dtype.kind not in "iuf":
         # strings, booleans, nulls or mixed nesting: numpy would quietly coerce some of them
         raise RequestError(f"'{field}' must hold only numbers (found {arr.dtype.kind!r} values)")
-    try:
-        e = to_youngs_modulus(arr, "E" if field == "E" else "mask", name=field)
-    except InputError as exc:
-        raise RequestError(str(exc)) from None
-    if e.shape[0] > MAX_BATCH:
-        raise RequestError(f"'{field}' holds {e.shape[0]} microstructures; at most {MAX_BATCH}")
+    e = youngs_modulus(arr, "E" if field == "E" else "mask", name=field)
     return Microstructures(e, field)
+
+
+def youngs_modulus(arr: np.ndarray, kind: InputKind, name: str) -> np.ndarray:
+    """A numeric array -> float32 ``[N, 1, 32, 32]`` MPa under the rules of ``to_youngs_modulus``.
+
+    The valid layouts with exactly the two moduli (or 0/1 for a mask) are converted here; any
+    other array goes to :func:`microstrain.fields.to_youngs_modulus`, which accepts it by the
+    same rules or raises the shared message (as a 422 :class:`RequestError`).
+    """
+    e = _plain_case(arr, kind)
+    if e is None:
+        try:
+            e = to_youngs_modulus(arr, kind, name=name)
+        except InputError as exc:
+            raise RequestError(str(exc)) from None
+    if e.shape[0] > MAX_BATCH:
+        raise RequestError(f"{name} holds {e.shape[0]} microstructures; at most {MAX_BATCH}")
+    return e
+
+
+def _plain_case(arr: np.ndarray, kind: InputKind) -> np.ndarray | None:
+    """float32 ``[N, 1, 32, 32]`` MPa if ``arr`` is a well-formed E map or mask, else None."""
+    if arr.ndim == 2:
+        n = 1
+    elif arr.ndim == 3 or (arr.ndim == 4 and arr.shape[1] == 1):
+        n = arr.shape[0]
+    else:
+        return None
+    if n == 0 or arr.shape[-2:] != (GRID, GRID) or arr.dtype.kind not in "fiub":
+        return None
+    shaped = arr.reshape(n, 1, GRID, GRID)
+    # NaN compares unequal to everything: it fails both tests and goes to the full check
+    if kind != "E" and bool(((shaped == 0) | (shaped == 1)).all()):
+        return mask_to_youngs_modulus(shaped)
+    if kind != "mask" and bool(
+        ((shaped == MATRIX.youngs_modulus) | (shaped == FIBER.youngs_modulus)).all()
+    ):
+        return shaped.astype(np.float32)
+    return None
+
+
+def from_npy_array(arr: np.ndarray) -> Microstructures:
+    """The array of a ``.npy`` body (E in MPa or a 0/1 mask, told apart by the values)."""
+    return Microstructures(youngs_modulus(arr, "auto", name="the .npy array"), "body")
 
 
 def applied_strain(value: float) -> float:

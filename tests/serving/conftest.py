@@ -1,11 +1,19 @@
-"""Fixtures of the serving tests: a fixture model (no torch), the service in-process, a mask."""
+"""Fixtures of the serving tests: a fixture model (no torch), the service in-process and as a
+process on a free loopback port, a mask."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from support.models import make_model_dir
@@ -29,9 +37,73 @@ def service_env(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     }
 
 
-@pytest.fixture(scope="module")
+START_TIMEOUT_S = 120
+# the process tests: one FE check at a time and 4 waiting, so that a flood of /verify is refused
+SERVER_SETTINGS = {
+    "MICROSTRAIN_VERIFY_CONCURRENCY": "1",
+    "MICROSTRAIN_VERIFY_QUEUE": "4",
+    "MICROSTRAIN_VERIFY_TIMEOUT_S": "100",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve_process(model: Path, env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """``microstrain serve --model MODEL`` on a free loopback port until the block ends; yields
+    its base URL. Its output goes to ``log_path`` (a file: a full pipe would block the server)."""
+    port = free_port()
+    env = {**os.environ, **env}
+    env.pop("MICROSTRAIN_MODEL", None)  # --model must be what selects the model
+    cmd = [sys.executable, "-m", "microstrain_cli", "serve", "--port", str(port)]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [*cmd, "--model", str(model)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its BentoML workers share the group: stopped together
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"serve exited early: {log_path.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.3)
+        else:
+            pytest.fail("serve did not become ready")
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # BentoML's arbiter stops its workers
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(
+    service_env: dict[str, str], model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    """Base URL of `microstrain serve --model <fixture>` (SERVER_SETTINGS) and its log file."""
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    with serve_process(model_dir, {**service_env, **SERVER_SETTINGS}, log_path) as url:
+        yield url, log_path
+
+
+@pytest.fixture(scope="session")
 def client(service_env: dict[str, str]) -> Iterator[object]:
-    """Starlette TestClient over BentoML's ASGI app of the service (lifespan included)."""
+    """Starlette TestClient over BentoML's ASGI app of the service (lifespan included); one per
+    session: BentoML registers its Prometheus metrics once per process."""
     from starlette.testclient import TestClient
 
     saved = {k: os.environ.get(k) for k in service_env}

@@ -37,7 +37,10 @@ def test_a_card_without_tau_or_times_gives_none_not_guesses(missing):
 
 def test_the_count_survives_a_new_counter_and_is_whole_json(tmp_path):
     counter = PredictionCounter.for_model("ab" * 32, tmp_path)
-    assert counter.add(3) == 3 and counter.add(4) == 7
+    counter.add(3)
+    assert counter.read()["predictions"] == 3
+    counter.add(4)
+    assert counter.flush() == 7
     again = PredictionCounter.for_model("ab" * 32, tmp_path)
     state = json.loads(again.path.read_text())
     assert state["predictions"] == 7 and state["first_served"].endswith("+00:00")
@@ -51,4 +54,29 @@ def test_a_state_directory_that_cannot_be_made_does_not_fail_predictions(tmp_pat
     blocker = tmp_path / "state"
     blocker.write_text("a file where the state directory should be")
     counter = PredictionCounter.for_model("cd" * 32, blocker)
-    assert counter.add(5) == 0  # the count stays put; the prediction is still served
+    counter.add(5)  # no exception: the prediction is still served
+    assert counter.read()["predictions"] == 0  # the count stays put
+
+
+def test_buffered_counters_of_two_workers_add_up(tmp_path):
+    """Two counters on one file stand for two workers, each writing once in a while."""
+    import threading
+
+    workers = [PredictionCounter.for_model("ef" * 32, tmp_path) for _ in range(2)]
+    for counter in workers:
+        counter.start(interval_s=0.005)
+
+    def serve(counter: PredictionCounter, n: int) -> None:
+        for _ in range(300):
+            counter.add(n)
+
+    pairs = zip(workers, (1, 2), strict=True)
+    threads = [threading.Thread(target=serve, args=pair) for pair in pairs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert workers[0].read()["predictions"] >= 300  # the file and what is not written yet
+    for counter in workers:
+        counter.stop()  # writes what is pending
+    assert json.loads(workers[0].path.read_text())["predictions"] == 900

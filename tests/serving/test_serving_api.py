@@ -10,8 +10,16 @@ import pytest
 from support.models import FIBER_FRACTION_RANGE, reference_strain
 
 from microstrain.breakeven import format_tau
-from microstrain.conventions import MAX_BATCH, STRAIN_CHANNELS
-from microstrain.fields import to_youngs_modulus
+from microstrain.conventions import MAX_BATCH, STRAIN_CHANNELS, STRESS_CHANNELS
+from microstrain.fields import fiber_fraction, to_youngs_modulus
+from microstrain.measures import error_measures
+from microstrain.quantities import (
+    QUANTITY_NAMES,
+    quantities,
+    reuss_bound,
+    uniform_strain_bound,
+    voigt_bound,
+)
 from serving.images import mask_to_png
 from serving.middleware import DEFAULT_MAX_BODY_BYTES
 
@@ -80,6 +88,34 @@ def test_out_of_distribution_fiber_fraction_is_a_warning(client):
     assert any("fiber fraction outside" in w and "#0 (0.875)" in w for w in warnings), warnings
     assert any("single phase" in w for w in warnings), warnings
     assert f"{high:.3f}" in warnings[0]
+
+
+def test_quantities_are_the_cores_for_the_requests_applied_strain(client, mask):
+    masks = np.stack([mask, mask.T])  # [2, 32, 32]
+    e = to_youngs_modulus(masks)
+    E_x = {}
+    for u in (0.1, -0.04):
+        r = post(client, {"fiber_mask": masks.tolist(), "applied_strain": u, "quantities": True})
+        body = r.json()
+        strain = strain_of(r)
+        expected = quantities(e, strain, "stress", u)  # the fixture card's plane
+        for name in QUANTITY_NAMES:
+            np.testing.assert_array_equal(np.asarray(body[name]), expected[name])
+        assert body["stress_channels"] == list(STRESS_CHANNELS) and body["plane"] == "stress"
+        f = fiber_fraction(e).astype(np.float64)
+        assert body["fiber_fraction"] == f.tolist()
+        assert body["voigt_bound"] == voigt_bound(f, "stress").tolist()
+        assert body["reuss_bound"] == reuss_bound(f, "stress").tolist()
+        E_x[u] = np.asarray(body["E_x"])
+    # the problem is linear: the apparent modulus does not depend on ū
+    np.testing.assert_allclose(E_x[-0.04], E_x[0.1], rtol=1e-6)
+
+
+def test_no_quantities_unless_asked(client, mask):
+    body = post(client, {"fiber_mask": mask.tolist()}).json()
+    assert not set(QUANTITY_NAMES) & set(body)
+    r = post(client, {"fiber_mask": mask.tolist(), "quantities": "yes"})
+    assert_error(r, 400, "quantities")
 
 
 def test_largest_batch_is_served(client, mask):
@@ -293,9 +329,14 @@ def test_bentoml_infrastructure_routes(client, path):
     assert client.get(path).status_code == 200
 
 
-def test_openapi_lists_the_endpoints(client):
+def test_openapi_lists_every_route(client):
     paths = client.get("/docs.json").json()["paths"]
-    assert {"/predict", "/predict_image", "/verify"} <= set(paths)
+    routes = {"/predict", "/predict_npy", "/predict_image", "/verify", "/model", "/breakeven", "/"}
+    assert routes <= set(paths), routes - set(paths)
+    npy = paths["/predict_npy"]["post"]
+    assert "application/octet-stream" in npy["requestBody"]["content"]
+    assert [p["name"] for p in npy["parameters"]] == ["applied_strain"]
+    assert "quantities" in json.dumps(paths["/predict"])
 
 
 # --- verify ------------------------------------------------------------------------------------
@@ -323,7 +364,7 @@ def test_verify_against_the_fe_solver(client, mask):
 
     if not fe_solver_available():
         pytest.skip("dolfinx or data_gen not installed")
-    r = post(client, {"fiber_mask": mask.tolist()}, "/verify")
+    r = post(client, {"fiber_mask": mask.tolist(), "quantities": True}, "/verify")
     assert r.status_code == 200, r.text
     body = r.json()
     fe = np.asarray(body["strain_fe"])
@@ -336,6 +377,19 @@ def test_verify_against_the_fe_solver(client, mask):
     assert body["relative_l2"] == pytest.approx(rel, rel=1e-12)  # the same numbers, in float64
     assert body["speedup"] == body["fe_seconds"] / max(body["surrogate_seconds"], 1e-9)
     assert body["fe_discretization"] == {"mode": "refined", "k": 4, "plane": "stress"}
+    # SPEC §9 measures of the surrogate against FE: those of the core on the fields answered
+    e = to_youngs_modulus(mask)
+    expected = error_measures(e, surrogate.astype(np.float32), fe.astype(np.float32), "stress")
+    per_channel = expected.pop("strain_relative_l2_per_channel")
+    got = dict(body["measures"])
+    assert got.pop("strain_relative_l2_per_channel") == pytest.approx(per_channel, rel=1e-12)
+    assert got == pytest.approx(expected, rel=1e-12) and got["n"] == 1
+    # the quantities of the FE field: the core's, and E_x within the rigorous bounds
+    fe_q = body["quantities_fe"]
+    q = quantities(e, fe.astype(np.float32), "stress", 0.1)
+    np.testing.assert_array_equal(np.asarray(fe_q["von_mises"]), q["von_mises"])
+    f = fiber_fraction(e).astype(np.float64)
+    assert reuss_bound(f, "stress")[0] <= fe_q["E_x"][0] <= uniform_strain_bound(f, "stress")[0]
 
 
 def test_verify_comparison_pools_the_samples_and_lists_each():

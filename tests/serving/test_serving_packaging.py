@@ -72,6 +72,7 @@ def test_serving_image_is_slim_non_root_and_health_checked():
     assert re.search(r"^USER (?!root)\w+", text, re.M)
     assert re.search(r"^HEALTHCHECK .*", text, re.M) and "/readyz" in text
     assert "--no-deps" in text  # the package's extras (torch, dolfinx) stay out
+    assert "PYTHONPATH=/app" in text  # the sources with serving/static, not the bare install
 
 
 def test_serving_requirements_exclude_torch_and_dolfinx():
@@ -128,5 +129,6 @@ def test_bentoml_build_accepts_the_bentofile(tmp_path):
     built = bentos[0]
     assert (built / MODEL_PATH / "model.onnx").is_file()
     assert (built / "serving" / "service.py").is_file()
+    assert (built / "serving" / "static" / "index.html").is_file()  # the web page
     requirements = (built.parent / "env" / "python" / "requirements.txt").read_text().lower()
     assert "onnxruntime" in requirements and "torch" not in requirements

@@ -6,14 +6,10 @@ dolfinx.
 
 from __future__ import annotations
 
+import json
 import os
-import re
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -24,65 +20,6 @@ from support.models import reference_strain
 from microstrain.fields import to_youngs_modulus
 
 REPO = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 90
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server(
-    service_env: dict[str, str], model_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, Path]]:
-    """Base URL of `microstrain serve --model <fixture>` and the file its output goes to."""
-    port = free_port()
-    # a file, not a pipe: nobody reads a pipe while tests run, and a full one blocks the server
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    log = open(log_path, "w")
-    env = {**os.environ, **service_env}
-    env.pop("MICROSTRAIN_MODEL")  # --model must be what selects the model
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "microstrain_cli",
-            "serve",
-            "--port",
-            str(port),
-            "--model",
-            model_dir,
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its BentoML workers share the group: stopped together
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"serve exited early: {log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail("serve did not become ready")
-        yield url, log_path
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # BentoML's arbiter stops its workers
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 def test_serve_prints_where_it_listens_and_answers(server, youngs_modulus):
@@ -106,9 +43,26 @@ def test_metrics_and_probes(server):
     assert httpx.get(f"{url}/model", timeout=10).json()["version"] == "test-1"
 
 
+def fuzzed_responses(report: Path) -> dict[str, list[int]]:
+    """Status codes per operation ("POST /predict") of a schemathesis ndjson report."""
+    answered: dict[str, list[int]] = {}
+    for line in report.read_text().splitlines():
+        for event in json.loads(line).values():
+            recorder = event.get("recorder") if isinstance(event, dict) else None
+            for interaction in (recorder or {}).get("interactions", {}).values():
+                if interaction.get("response"):
+                    code = int(interaction["response"]["status_code"])
+                    answered.setdefault(recorder["label"], []).append(code)
+    return answered
+
+
+ROUTES = {"/predict", "/predict_npy", "/predict_image", "/verify", "/model", "/breakeven", "/"}
+
+
 @pytest.mark.slow
 def test_fuzzing_the_openapi_spec_finds_no_5xx(server, tmp_path):
-    """schemathesis against /docs.json: bounded examples, zero server errors, still ready."""
+    """schemathesis against /docs.json, every route (the binary one too): bounded examples,
+    zero server errors, still ready."""
     url, _ = server
     report = tmp_path / "fuzz.json"
     cmd = [
@@ -134,9 +88,12 @@ def test_fuzzing_the_openapi_spec_finds_no_5xx(server, tmp_path):
         cmd, capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    statuses = [int(code) for code in re.findall(r'"status_code":\s*(\d+)', report.read_text())]
+    answered = fuzzed_responses(report)  # {"POST /predict": [status, ...], ...}
+    statuses = [code for codes in answered.values() for code in codes]
     assert len(statuses) > 100, "the fuzz run sent too few requests"
     assert max(statuses) < 500
+    paths = {label.split(" ", 1)[1] for label in answered}
+    assert ROUTES <= paths, ROUTES - paths
     assert httpx.get(f"{url}/readyz", timeout=10).status_code == 200
 
 
