@@ -1,0 +1,80 @@
+"""A model's SPEC §9 error measures on a dataset file: what ``evaluate`` reports and ``export``
+records in the card.
+
+The file streams through in chunks (its size is not bounded by memory) and is compared at the
+models' ū = 0.1: another ū is rescaled, since the fields are linear in ū; a file of another load
+case or plane than the model's is refused, because the physics differs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from microstrain.conventions import DEFAULT_APPLIED_STRAIN, DEFAULT_PLANE, LOAD_CASE
+from microstrain.dataset import DatasetInfo, load_samples, read_info
+from microstrain.errors import MicrostrainError
+from microstrain.measures import ErrorAccumulator
+from microstrain.surrogate import SurrogateModel
+
+CHUNK = 512  # samples per onnxruntime call and per read
+
+
+@dataclass(frozen=True)
+class ModelLoadCase:
+    """The load case a model was trained for (from its card)."""
+
+    name: str
+    plane: str
+
+    @classmethod
+    def of(cls, card: dict[str, Any]) -> ModelLoadCase:
+        load_case = card.get("training_data", {}).get("load_case", {})
+        return cls(
+            str(load_case.get("name", LOAD_CASE)), str(load_case.get("plane", DEFAULT_PLANE))
+        )
+
+
+def check_compatible(info: DatasetInfo, model: ModelLoadCase, model_name: str) -> None:
+    """Refuse a file whose load case or plane differs from the model's (one line, naming both)."""
+    if info.load_case_name != model.name:
+        raise MicrostrainError(
+            f"{info.path} is load case '{info.load_case_name}' but model '{model_name}' was "
+            f"trained for '{model.name}'"
+        )
+    if info.plane != model.plane:
+        raise MicrostrainError(
+            f"{info.path} is plane {info.plane} but model '{model_name}' was trained for plane "
+            f"{model.plane}"
+        )
+
+
+def score_file(
+    model: SurrogateModel,
+    path: str | os.PathLike[str],
+    allow_incomplete: bool = False,
+    chunk: int = CHUNK,
+) -> dict[str, Any]:
+    """The SPEC §10 measures of ``model`` on one file (strain rescaled to the model's ū)."""
+    info = read_info(path)
+    check_compatible(info, ModelLoadCase.of(model.card), model.name)
+    if not info.complete and not allow_incomplete:
+        raise MicrostrainError(
+            f"{info.path} is marked incomplete (interrupted generation?); finish it with the same "
+            "generate command, or pass --allow-incomplete"
+        )
+    accumulator = ErrorAccumulator(info.plane, DEFAULT_APPLIED_STRAIN)
+    for start in range(0, info.n, chunk):
+        indices = np.arange(start, min(start + chunk, info.n))
+        samples = load_samples(path, allow_incomplete=allow_incomplete, indices=indices)
+        predicted = model.predict(samples.youngs_modulus)  # [n, 3, 32, 32] for ū = 0.1
+        accumulator.update(samples.youngs_modulus, predicted, samples.strain)
+    if accumulator.n == 0:
+        raise MicrostrainError(f"{info.path} holds no samples")
+    result = accumulator.compute()
+    result["applied_strain_of_file"] = info.applied_strain
+    result["discretization"] = info.discretization
+    return result
