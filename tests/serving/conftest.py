@@ -37,6 +37,7 @@ def service_env(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     }
 
 
+REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 120
 # the process tests: one FE check at a time and 4 waiting, so that a flood of /verify is refused
 SERVER_SETTINGS = {
@@ -98,6 +99,19 @@ def server(
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
     with serve_process(model_dir, {**service_env, **SERVER_SETTINGS}, log_path) as url:
         yield url, log_path
+
+
+@pytest.fixture(scope="module")
+def page_server(
+    service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`microstrain serve` on the shipped model (what a user of the web page sees)."""
+    model = REPO / "models" / "default"
+    if not (model / "model.onnx").is_file():  # a work branch without the shipped model
+        model = make_model_dir(tmp_path_factory.mktemp("models") / "page")
+    log = tmp_path_factory.mktemp("page") / "serve.log"
+    with serve_process(model, {**service_env, **SERVER_SETTINGS}, log) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

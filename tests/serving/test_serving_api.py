@@ -324,6 +324,26 @@ def test_breakeven_counts_predictions(client, mask):
     assert after["paid_off"] is (after["predictions"] >= card["tau"])
 
 
+def test_the_page_and_everything_it_loads_are_served_offline(client):
+    import re
+    from pathlib import Path
+
+    import serving.routes
+
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    loaded = re.findall(r'(?:src|href)="\./([^"]+)"', page.text)
+    docs = client.get("/docs")
+    loaded += re.findall(r'(?:src|href)="\./([^"]+)"', docs.text)
+    assert "static/app.js" in loaded and "static_content/swagger-ui-bundle.js" in loaded
+    for path in loaded:
+        assert client.get("/" + path).status_code == 200, path
+    # nothing is fetched from elsewhere: these machines and many users' networks are offline
+    for file in Path(serving.routes.STATIC).iterdir():
+        text = file.read_text().replace('xmlns="http://www.w3.org/2000/svg"', "")  # a name only
+        assert not re.search(r"https?://", text), file.name
+
+
 @pytest.mark.parametrize("path", ["/livez", "/readyz", "/docs.json"])
 def test_bentoml_infrastructure_routes(client, path):
     assert client.get(path).status_code == 200

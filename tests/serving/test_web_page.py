@@ -1,0 +1,122 @@
+"""The web page at GET / in a real browser: headless Chromium draws a fiber and gets a prediction.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them) and selenium;
+elsewhere the test skips and says why. The server runs the shipped model, so the page shows what
+a user sees. ``MICROSTRAIN_PAGE_SCREENSHOT=docs/serving-page.png`` also writes the screenshot
+there (palette PNG); the test itself writes to its temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import httpx
+import numpy as np
+import pytest
+
+from serving.verify import fe_solver_available
+
+SCREENSHOT_ENV_VAR = "MICROSTRAIN_PAGE_SCREENSHOT"
+WINDOW = (1480, 1240)
+
+
+def browser_or_skip():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if chromium is None or driver is None:
+        pytest.skip("no headless browser here: install Debian's chromium and chromium-driver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed (pip install -e '.[dev]')")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--force-device-scale-factor=1",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def wait_for(driver, script: str, timeout: float = 60):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(
+        lambda d: d.execute_script(script)
+    )
+
+
+PREDICTED = (
+    "return document.body.dataset.state === 'predicted' && "
+    "document.body.dataset.version === String(state.version)"
+)
+
+
+@pytest.mark.slow
+def test_draw_a_fiber_and_get_a_prediction(page_server, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    driver = browser_or_skip()
+    try:
+        driver.get(page_server + "/")
+        wait_for(driver, PREDICTED)  # the page starts with random fibers and predicts them
+
+        driver.find_element(By.ID, "clear").click()
+        wait_for(driver, PREDICTED)
+        assert driver.find_element(By.ID, "fraction").text == "0.000"
+        assert "single phase" in driver.find_element(By.ID, "warnings").text
+
+        # a circle: press at a centre, drag out the radius, release
+        editor = driver.find_element(By.ID, "editor")
+        ActionChains(driver).move_to_element_with_offset(
+            editor, -40, -50
+        ).click_and_hold().move_by_offset(25, 30).move_by_offset(20, 4).release().perform()
+        wait_for(driver, PREDICTED)
+        mask = np.asarray(driver.execute_script("return Array.from(state.mask)")).reshape(32, 32)
+        assert 0.05 < mask.mean() < 0.5 and mask[:16].sum() > mask[16:].sum()  # upper part
+        assert float(driver.find_element(By.ID, "fraction").text) == round(mask.mean(), 3)
+
+        # the page shows what the API answers for that mask
+        body = {"fiber_mask": mask.tolist(), "applied_strain": 0.1, "quantities": True}
+        answer = httpx.post(page_server + "/predict", json=body, timeout=30).json()
+        shown = driver.find_element(By.ID, "ex-value").text.replace(",", "")
+        assert int(shown) == round(answer["E_x"][0])
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#maps-pred canvas")) == 5
+
+        driver.find_element(By.ID, "random").click()
+        wait_for(driver, PREDICTED)
+        if fe_solver_available():
+            driver.find_element(By.ID, "fe-button").click()
+            wait_for(driver, "return ['done', 'error'].includes(document.body.dataset.fe)", 300)
+            assert driver.execute_script("return document.body.dataset.fe") == "done", (
+                driver.find_element(By.ID, "fe-status").text
+            )
+            table = driver.find_element(By.ID, "measures").text
+            assert "energy norm" in table and "%" in table
+            assert len(driver.find_elements(By.CSS_SELECTOR, "#maps-err canvas")) == 4
+
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == [], json.dumps(errors, indent=1)
+        shot = tmp_path / "page.png"
+        bottom = "return Math.ceil(document.querySelector('footer').getBoundingClientRect().bottom)"
+        driver.set_window_size(WINDOW[0], max(WINDOW[1], driver.execute_script(bottom) + 200))
+        height = driver.execute_script(bottom)
+        assert driver.save_screenshot(str(shot))
+        target = os.environ.get(SCREENSHOT_ENV_VAR)
+        if target:
+            from PIL import Image
+
+            with Image.open(shot) as image:  # the page, without the window below it
+                image.convert("RGB").crop((0, 0, WINDOW[0], height)).save(target, optimize=True)
+    finally:
+        driver.quit()
