@@ -93,6 +93,23 @@ def test_draw_a_fiber_and_get_a_prediction(page_server, tmp_path):
         assert int(shown) == round(answer["E_x"][0])
         assert len(driver.find_elements(By.CSS_SELECTOR, "#maps-pred canvas")) == 5
 
+        # uploads: a .npy of E in MPa and a PNG mask (white fiber) become the same mask
+        i, j = np.mgrid[0:32, 0:32]
+        disc = ((i - 20) ** 2 + (j - 9) ** 2 < 36) | ((i - 6) ** 2 + (j - 24) ** 2 < 20)
+        np.save(tmp_path / "e.npy", np.where(disc, 85000.0, 3000.0)[None, None])
+        from serving.images import mask_to_png
+
+        (tmp_path / "mask.png").write_bytes(mask_to_png(disc))
+        upload = driver.find_element(By.ID, "upload")
+        driver.execute_script("arguments[0].hidden = false", upload)
+        for name in ("e.npy", "mask.png"):
+            before = driver.execute_script("state.mask.fill(0); return state.version")
+            upload.send_keys(str(tmp_path / name))
+            wait_for(driver, f"return state.version > {before}")  # the file was read
+            wait_for(driver, PREDICTED)
+            got = driver.execute_script("return Array.from(state.mask)")
+            np.testing.assert_array_equal(np.reshape(got, (32, 32)), disc.astype(int), name)
+
         driver.find_element(By.ID, "random").click()
         wait_for(driver, PREDICTED)
         if fe_solver_available():
