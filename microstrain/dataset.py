@@ -15,13 +15,20 @@ Every stage reads datasets through this module: ``data_gen`` (inspect, resume), 
 (the datamodule), the reports (T_data, T_simulation) and evaluation. The resumable writer of
 ``generate`` lives in :mod:`data_gen.dataset`; :func:`write_dataset` writes a whole file at once
 (tests, tools).
+
+Training may read many files as one dataset (a directory of shards, or a list):
+:func:`open_union` checks that they agree and fixes their order, and :class:`DatasetUnion` reads
+any samples of the union in contiguous, chunk-aligned pieces, so the same reader serves a dataset
+held in memory and one streamed from disk.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +46,7 @@ from microstrain.conventions import (
     ATTR_N_REQUESTED,
     ATTR_RUNS,
     ATTR_SCHEMA_VERSION,
+    ATTR_SHARD,
     ATTR_SOFTWARE,
     ATTR_WALL_SECONDS,
     DEFAULT_APPLIED_STRAIN,
@@ -116,6 +124,7 @@ class DatasetInfo:
     created: str | None
     wall_seconds: float | None
     runs: list[dict[str, Any]]
+    shard: dict[str, Any] | None = None  # {index, count, first_sample, n_total} of generate --shard
 
     @property
     def applied_strain(self) -> float:
@@ -188,6 +197,7 @@ def read_info(path: str | os.PathLike[str]) -> DatasetInfo:
                     created=attr_text(a[ATTR_CREATED]) if ATTR_CREATED in a else None,
                     wall_seconds=(float(a[ATTR_WALL_SECONDS]) if ATTR_WALL_SECONDS in a else None),
                     runs=[r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else [],
+                    shard=_as_dict(json_attr(a.get(ATTR_SHARD, "{}"))) or None,
                 )
             except (ValueError, TypeError) as exc:
                 raise MicrostrainError(f"{p}: malformed attribute ({exc})") from None
@@ -226,6 +236,30 @@ class Samples:
     indices: np.ndarray  # int64 [N]: which samples of the file these are
 
 
+def check_readable(info: DatasetInfo, allow_incomplete: bool = False) -> None:
+    """Refuse a file that is incomplete (unless ``allow_incomplete``), empty or made for ū = 0."""
+    p = info.path
+    if not info.complete and not allow_incomplete:
+        raise MicrostrainError(
+            f"{p} is marked incomplete (interrupted generation?); finish it with the same "
+            "generate command, or pass --allow-incomplete"
+        )
+    if info.n == 0:
+        raise MicrostrainError(f"{p} holds no samples")
+    if info.applied_strain == 0.0 or not math.isfinite(info.applied_strain):
+        raise MicrostrainError(f"{p}: applied_strain is {info.applied_strain}; cannot rescale")
+
+
+def _refuse_non_finite(path: Path, name: str, values: np.ndarray, indices: np.ndarray) -> None:
+    """One error line if ``values`` ``[n, ...]`` of samples ``indices`` hold NaN or inf."""
+    bad = ~np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
+    if bad.any():
+        raise MicrostrainError(
+            f"{path}: '{name}' holds NaN or infinite values in {int(bad.sum())} sample(s) "
+            f"(first: sample {int(indices[np.flatnonzero(bad)[0]])})"
+        )
+
+
 def load_samples(
     path: str | os.PathLike[str],
     *,
@@ -240,15 +274,7 @@ def load_samples(
     """
     info = read_info(path)
     p = info.path
-    if not info.complete and not allow_incomplete:
-        raise MicrostrainError(
-            f"{p} is marked incomplete (interrupted generation?); finish it with the same "
-            "generate command, or pass --allow-incomplete"
-        )
-    if info.n == 0:
-        raise MicrostrainError(f"{p} holds no samples")
-    if info.applied_strain == 0.0 or not math.isfinite(info.applied_strain):
-        raise MicrostrainError(f"{p}: applied_strain is {info.applied_strain}; cannot rescale")
+    check_readable(info, allow_incomplete)
     if indices is not None:
         idx = np.asarray(indices, dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= info.n):
@@ -259,13 +285,7 @@ def load_samples(
     youngs_modulus = np.asarray(raw[DS_E], dtype=np.float32)  # [N, 1, 32, 32]
     strain = np.asarray(raw[DS_STRAIN], dtype=np.float32)  # [N, 3, 32, 32]
     for name, values in ((DS_E, youngs_modulus), (DS_STRAIN, strain)):
-        bad = ~np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
-        if bad.any():
-            first = int(idx[np.flatnonzero(bad)[0]])
-            raise MicrostrainError(
-                f"{p}: '{name}' holds NaN or infinite values in {int(bad.sum())} sample(s) "
-                f"(first: sample {first})"
-            )
+        _refuse_non_finite(p, name, values, idx)
     if info.applied_strain != DEFAULT_APPLIED_STRAIN:
         strain *= np.float32(DEFAULT_APPLIED_STRAIN / info.applied_strain)
     return Samples(
@@ -275,6 +295,206 @@ def load_samples(
         fiber_fraction=fiber_fraction(youngs_modulus),
         indices=idx,
     )
+
+
+# --- many files read as one dataset ----------------------------------------------------------
+
+# What the files of one dataset must share (DatasetInfo attributes); ū may differ (rescaled).
+MATCHING = ("schema_version", "load_case_name", "plane", "materials", "discretization")
+READ_SPAN = 4096  # most samples one contiguous read takes: bounds a read's temporary memory
+OPEN_FILES = 16  # open HDF5 files a union keeps (a directory may hold thousands of shards)
+
+
+def dataset_files(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """The files ``source`` names: a file, every ``*.h5`` of a directory, or a list of these."""
+    if isinstance(source, str | os.PathLike):
+        p = Path(source)
+        if not p.is_dir():
+            return [p]
+        files = sorted(p.glob("*.h5"))
+        if not files:
+            raise MicrostrainError(f"no .h5 dataset files in the directory {p}")
+        return files
+    files = [f for s in source for f in dataset_files(s)]
+    if not files:
+        raise MicrostrainError("no dataset files given")
+    return files
+
+
+def _same_samples(info: DatasetInfo) -> Any:
+    """Equal for two files that hold the same samples: one file, or one shard of one run."""
+    if not info.shard:
+        return str(info.path.resolve())
+    run = json.dumps([info.generator, info.discretization, info.load_case], sort_keys=True)
+    return run, json.dumps(info.shard, sort_keys=True)
+
+
+def _order(infos: list[DatasetInfo]) -> list[DatasetInfo]:
+    """Shards of one run by their index (= the serial file's order), anything else by name.
+
+    Refuses one sample range twice: the same file, or two files of the same shard of one run.
+    """
+    seen: dict[Any, Path] = {}
+    for info in infos:
+        key = _same_samples(info)
+        if key in seen:
+            raise MicrostrainError(
+                f"{info.path} holds the same samples as {seen[key]}: give each file once"
+            )
+        seen[key] = info.path
+    shards = [i.shard for i in infos]
+    runs = {json.dumps(i.generator, sort_keys=True) for i in infos}
+    counts = {(s or {}).get("count") for s in shards}
+    if all(shards) and len(runs) == 1 and len(counts) == 1:
+        return sorted(infos, key=lambda i: int((i.shard or {})["index"]))
+    return sorted(infos, key=lambda i: (i.path.name, str(i.path)))
+
+
+def open_union(
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    allow_incomplete: bool = False,
+) -> DatasetUnion:
+    """Check the files ``source`` names (:func:`dataset_files`) and join them into one dataset.
+
+    Each file must be readable (:func:`check_readable`) and agree with the first on schema
+    version, load case, plane, materials and discretization (:data:`MATCHING`); the message names
+    the odd file. Their order is fixed by :func:`_order`, so a split over the union is the same
+    whichever way the files were listed.
+    """
+    infos = [read_info(p) for p in dataset_files(source)]
+    for info in infos:
+        check_readable(info, allow_incomplete)
+    first = infos[0]
+    for info in infos[1:]:
+        for name in MATCHING:
+            mine, theirs = getattr(info, name), getattr(first, name)
+            if mine != theirs:
+                raise MicrostrainError(
+                    f"{info.path} does not match {first.path}: {name} {mine!r} vs {theirs!r} (the "
+                    "files of one dataset share schema, load case, plane, materials and "
+                    "discretization)"
+                )
+    ordered = _order(infos)
+    if len(ordered) == 1:
+        description = ordered[0].path.name
+    elif isinstance(source, str | os.PathLike) and Path(source).is_dir():
+        description = f"{Path(source).name}/ ({len(ordered)} files)"
+    else:
+        names = [i.path.name for i in ordered]
+        shown = ", ".join(names) if len(names) <= 3 else f"{names[0]}, ..., {names[-1]}"
+        description = f"{shown} ({len(names)} files)"
+    return DatasetUnion(ordered, description)
+
+
+class DatasetUnion:
+    """SPEC §4 files read as one dataset: sample i is sample ``i - offsets[j]`` of file j.
+
+    :meth:`read` returns any samples, strain rescaled to ū = 0.1, reading each file in contiguous
+    pieces aligned to its HDF5 chunks (a chunk is decompressed once per read). Files are opened
+    on first use and at most :data:`OPEN_FILES` stay open; a union can be pickled (the handles
+    are not).
+    """
+
+    def __init__(self, infos: Sequence[DatasetInfo], description: str) -> None:
+        self.infos = tuple(infos)
+        self.description = description
+        self.offsets = np.concatenate([[0], np.cumsum([i.n for i in infos])]).astype(np.int64)
+        self._handles: dict[int, Any] = {}  # file number -> open h5py.File, oldest first
+        self._chunks: dict[int, int] = {}  # file number -> samples per HDF5 chunk
+
+    @property
+    def n(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def paths(self) -> list[Path]:
+        return [i.path for i in self.infos]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_handles": {}}
+
+    def close(self) -> None:
+        for f in self._handles.values():
+            f.close()
+        self._handles.clear()
+
+    def _file(self, j: int) -> Any:
+        f = self._handles.pop(j, None)
+        if f is None:
+            if len(self._handles) >= OPEN_FILES:
+                self._handles.pop(next(iter(self._handles))).close()
+            try:
+                f = _h5py().File(self.infos[j].path, "r")
+            except OSError as exc:
+                raise MicrostrainError(f"cannot read {self.infos[j].path} as HDF5: {exc}") from None
+        self._handles[j] = f  # most recently used last
+        return f
+
+    def chunk_length(self, j: int) -> int:
+        """Samples per HDF5 chunk of file ``j`` (contiguous files: :data:`CHUNK_SAMPLES`)."""
+        if j not in self._chunks:
+            chunks = self._file(j)[DS_STRAIN].chunks
+            self._chunks[j] = int(chunks[0]) if chunks else CHUNK_SAMPLES
+        return self._chunks[j]
+
+    def chunk_ids(self, indices: np.ndarray) -> np.ndarray:
+        """A number per sample that is equal exactly for samples of one HDF5 chunk of one file."""
+        idx = np.asarray(indices, dtype=np.int64)
+        files = np.searchsorted(self.offsets, idx, side="right") - 1
+        lengths = np.array([self.chunk_length(j) for j in range(len(self.infos))], np.int64)
+        first_chunk = np.concatenate([[0], np.cumsum(-(-np.diff(self.offsets) // lengths))])
+        return first_chunk[files] + (idx - self.offsets[files]) // lengths[files]
+
+    def read(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """E ``[n, 1, 32, 32]`` MPa and strain ``[n, 3, 32, 32]`` (ū = 0.1) of samples ``indices``.
+
+        Any order, repeats allowed. Refuses NaN or infinite values, naming file and sample.
+        """
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n):
+            raise MicrostrainError(f"{self.description}: sample index out of range [0, {self.n})")
+        order = np.argsort(idx, kind="stable")
+        wanted = idx[order]  # sorted: each file's samples are one run of it
+        youngs_modulus = np.empty((idx.size, *E_SHAPE), np.float32)
+        strain = np.empty((idx.size, *STRAIN_SHAPE), np.float32)
+        bounds = np.searchsorted(wanted, self.offsets)
+        for j, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+            if lo == hi:
+                continue
+            local = wanted[lo:hi] - self.offsets[j]
+            f, info = self._file(j), self.infos[j]
+            for a, b in self._spans(local, self.chunk_length(j)):
+                start, stop = int(local[a]), int(local[b - 1]) + 1
+                rows = local[a:b] - start  # [b - a] rows of the contiguous piece
+                e = f[DS_E][start:stop][rows]
+                s = f[DS_STRAIN][start:stop][rows]
+                _refuse_non_finite(info.path, DS_E, e, local[a:b])
+                _refuse_non_finite(info.path, DS_STRAIN, s, local[a:b])
+                youngs_modulus[order[lo + a : lo + b]] = e
+                strain[order[lo + a : lo + b]] = s
+            if info.applied_strain != DEFAULT_APPLIED_STRAIN:
+                mine = order[lo:hi]
+                strain[mine] *= np.float32(DEFAULT_APPLIED_STRAIN / info.applied_strain)
+        return youngs_modulus, strain
+
+    @staticmethod
+    def _spans(local: np.ndarray, chunk: int) -> list[tuple[int, int]]:
+        """Cut sorted sample numbers of one file into pieces [a, b) to read contiguously: runs of
+        adjacent chunks, at most :data:`READ_SPAN` samples long (whole chunks, at least one)."""
+        cid = local // chunk
+        starts = np.flatnonzero(np.diff(cid)) + 1  # where a new chunk begins
+        pieces: list[tuple[int, int]] = []
+        a = 0
+        for k in [*starts.tolist(), local.size]:
+            if (
+                k == local.size
+                or cid[k] != cid[k - 1] + 1
+                or (cid[k] + 1 - cid[a]) * chunk > READ_SPAN
+            ):
+                pieces.append((a, k))
+                a = k
+        return pieces
 
 
 # --- times recorded in a dataset (T_data, T_simulation of SPEC §6) ---------------------------
@@ -288,8 +508,8 @@ class DatasetSummary:
     such a file still trains and is judged, only τ stays unknown.
     """
 
-    file: str
-    sha256: str
+    file: str  # a name, or a description of several files
+    sha256: str | None  # of the one file; None for several (each is in ``files``)
     n_samples: int
     t_data: float | None  # seconds, T_data
     t_data_source: str  # which record T_data comes from
@@ -299,6 +519,7 @@ class DatasetSummary:
     load_case: dict[str, Any] = field(default_factory=dict)
     generator: dict[str, Any] = field(default_factory=dict)
     discretization: dict[str, Any] = field(default_factory=dict)
+    files: list[dict[str, Any]] = field(default_factory=list)  # file, sha256, n_samples, ...
 
 
 def summarize(path: str | os.PathLike[str]) -> DatasetSummary:
@@ -309,8 +530,7 @@ def summarize(path: str | os.PathLike[str]) -> DatasetSummary:
     the median per-sample solve time, i.e. one FE evaluation at the dataset's fidelity.
     """
     info = read_info(path)
-    seconds = np.asarray(read_samples(info.path, (DS_SOLVE_SECONDS,))[DS_SOLVE_SECONDS])
-    seconds = seconds[np.isfinite(seconds) & (seconds > 0)].astype(np.float64)  # [N]
+    seconds = _solve_seconds(info.path)
     t_data: float | None = None
     t_simulation: float | None = None
     t_simulation_mean: float | None = None
@@ -321,9 +541,10 @@ def summarize(path: str | os.PathLike[str]) -> DatasetSummary:
         wall = info.wall_seconds
         if wall is not None and math.isfinite(wall) and wall > 0:
             t_data, source = wall, f"attribute '{ATTR_WALL_SECONDS}' (total wall time of generate)"
+    digest = sha256_of(info.path)
     return DatasetSummary(
         file=info.path.name,
-        sha256=sha256_of(info.path),
+        sha256=digest,
         n_samples=info.n,
         t_data=t_data,
         t_data_source=source,
@@ -333,6 +554,55 @@ def summarize(path: str | os.PathLike[str]) -> DatasetSummary:
         load_case=info.load_case,
         generator=info.generator,
         discretization=info.discretization,
+        files=[_file_entry(info, digest)],
+    )
+
+
+def _solve_seconds(path: Path) -> np.ndarray:
+    """The recorded per-sample solve times of a file, float64 ``[n]`` (unrecorded ones left out)."""
+    seconds = np.asarray(read_samples(path, (DS_SOLVE_SECONDS,))[DS_SOLVE_SECONDS])
+    return seconds[np.isfinite(seconds) & (seconds > 0)].astype(np.float64)
+
+
+def _file_entry(info: DatasetInfo, digest: str) -> dict[str, Any]:
+    """One file of a dataset's provenance."""
+    entry: dict[str, Any] = {"file": info.path.name, "sha256": digest, "n_samples": info.n}
+    entry["applied_strain"] = info.applied_strain
+    if info.shard:
+        entry["shard"] = info.shard
+    return entry
+
+
+def summarize_union(union: DatasetUnion) -> DatasetSummary:
+    """:func:`summarize` of a dataset of one or many files; ``files`` lists each with its sha256.
+
+    For several files, T_data is the sum of the files' T_data (machine time, wherever each was
+    generated), T_simulation the median solve time over all their samples; the generator is the
+    files' common one, else ``{"files": {name: generator}}``.
+    """
+    if len(union.infos) == 1:
+        return summarize(union.paths[0])
+    parts = [summarize(p) for p in union.paths]
+    seconds = np.concatenate([_solve_seconds(p) for p in union.paths])
+    timed = all(part.t_data is not None for part in parts)
+    generators = {i.path.name: i.generator for i in union.infos}
+    first = union.infos[0]
+    common = all(g == first.generator for g in generators.values())
+    return DatasetSummary(
+        file=union.description,
+        sha256=None,
+        n_samples=union.n,
+        t_data=sum(float(part.t_data or 0.0) for part in parts) if timed else None,
+        t_data_source=f"sum over {len(parts)} files of each file's T_data"
+        if timed
+        else "none: not every file records its generation time",
+        t_simulation=float(np.median(seconds)) if timed and seconds.size else None,
+        t_simulation_mean=float(seconds.mean()) if timed and seconds.size else None,
+        hardware="; ".join(sorted({part.hardware for part in parts})),
+        load_case=first.load_case,
+        generator=first.generator if common else {"files": generators},
+        discretization=first.discretization,
+        files=[f for part in parts for f in part.files],
     )
 
 
