@@ -31,6 +31,8 @@ from microstrain.breakeven import SurrogateTiming, measure_surrogate, timing_inp
 from microstrain.conventions import CARD_FILE, MODEL_FILE
 from microstrain.errors import MicrostrainError
 from microstrain.files import sha256_of, staged_directory, write_json, write_text
+from microstrain.scoring import score_file
+from microstrain.surrogate import SurrogateModel
 from training.card import OnnxFacts, build_card, model_readme
 from training.onnx_graph import check_graph, check_parity, export_onnx
 from training.run_record import read_run_record
@@ -85,6 +87,19 @@ def _time_graph(onnx_path: Path, cfg: ExportConfig) -> SurrogateTiming:
     )
 
 
+def judge(onnx_path: Path, card: dict[str, Any], files: list[Path]) -> dict[str, Any]:
+    """SPEC §9 measures of the graph on each file, keyed by the file's stem (a family's name)."""
+    surrogate = SurrogateModel.from_onnx(onnx_path)
+    surrogate.card = card  # its load case, for the compatibility check
+    judged: dict[str, Any] = {}
+    for file in files:
+        if file.stem in judged:
+            raise MicrostrainError(f"two files to judge on are named '{file.stem}'")
+        measures = score_file(surrogate, file)
+        judged[file.stem] = {"file": file.name, "sha256": sha256_of(file), **measures}
+    return judged
+
+
 def export_checkpoint(
     checkpoint: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -93,9 +108,13 @@ def export_checkpoint(
     version: str | None = None,
     force: bool = False,
     config: ExportConfig | None = None,
+    judge_on: list[Path] | None = None,
 ) -> dict[str, Any]:
     """Export the best checkpoint of a training run to ``out_dir``; returns the card written.
 
+    ``judge_on``: SPEC §4 files (evaluation families, held-out sets) on which the exported graph
+    is judged in the SPEC §9 measures (:mod:`microstrain.scoring`, as ``evaluate`` does); the card
+    records them under ``evaluation``, beside the test split's measures of the run record.
     Raises :class:`ParityError` (nothing written) when onnxruntime disagrees with PyTorch.
     """
     from training.module import StrainRegressor
@@ -153,6 +172,8 @@ def export_checkpoint(
             ),
             timing=timing,
         )
+        if judge_on:
+            card["evaluation"] = judge(onnx_path, card, judge_on)
         write_json(tmp / CARD_FILE, card)
         write_text(tmp / "README.md", model_readme(card))
     return card

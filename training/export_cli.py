@@ -22,13 +22,23 @@ def export(
         str | None, typer.Option(help="Free-text version (default: UTC date and time).")
     ] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing model directory.")] = False,
+    judge_on: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--judge-on",
+            help="SPEC §4 file (an evaluation family, a held-out set) to record the model's "
+            "SPEC §9 measures on in the card; repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Export a checkpoint to ONNX + card.json (metrics, times, τ), refused unless onnxruntime
     matches PyTorch. Reads only the checkpoint and its run record, not the dataset."""
     from microstrain.breakeven import format_tau
     from training.export import export_checkpoint
 
-    card = export_checkpoint(checkpoint, output, name=name, version=version, force=force)
+    card = export_checkpoint(
+        checkpoint, output, name=name, version=version, force=force, judge_on=judge_on
+    )
     parity = card["onnx"]["parity_max_rel_error"]
     typer.echo(f"wrote {output / 'model.onnx'} and card.json (ONNX vs PyTorch: {parity:.2g})")
     for split, values in card["metrics"].items():
@@ -37,6 +47,13 @@ def export(
             for k in ("eps_xx", "eps_yy", "gamma_xy", "fiber", "matrix")
         )
         typer.echo(f"{split}: relative L2 {100 * values['overall']:.2f}% ({per_channel})")
+    for stem, measures in card.get("evaluation", {}).items():
+        typer.echo(
+            f"{stem}: strain {100 * measures['strain_relative_l2']:.2f}%, stress "
+            f"{100 * measures['stress_relative_l2']:.2f}%, energy "
+            f"{100 * measures['energy_norm_error']:.2f}%, "
+            f"E_x {100 * measures['E_x_error_mean']:.2f}%"
+        )
     timing = (
         f"T_surrogate {card['T_surrogate']:.3g} s (batch 1) / "
         f"{card['T_surrogate_batched']:.3g} s (batched), T_train {card['T_train']:.4g} s"

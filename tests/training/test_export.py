@@ -257,3 +257,20 @@ def test_export_cli_rejects_a_file_that_is_not_a_checkpoint(tmp_path):
     result = invoke("export", bogus, "-o", tmp_path / "m")
     assert result.exit_code == 1 and result.stderr.startswith("error: ")
     assert result.stderr.strip().count("\n") == 0
+
+
+@pytest.mark.slow
+def test_judged_files_in_the_card_equal_what_evaluate_reports(run, tmp_path):
+    e = standin_moduli(12, seed=21)
+    family = write_dataset(tmp_path / "sparse.h5", e, standin_strain(e))
+    out = tmp_path / "judged"
+    result = invoke("export", run["best"], "-o", out, "--judge-on", family)
+    assert result.exit_code == 0, result.output
+    assert "sparse: strain" in result.stdout
+    judged = _card(out)["evaluation"]["sparse"]
+    assert judged["file"] == "sparse.h5" and judged["sha256"] == sha256_of(family)
+    report = tmp_path / "eval.json"
+    assert invoke("evaluate", out, family, "--json", report).exit_code == 0
+    evaluated = json.loads(report.read_text())["files"][str(family)]
+    for key, value in evaluated.items():
+        assert judged[key] == value, key
