@@ -136,13 +136,23 @@ def test_losses_exact_value_zero_and_gradient(plane):
 
 
 @pytest.mark.parametrize("plane", PLANES)
-def test_energy_norm_loss_is_the_batch_pooled_energy_ratio(plane):
+def test_losses_are_the_per_sample_measures_squared_and_averaged(plane):
     E, ref, pred = fields(4, seed=5)
+    pred[1] = ref[1] + 3 * (pred[1] - ref[1])  # samples of unequal error: pooling would differ
+    measures = per_sample_measures(E, pred, ref, plane)  # the numpy core, float64
     e_t, r_t, p_t = as_tensors(E, ref, pred)
-    sigma = quantities(E, pred - ref, plane, U)["stress"].astype(np.float64)
-    sigma_ref = quantities(E, ref, plane, U)["stress"].astype(np.float64)
-    expected = np.sum(sigma * (pred - ref)) / np.sum(sigma_ref * ref)
-    assert float(tm.energy_norm_loss(e_t, p_t, r_t, plane)) == pytest.approx(expected, rel=1e-6)
+    energy = float(tm.energy_norm_loss(e_t, p_t, r_t, plane))
+    assert energy == pytest.approx(np.mean(measures["energy_norm_error"] ** 2), rel=1e-12)
+    assert float(tm.stress_loss(e_t, p_t, r_t, plane)) == pytest.approx(
+        np.mean(measures["stress_relative_l2"] ** 2), rel=1e-12
+    )
+    # on one sample: the energy-norm error squared, from the stresses of numpy's quantities
+    sigma = quantities(E[:1], pred[:1] - ref[:1], plane, U)["stress"].astype(np.float64)
+    sigma_ref = quantities(E[:1], ref[:1], plane, U)["stress"].astype(np.float64)
+    expected = np.sum(sigma * (pred[:1] - ref[:1])) / np.sum(sigma_ref * ref[:1])
+    one = float(tm.energy_norm_loss(e_t[:1], p_t[:1], r_t[:1], plane))
+    assert one == pytest.approx(expected, rel=1e-6)  # quantities' stress is float32
+    assert one == pytest.approx(float(tm.energy_norm_error(e_t[:1], p_t[:1], r_t[:1], plane)) ** 2)
     # the bool mask says the same as the E map
     fiber = torch.from_numpy(E > 44_000)
     torch.testing.assert_close(
