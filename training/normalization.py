@@ -5,29 +5,63 @@ travels in the checkpoint's ``state_dict`` and is baked into the exported ONNX g
 
 - input: the modulus ``E`` (MPa) is standardized with one mean and one standard deviation over all
   training pixels (E takes only the two phase values, so this is an affine map of the fiber mask);
-- output: each strain channel is standardized with its own mean and standard deviation over all
-  training samples and pixels (eps_xx ~ 0.1 and gamma_xy ~ 0 live on different scales).
+- output: each channel of what the network predicts is standardized with its own mean and
+  standard deviation over all training samples and pixels (eps_xx ~ 0.1 and gamma_xy ~ 0 live on
+  different scales). That is strain by default; a network predicting stress
+  (:mod:`training.physics`, ``output_space="stress"``) is given the training stresses' statistics
+  by :meth:`Normalizer.set_output_statistics`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import nn
 
-from microstrain.conventions import N_STRAIN, STRAIN_CHANNELS
+from microstrain.conventions import N_STRAIN, STRAIN_CHANNELS, STRESS_CHANNELS
+from training.physics import Physics
 
 # A floor for standard deviations so a constant training field (e.g. one homogeneous sample)
 # cannot produce a division by zero.
 _MIN_STD = 1e-12
 
 
+# what the network outputs -> (channel names, unit in the card)
+OUTPUT_QUANTITIES = {"strain": (STRAIN_CHANNELS, "strain"), "stress": (STRESS_CHANNELS, "MPa")}
+
+
+def channel_statistics(chunks: Iterable[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation (float64 ``[1, C, 1, 1]``) over all samples and
+    pixels of ``[n, C, 32, 32]`` chunks, in one pass: each chunk's mean and sum of squared
+    deviations are merged in float64 (Chan et al.), so the chunks can be streamed and the whole
+    split never exists as one float64 tensor. The deviation is floored as in :meth:`Normalizer.fit`.
+    """
+    dims = (0, 2, 3)
+    count, mean, squares = 0, torch.zeros(()), torch.zeros(())
+    for chunk in chunks:
+        c = chunk.detach().double().cpu()
+        n = c.shape[0] * c.shape[2] * c.shape[3]
+        if n == 0:
+            continue
+        m = c.mean(dim=dims, keepdim=True)
+        delta = m - mean
+        squares = squares + (c - m).square().sum(dim=dims, keepdim=True)
+        squares = squares + delta.square() * (count * n / (count + n))
+        mean = mean + delta * (n / (count + n))
+        count += n
+    if count == 0:
+        raise ValueError("channel_statistics of no samples")
+    return mean, (squares / count).sqrt().clamp_min(_MIN_STD)
+
+
 class Normalizer(nn.Module):
     """Affine encoders/decoders; identity until :meth:`fit` or a ``state_dict`` sets them.
 
     Buffers: ``input_mean``, ``input_std`` (scalars, MPa); ``output_mean``, ``output_std``
-    (``[1, 3, 1, 1]``, strain for the dataset's ū rescaled to ū = 0.1).
+    (``[1, 3, 1, 1]``, strain for the dataset's ū rescaled to ū = 0.1, or with
+    ``output="stress"`` the stress of that strain in MPa).
     """
 
     input_mean: torch.Tensor
@@ -35,8 +69,11 @@ class Normalizer(nn.Module):
     output_mean: torch.Tensor
     output_std: torch.Tensor
 
-    def __init__(self) -> None:
+    def __init__(self, output: str = "strain") -> None:
         super().__init__()
+        if output not in OUTPUT_QUANTITIES:
+            raise ValueError(f"output must be one of {tuple(OUTPUT_QUANTITIES)}; got {output!r}")
+        self.output = output  # what the network's output channels are (not a buffer)
         self.register_buffer("input_mean", torch.zeros(()))
         self.register_buffer("input_std", torch.ones(()))
         self.register_buffer("output_mean", torch.zeros(1, N_STRAIN, 1, 1))
@@ -55,49 +92,70 @@ class Normalizer(nn.Module):
         norm.output_std.copy_(s.std(dim=dims, unbiased=False, keepdim=True).clamp_min(_MIN_STD))
         return norm
 
+    def set_output_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Output constants ``[1, 3, 1, 1]`` (e.g. :func:`channel_statistics` of stresses)."""
+        self.output_mean.copy_(mean.to(self.output_mean))
+        self.output_std.copy_(std.to(self.output_std))
+
     def encode_input(self, youngs_modulus: torch.Tensor) -> torch.Tensor:
         """Raw E (MPa) ``[N, 1, 32, 32]`` -> network input ``[N, 1, 32, 32]``."""
         return (youngs_modulus - self.input_mean) / self.input_std
 
     def encode_output(self, strain: torch.Tensor) -> torch.Tensor:
-        """Raw strain ``[N, 3, 32, 32]`` -> normalized units (what the loss compares)."""
+        """Raw strain (or stress) ``[N, 3, 32, 32]`` -> normalized units (what MSE compares)."""
         return (strain - self.output_mean) / self.output_std
 
     def decode_output(self, y: torch.Tensor) -> torch.Tensor:
-        """Network output ``[N, 3, 32, 32]`` normalized -> raw strain for ū = 0.1."""
+        """Network output ``[N, 3, 32, 32]`` normalized -> raw strain (or stress) for ū = 0.1."""
         return y * self.output_std + self.output_mean
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able constants (for the model card)."""
-        return {
+        """JSON-able constants (for the model card); ``output`` keyed by the output's channels."""
+        channels, unit = OUTPUT_QUANTITIES[self.output]
+        constants: dict[str, Any] = {
             "input": {
                 "quantity": "youngs_modulus_MPa",
                 "mean": float(self.input_mean),
                 "std": float(self.input_std),
-            },
-            "output": {
-                name: {
-                    "mean": float(self.output_mean[0, i, 0, 0]),
-                    "std": float(self.output_std[0, i, 0, 0]),
-                }
-                for i, name in enumerate(STRAIN_CHANNELS)
-            },
-            "formula": "x = (E - mean) / std; strain = y * std + mean (per channel)",
+            }
         }
+        if self.output != "strain":
+            constants["output_quantity"] = f"{self.output} ({unit}) for the model's applied strain"
+        constants["output"] = {
+            name: {
+                "mean": float(self.output_mean[0, i, 0, 0]),
+                "std": float(self.output_std[0, i, 0, 0]),
+            }
+            for i, name in enumerate(channels)
+        }
+        constants["formula"] = (
+            "x = (E - mean) / std; strain = y * std + mean (per channel)"
+            if self.output == "strain"
+            else f"x = (E - mean) / std; {self.output} = y * std + mean (per channel); "
+            "strain = C(E, nu, plane)^-1 stress per pixel (training/physics.py)"
+        )
+        return constants
 
 
 class PhysicalModel(nn.Module):
     """``normalizer ∘ net ∘ denormalizer``: raw E (MPa) ``[N, 1, 32, 32]`` -> raw strain.
 
-    Output ``[N, 3, 32, 32]`` for ū = 0.1.
+    Output ``[N, 3, 32, 32]`` for ū = 0.1. With ``physics`` (:class:`training.physics.Physics`)
+    the exact maps it enables wrap the network; without (or when it enables none) the graph is
+    the plain composition above.
 
     What gets exported to ONNX; contains no data-dependent control flow.
     """
 
-    def __init__(self, net: nn.Module, normalizer: Normalizer) -> None:
+    def __init__(
+        self, net: nn.Module, normalizer: Normalizer, physics: Physics | None = None
+    ) -> None:
         super().__init__()
         self.net = net
         self.normalizer = normalizer
+        self.physics = None if physics is None or physics.is_identity else physics
 
     def forward(self, youngs_modulus: torch.Tensor) -> torch.Tensor:
+        if self.physics is not None:
+            return self.physics(self.net, self.normalizer, youngs_modulus)
         return self.normalizer.decode_output(self.net(self.normalizer.encode_input(youngs_modulus)))

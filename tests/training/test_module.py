@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -10,7 +11,7 @@ from microstrain.conventions import FIBER, MATRIX
 from training.data import StrainDataModule
 from training.metrics import RelativeL2, relative_l2, squared_sums
 from training.module import CHECKPOINT_KEY, StrainRegressor
-from training.normalization import Normalizer
+from training.normalization import Normalizer, channel_statistics
 
 
 def _trainer(tmp_path, epochs: int, **kw) -> pl.Trainer:
@@ -98,6 +99,16 @@ def test_normalizer_round_trip_and_constants():
         float(s[:, 2].std(unbiased=False)), rel=1e-4
     )
     assert constants["input"]["mean"] == pytest.approx(float(e.double().mean()), rel=1e-6)
+
+
+def test_streamed_channel_statistics_equal_the_one_shot_ones():
+    rng = np.random.default_rng(0)
+    values = rng.normal([[500.0], [-20.0], [3.0]], [[900.0], [150.0], [0.01]], size=(11, 3, 1024))
+    values = values.reshape(11, 3, 32, 32)
+    chunks = [torch.from_numpy(values[a:b]) for a, b in ((0, 1), (1, 5), (5, 5), (5, 11))]
+    mean, std = channel_statistics(iter(chunks))  # a generator: one pass
+    np.testing.assert_allclose(mean.flatten(), values.mean(axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(std.flatten(), values.std(axis=(0, 2, 3)), rtol=1e-12)
 
 
 # --- training -------------------------------------------------------------------------------
