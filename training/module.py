@@ -1,10 +1,22 @@
-"""The one generic LightningModule: any registry network, trained on normalized strain.
+"""The one generic LightningModule: any registry network, trained to predict strain.
 
-Loss: MSE in normalized units. Optimizer: Adam or AdamW with weight decay (the lecture's L2
-regularization). Learning-rate schedule per epoch: ``"power"`` is the lecture's
-``lr · (β·epoch + 1)^α`` (α < 0 decays), ``"cosine"`` anneals to ``lr · cosine_floor``,
-``"constant"`` keeps ``lr``. Metrics are logged in physical units (strain for ū = 0.1): relative L2
-per channel, overall and per phase, and MSE (see :mod:`training.metrics`).
+Loss (``loss``): ``"mse"`` (default) is the MSE in the network's normalized output units;
+``"energy"`` the squared energy-norm error, ``"stress"`` the squared relative stress error (each
+per sample, then averaged; :mod:`training.measures`), ``"energy+stress"`` their sum. The physics
+options ``output_space``, ``mean_strain`` and ``symmetrize`` (:mod:`training.physics`) wrap the
+network in training and in the exported graph alike; ``plane`` is the dataset's unless given.
+With every option at its default the computation is today's plain MSE on normalized strain, bit
+for bit, and the exported graph is unchanged.
+
+Optimizer: Adam or AdamW with weight decay (the lecture's L2 regularization). Learning-rate
+schedule per epoch: ``"power"`` is the lecture's ``lr · (β·epoch + 1)^α`` (α < 0 decays),
+``"cosine"`` anneals to ``lr · cosine_floor``, ``"constant"`` keeps ``lr``.
+
+Metrics are logged in physical units (strain for ū = 0.1): relative L2 pooled over the split per
+channel, overall and per phase, and MSE (``val/rel_l2/overall``, ... see :mod:`training.metrics`),
+and on validation and test the SPEC §9 error measures, per sample then averaged or maximized
+(``val/energy_norm_error``, ``val/E_x_error_mean``, ... :data:`training.measures.LOGGED_MEASURES`).
+Any of these names can be the checkpoint monitor.
 
 Checkpoints carry the normalizer (buffers in the ``state_dict``), the hyperparameters (``arch``,
 ``arch_kwargs``, optimizer, schedule) and, under ``checkpoint["microstrain"]``, what a resumed run
@@ -20,19 +32,39 @@ import math
 import time
 from typing import Any, Literal
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from microstrain.conventions import DEFAULT_PLANE
+from microstrain.errors import MicrostrainError
 from microstrain.hardware import cpu_model, usable_cores
 from training.architectures import build, parameter_count
 from training.data import StrainBatch
+from training.measures import LOGGED_MEASURES, ErrorMeasures, energy_norm_loss, stress, stress_loss
 from training.metrics import RelativeL2
-from training.normalization import Normalizer, PhysicalModel
+from training.normalization import Normalizer, PhysicalModel, channel_statistics
+from training.physics import OUTPUT_SPACES, Physics
 
 CHECKPOINT_KEY = "microstrain"
 MONITOR = "val/rel_l2/overall"
+LOSSES = ("mse", "energy", "stress", "energy+stress")
+_STATISTICS_CHUNK = 4096  # samples per chunk when the training stresses' statistics are taken
+
+
+def _data_plane(datamodule: Any) -> str | None:
+    """The plane of the datamodule's dataset, None when it says none. Read from the opened
+    files (``union``) or the dataset summary already computed (never computed here: it hashes
+    every file)."""
+    union = getattr(datamodule, "union", None)
+    if union is not None and getattr(union, "infos", None):
+        return str(union.infos[0].plane)  # the union refuses files of different planes
+    summary = vars(datamodule).get("dataset") if datamodule is not None else None
+    load_case = (summary or {}).get("load_case") or {}
+    plane = load_case.get("plane")
+    return None if plane is None else str(plane)
 
 
 def hardware_description(device: torch.device | None = None) -> str:
@@ -54,6 +86,12 @@ class StrainRegressor(pl.LightningModule):
         schedule: ``"constant"``, ``"power"`` (lecture) or ``"cosine"``.
         schedule_beta, schedule_alpha: the lecture's ``lr·(β·epoch + 1)^α``.
         cosine_floor: final learning rate of the cosine schedule as a fraction of ``lr``.
+        loss: ``"mse"``, ``"energy"``, ``"stress"`` or ``"energy+stress"`` (module docstring).
+        output_space: ``"strain"`` or ``"stress"``: what the network predicts (normalized).
+        mean_strain: make the domain mean of ε_xx exactly ū (SPEC §1).
+        symmetrize: make the model exactly x-mirror equivariant (SPEC §1).
+        plane: ``"stress"`` or ``"strain"`` for the physics, losses and measures; None: the
+            dataset's (plane stress when it says none), recorded in the hyperparameters at setup.
     """
 
     def __init__(
@@ -67,14 +105,27 @@ class StrainRegressor(pl.LightningModule):
         schedule_beta: float = 0.1,
         schedule_alpha: float = -0.5,
         cosine_floor: float = 0.01,
+        loss: Literal["mse", "energy", "stress", "energy+stress"] = "mse",
+        output_space: Literal["strain", "stress"] = "strain",
+        mean_strain: bool = False,
+        symmetrize: bool = False,
+        plane: Literal["stress", "strain"] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        if loss not in LOSSES:
+            raise MicrostrainError(f"loss must be one of {', '.join(LOSSES)}; got {loss!r}")
+        if output_space not in OUTPUT_SPACES:
+            raise MicrostrainError(f"output_space must be strain or stress; got {output_space!r}")
         self.net = build(arch, **(arch_kwargs or {}))
-        self.normalizer = Normalizer()
+        # no persistent state beyond today's: net.* and normalizer.* are the whole state_dict
+        self.normalizer = Normalizer(output_space)
+        self.physics = Physics(output_space, mean_strain, symmetrize, plane or DEFAULT_PLANE)
         self.val_metrics = RelativeL2()
         self.test_metrics = RelativeL2()
         self.train_metrics = RelativeL2()
+        self.val_measures = ErrorMeasures(plane or DEFAULT_PLANE)
+        self.test_measures = ErrorMeasures(plane or DEFAULT_PLANE)
         self.example_input_array = torch.zeros(1, 1, 32, 32)  # for the TensorBoard model graph
         self.best_val_metrics: dict[str, float] = {}
         self.val_results: dict[str, float] = {}  # the latest validation epoch: these weights
@@ -85,20 +136,27 @@ class StrainRegressor(pl.LightningModule):
 
     # --- the network -----------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalized modulus ``[N, 1, 32, 32]`` -> normalized strain ``[N, 3, 32, 32]``."""
+        """Normalized modulus ``[N, 1, 32, 32]`` -> the network's normalized output
+        ``[N, 3, 32, 32]`` (strain, or stress with ``output_space="stress"``)."""
         return self.net(x)
 
     def predict_strain(self, youngs_modulus: torch.Tensor) -> torch.Tensor:
         """Raw E (MPa) ``[N, 1, 32, 32]`` -> raw strain ``[N, 3, 32, 32]`` for ū = 0.1."""
-        return self.normalizer.decode_output(self.net(self.normalizer.encode_input(youngs_modulus)))
+        if self.physics.is_identity:
+            y = self.net(self.normalizer.encode_input(youngs_modulus))
+            return self.normalizer.decode_output(y)
+        return self.physics(self.net, self.normalizer, youngs_modulus)
 
     def physical_model(self) -> nn.Module:
-        """Eval-mode copy of ``normalizer ∘ net ∘ denormalizer`` on the CPU (exported to ONNX).
+        """Eval-mode copy of ``normalizer ∘ net ∘ denormalizer`` (and the physics options) on the
+        CPU, what is exported to ONNX.
 
         Raw E (MPa) ``[N, 1, 32, 32]`` -> raw strain ``[N, 3, 32, 32]`` for ū = 0.1. A copy, so
         switching it to eval mode leaves this module's training state alone.
         """
-        model = PhysicalModel(copy.deepcopy(self.net), copy.deepcopy(self.normalizer))
+        model = PhysicalModel(
+            copy.deepcopy(self.net), copy.deepcopy(self.normalizer), copy.deepcopy(self.physics)
+        )
         return model.cpu().float().eval()
 
     @property
@@ -108,17 +166,75 @@ class StrainRegressor(pl.LightningModule):
     # --- fitting ---------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        self._use_plane(datamodule)
         fitted = getattr(datamodule, "normalizer", None)
         if stage == "fit" and isinstance(fitted, Normalizer):
             # Fitted on the training split by the datamodule; a resumed checkpoint restores the
             # same constants afterwards (same file, same split).
             self.normalizer.load_state_dict(fitted.state_dict())
+            if self.physics.output_space == "stress":
+                self.normalizer.set_output_statistics(*self._training_stress_statistics(datamodule))
+
+    def _use_plane(self, datamodule: Any) -> None:
+        """Take the plane from the dataset unless given; refuse a contradiction; record it."""
+        hp: Any = self.hparams
+        data_plane = _data_plane(datamodule)
+        if hp.plane is not None and data_plane is not None and data_plane != hp.plane:
+            raise MicrostrainError(
+                f"the model is set for plane {hp.plane} but the data are plane {data_plane}"
+            )
+        plane = hp.plane or data_plane or DEFAULT_PLANE
+        hp.plane = plane  # saved with the checkpoint: a restored model builds the same physics
+        if plane != self.physics.plane:
+            self.physics = Physics(hp.output_space, hp.mean_strain, hp.symmetrize, plane)
+        self.val_measures.plane = self.test_measures.plane = plane
+
+    def _training_stress_statistics(self, datamodule: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and std ``[1, 3, 1, 1]`` of the training split's stresses (MPa),
+        read chunk by chunk through the split's ``batch`` (held in memory or streamed), without
+        the mirror augmentation (whose draws would also shift the run's random stream)."""
+        train = getattr(datamodule, "train_set", None)
+        if train is None:
+            raise MicrostrainError("output_space stress needs the datamodule's training split")
+        plane, n, k = self.physics.plane, len(train), _STATISTICS_CHUNK
+        augment, train.augment_mirror = train.augment_mirror, False
+        try:
+            chunks = (train.batch(np.arange(i, min(i + k, n))) for i in range(0, n, k))
+            return channel_statistics(stress(c.fiber, c.strain.double(), plane) for c in chunks)
+        finally:
+            train.augment_mirror = augment
 
     def _step(self, batch: StrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        youngs_modulus, strain, _ = batch  # [B, 1, 32, 32] MPa, [B, 3, 32, 32], fiber mask
-        y = self.net(self.normalizer.encode_input(youngs_modulus))
-        loss = F.mse_loss(y.float(), self.normalizer.encode_output(strain))
-        return loss, self.normalizer.decode_output(y.float())
+        """(loss, raw predicted strain ``[B, 3, 32, 32]``) of one batch."""
+        youngs_modulus, strain, fiber = batch  # [B, 1, 32, 32] MPa, [B, 3, 32, 32], bool mask
+        hp: Any = self.hparams
+        if self.physics.is_identity and hp.loss == "mse":
+            # the plain model: today's computation, bit for bit
+            y = self.net(self.normalizer.encode_input(youngs_modulus))
+            loss = F.mse_loss(y.float(), self.normalizer.encode_output(strain))
+            return loss, self.normalizer.decode_output(y.float())
+        pred = self.physics(self.net, self.normalizer, youngs_modulus)
+        return self._loss(pred, strain, fiber), pred
+
+    def _loss(self, pred: torch.Tensor, strain: torch.Tensor, fiber: torch.Tensor) -> torch.Tensor:
+        """The configured loss of raw strains ``[B, 3, 32, 32]`` given the bool fiber mask."""
+        hp: Any = self.hparams
+        plane = self.physics.plane
+        if hp.loss == "mse":  # in the network's output space, normalized
+
+            def output(field: torch.Tensor) -> torch.Tensor:
+                if self.physics.output_space == "stress":
+                    return stress(fiber, field, plane)
+                return field
+
+            encode = self.normalizer.encode_output
+            return F.mse_loss(encode(output(pred)), encode(output(strain)))
+        terms = []
+        if "energy" in hp.loss:
+            terms.append(energy_norm_loss(fiber, pred, strain, plane))
+        if "stress" in hp.loss:
+            terms.append(stress_loss(fiber, pred, strain, plane))
+        return torch.stack(terms).sum()
 
     def training_step(self, batch: StrainBatch, batch_idx: int) -> Any:
         loss, pred = self._step(batch)
@@ -134,11 +250,15 @@ class StrainRegressor(pl.LightningModule):
     def validation_step(self, batch: StrainBatch, batch_idx: int) -> None:
         loss, pred = self._step(batch)
         self.val_metrics.update(pred, batch.strain, batch.fiber)
+        self.val_measures.update(pred, batch.strain, batch.fiber)
         self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=batch.strain.shape[0])
 
     def on_validation_epoch_end(self) -> None:
         values = {f"val/{k}": v for k, v in self.val_metrics.compute().items()}
+        measures = self.val_measures.compute()  # reduced over DDP ranks by torchmetrics
+        values.update({f"val/{k}": measures[k] for k in LOGGED_MEASURES})
         self.val_metrics.reset()
+        self.val_measures.reset()
         self.log(MONITOR, values.pop(MONITOR), prog_bar=True)
         self.log_dict(values)
         values[MONITOR] = self.trainer.callback_metrics[MONITOR]
@@ -155,10 +275,14 @@ class StrainRegressor(pl.LightningModule):
     def test_step(self, batch: StrainBatch, batch_idx: int) -> None:
         _, pred = self._step(batch)
         self.test_metrics.update(pred, batch.strain, batch.fiber)
+        self.test_measures.update(pred, batch.strain, batch.fiber)
 
     def on_test_epoch_end(self) -> None:
         values = self.test_metrics.compute()
+        measures = self.test_measures.compute()
+        values.update({k: measures[k] for k in LOGGED_MEASURES})
         self.test_metrics.reset()
+        self.test_measures.reset()
         self.log_dict({f"test/{k}": v for k, v in values.items()})
         self.test_results = {k.removeprefix("rel_l2/"): float(v) for k, v in values.items()}
 
