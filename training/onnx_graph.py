@@ -42,6 +42,18 @@ def _quiet_exporter() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def strip_debug_metadata(path: Path) -> None:
+    """Drop the exporter's per-node debug metadata (FX names, Python stack traces with the paths of
+    the machine that exported): a model file says what it computes, not where it was made."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for graph in (model.graph, *(f for f in model.functions)):
+        for node in graph.node:
+            del node.metadata_props[:]
+    onnx.save(model, str(path))
+
+
 def export_onnx(module: nn.Module, path: Path, opset: int = 18) -> str:
     """Write ``module`` (raw E ``[N, 1, 32, 32]`` -> raw strain ``[N, 3, 32, 32]``) to ``path``.
 
@@ -66,6 +78,7 @@ def export_onnx(module: nn.Module, path: Path, opset: int = 18) -> str:
             )
             assert program is not None
             program.save(str(path), external_data=False)
+            strip_debug_metadata(path)
             return "torch.onnx.export(dynamo=True)"
         except Exception as exc:  # the fallback below is tried for any exporter failure
             errors.append(f"dynamo: {type(exc).__name__}: {exc}".splitlines()[0])

@@ -109,6 +109,10 @@ def test_graph_contract_and_checker(exported):
         if node.op_type == "BatchNormalization":
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
             assert len(node.output) == 1 and attrs.get("training_mode", 0) == 0
+    # no exporter debug metadata: no stack traces with the exporting machine's paths
+    assert not any(node.metadata_props for node in model.graph.node)
+    repository = str(Path(__file__).resolve().parents[2]).encode()
+    assert repository not in (exported / MODEL_FILE).read_bytes()
 
 
 @pytest.mark.slow
