@@ -33,8 +33,8 @@ from microstrain.conventions import FIBER, MATRIX, MODEL_FILE, ONNX_INPUT, ONNX_
 from microstrain.dataset import summarize
 from microstrain.hardware import cpu_description
 from training.architectures import build, parameter_count
-from training.export import export_onnx
 from training.normalization import Normalizer, PhysicalModel
+from training.onnx_graph import export_onnx
 
 
 @dataclass

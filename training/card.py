@@ -57,11 +57,19 @@ def without_machine_paths(value: Any) -> Any:
 
 
 def training_data(record: dict[str, Any]) -> dict[str, Any]:
-    """``card.training_data``: the dataset's identity and the split, from the run record."""
+    """``card.training_data``: the dataset's identity and the split, from the run record.
+
+    ``files`` lists every file of the dataset (one, or the shards of a directory) with its
+    sha256; ``file``/``sha256`` name the one file (for several: a description and ``None``).
+    """
     dataset, split = record["dataset"], record["split"]
+    files = dataset.get("files") or [
+        {"file": dataset["file"], "sha256": dataset["sha256"], "n_samples": dataset["n_samples"]}
+    ]
     return {
         "file": dataset["file"],
         "sha256": dataset["sha256"],
+        "files": files,
         "n_total": split["n_total"],
         "n_train": split["n_train"],
         "n_val": split["n_val"],

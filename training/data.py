@@ -1,35 +1,45 @@
-"""The SPEC §4 datasets as a LightningDataModule, wholly in memory, read through the core.
+"""The SPEC §4 datasets as a LightningDataModule: one file or many, in memory or streamed.
 
-The file is read once by :func:`microstrain.dataset.load_samples` (the one reader: schema checks,
-refusal of incomplete or non-finite files, strain rescaled to ū = 0.1). The datasets are small
-(4 KiB of modulus + 12 KiB of strain per sample), so ``setup`` keeps them as tensors; when training
-on a GPU the tensors are moved there once and batches are cut by indexing on the device, so loading
-never starves the accelerator. Batches are fetched whole instead of sample by sample, which keeps
-the data path cheap on CPU too.
+``--data.path`` names one file, a directory of ``.h5`` files (the shards of ``generate --shard``)
+or a list of files; :func:`microstrain.dataset.open_union` checks that they agree (schema, load
+case, plane, materials, discretization; ū may differ, strain is rescaled to ū = 0.1) and fixes
+their order, and the seeded split is drawn over that union, so the same files give the same
+split however they were listed (and the shards of a run the split of its serial file).
+
+Samples are read by the core's one reader (:class:`microstrain.dataset.DatasetUnion`: refusal of
+non-finite values, rescaling). Small datasets (4 KiB of modulus + 12 KiB of strain per sample)
+are held as tensors; when training on a GPU the tensors are moved there once and batches are cut
+by indexing on the device, so loading never starves the accelerator. A dataset larger than memory
+is streamed chunk by chunk (:mod:`training.lazy_data`); ``lazy = "auto"`` decides by size against
+the available memory.
 
 A batch is ``(E, strain, fiber)``: E ``[B, 1, 32, 32]`` MPa, strain ``[B, 3, 32, 32]`` for ū = 0.1
-and the boolean fiber mask ``[B, 1, 32, 32]`` the metrics need, computed once at ``setup`` with the
-core's rule (:func:`microstrain.fields.fiber_mask`).
+and the boolean fiber mask ``[B, 1, 32, 32]`` the metrics need, computed with the core's rule
+(:func:`microstrain.fields.fiber_mask`). Loaders are :class:`training.sampling.Batches`: under DDP
+each process gets its own part of every epoch, each sample exactly once, and the same number of
+batches as the others.
 
-The split is a seeded permutation of the file's samples; :attr:`StrainDataModule.split` holds its
-index arrays and the training run writes them into its run record (``training.run_record``).
+:attr:`StrainDataModule.split` holds the split's index arrays (positions in the union) and the
+training run writes them into its run record (``training.run_record``), with :attr:`dataset`:
+every file and its sha256.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, NamedTuple
+from functools import cached_property
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
 
-from microstrain.dataset import load_samples, summarize
+from microstrain.dataset import DatasetUnion, open_union, summarize_union
 from microstrain.errors import MicrostrainError
-from microstrain.fields import fiber_mask
+from microstrain.fields import fiber_fraction, fiber_mask
 from training.normalization import Normalizer
+from training.sampling import Batches, BatchPlan, EpochOrder
 
 
 class StrainBatch(NamedTuple):
@@ -82,17 +92,30 @@ def split_indices(
     return order[n_val + n_test :], order[:n_val], order[n_val : n_val + n_test]
 
 
-def dataset_summary(path: str | Path) -> dict[str, Any]:
-    """:func:`microstrain.dataset.summarize` as JSON types: identity, T_data, T_simulation."""
-    return asdict(summarize(path))
+def dataset_summary(path: str | list[str]) -> dict[str, Any]:
+    """:func:`microstrain.dataset.summarize_union` as JSON types: every file with its sha256,
+    T_data, T_simulation."""
+    return asdict(summarize_union(open_union(path)))
 
 
-class InMemoryStrainDataset(Dataset):
+def random_mirror(batch: StrainBatch) -> StrainBatch:
+    """Each sample of ``batch`` x-mirrored (:func:`mirror_x`, its fiber mask with it) with
+    probability 1/2, drawn from torch's global generator on the batch's device."""
+    e, s, f = batch
+    flip = torch.rand(e.shape[0], device=e.device).view(-1, 1, 1, 1) < 0.5  # [B, 1, 1, 1]
+    e_m, s_m = mirror_x(e, s)
+    return StrainBatch(
+        torch.where(flip, e_m, e), torch.where(flip, s_m, s), torch.where(flip, f.flip(-1), f)
+    )
+
+
+class InMemoryStrainDataset:
     """Raw E ``[n, 1, 32, 32]`` (MPa), strain ``[n, 3, 32, 32]`` (ū = 0.1), bool fiber mask.
 
     :meth:`batch` returns a whole :class:`StrainBatch` by one index operation (on whichever device
     the tensors live); with ``augment_mirror`` each sample of a batch is x-mirrored with
-    probability 1/2 (its fiber mask with it).
+    probability 1/2 (:func:`random_mirror`). Every sample is its own block of the epoch plan
+    (:mod:`training.sampling`): the shuffle is per sample.
     """
 
     def __init__(
@@ -106,6 +129,8 @@ class InMemoryStrainDataset(Dataset):
         self.strain = strain
         self.fiber = fiber
         self.augment_mirror = augment_mirror
+        self.block_starts = np.arange(len(self) + 1, dtype=np.int64)
+        self.buffer = 0
 
     def __len__(self) -> int:
         return self.youngs_modulus.shape[0]
@@ -116,65 +141,45 @@ class InMemoryStrainDataset(Dataset):
         self.fiber = self.fiber.to(device)
         return self
 
-    def batch(self, indices: list[int]) -> StrainBatch:
+    def batch(self, indices: list[int] | np.ndarray) -> StrainBatch:
         idx = torch.as_tensor(indices, device=self.youngs_modulus.device)
-        e, s, f = self.youngs_modulus[idx], self.strain[idx], self.fiber[idx]
-        if self.augment_mirror:
-            flip = torch.rand(len(indices), device=e.device).view(-1, 1, 1, 1) < 0.5  # [B,1,1,1]
-            e_m, s_m = mirror_x(e, s)
-            e = torch.where(flip, e_m, e)
-            s = torch.where(flip, s_m, s)
-            f = torch.where(flip, f.flip(-1), f)
-        return StrainBatch(e, s, f)
+        out = StrainBatch(self.youngs_modulus[idx], self.strain[idx], self.fiber[idx])
+        return random_mirror(out) if self.augment_mirror else out
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.youngs_modulus[index], self.strain[index]
-
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """E and strain of ``indices`` (pictures, benchmarks); the loader uses :meth:`batch`."""
-        b = self.batch(indices)
-        return b.youngs_modulus, b.strain
+    def batches(self, order: EpochOrder) -> Iterator[StrainBatch]:
+        for positions in order.batch_positions():
+            yield self.batch(positions)
 
 
-class _Batches(Dataset):
-    """What the DataLoader indexes: one whole :class:`StrainBatch` per list of indices."""
-
-    def __init__(self, samples: InMemoryStrainDataset) -> None:
-        self.samples = samples
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitems__(self, indices: list[int]) -> StrainBatch:
-        return self.samples.batch(indices)
-
-
-def _batch_as_is(batch: Any) -> Any:
-    """``collate_fn`` for :meth:`_Batches.__getitems__`: the batch is ready."""
-    return batch
+StrainSet = Any  # InMemoryStrainDataset or training.lazy_data.LazyStrainDataset
 
 
 class StrainDataModule(pl.LightningDataModule):
-    """Train/val/test splits of one SPEC §4 file, held in memory.
+    """Train/val/test splits of a SPEC §4 dataset of one or many files.
 
     Args:
-        path: the HDF5 dataset.
-        batch_size: training batch size (evaluation uses ``eval_batch_size``).
+        path: a dataset file, a directory of them (shards) or a list of files.
+        batch_size: training batch size per process (evaluation uses ``eval_batch_size``).
         val_fraction, test_fraction, split_seed: the recorded, reproducible split.
         augment_mirror: x-mirror half of each training batch (exact symmetry, SPEC §1).
         train_limit: keep only the first ``train_limit`` training samples of the split (learning
             curves, overfit-one); the val/test splits do not change.
         device_resident: move the tensors to the training device once (GPU) and index there.
         allow_incomplete: train on the complete samples of an interrupted generation.
+        lazy: stream the samples from disk (``true``), hold them in memory (``false``) or decide
+            by size against the available memory (``"auto"``).
+        shuffle_buffer: samples per shuffle buffer of the streamed training data (whole HDF5
+            chunks are shuffled, then the samples within each buffer).
 
-    After ``setup``: :attr:`normalizer` (fitted on the training split), :attr:`split` (indices),
-    :attr:`dataset` (:func:`dataset_summary` of the file) and :attr:`summary` (split sizes and
-    the training split's fiber fractions).
+    After ``setup``: :attr:`normalizer` (fitted on the training split), :attr:`split` (indices
+    into the union), :attr:`summary` (split sizes and the training split's fiber fractions),
+    :attr:`lazy_reading` (what ``lazy`` resolved to) and, on first use, :attr:`dataset`
+    (:func:`dataset_summary`: every file with its sha256, computed only where asked: rank 0).
     """
 
     def __init__(
         self,
-        path: str = "data/train.h5",
+        path: str | list[str] = "data/train.h5",
         batch_size: int = 32,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
@@ -184,44 +189,79 @@ class StrainDataModule(pl.LightningDataModule):
         eval_batch_size: int = 256,
         device_resident: bool = True,
         allow_incomplete: bool = False,
+        lazy: bool | Literal["auto"] = "auto",
+        shuffle_buffer: int = 4096,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.normalizer: Normalizer | None = None
         self.split: Split | None = None
-        self.dataset: dict[str, Any] = {}
+        self.union: DatasetUnion | None = None
         self.summary: dict[str, Any] = {}
-        self.train_set: InMemoryStrainDataset | None = None
-        self.val_set: InMemoryStrainDataset | None = None
-        self.test_set: InMemoryStrainDataset | None = None
+        self.lazy_reading = False
+        self.shuffle_seed = 0
+        self.train_set: StrainSet | None = None
+        self.val_set: StrainSet | None = None
+        self.test_set: StrainSet | None = None
+
+    @cached_property
+    def dataset(self) -> dict[str, Any]:
+        """:func:`dataset_summary` of the union (hashes every file: asked for on rank 0 only)."""
+        if self.union is None:
+            raise MicrostrainError("StrainDataModule.setup() has not run")
+        return asdict(summarize_union(self.union))
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
         hp: Any = self.hparams
-        samples = load_samples(hp.path, allow_incomplete=hp.allow_incomplete)
-        n_total = samples.youngs_modulus.shape[0]
-        train, val, test = split_indices(n_total, hp.val_fraction, hp.test_fraction, hp.split_seed)
+        union = open_union(hp.path, allow_incomplete=hp.allow_incomplete)
+        train, val, test = split_indices(union.n, hp.val_fraction, hp.test_fraction, hp.split_seed)
         if hp.train_limit is not None:
             if hp.train_limit < 1:
                 raise MicrostrainError("train_limit must be at least 1")
             train = train[: hp.train_limit]
-        self.split = Split(*(np.sort(i) for i in (train, val, test)))
-        e = torch.from_numpy(samples.youngs_modulus)  # [N, 1, 32, 32]
-        s = torch.from_numpy(samples.strain)  # [N, 3, 32, 32]
-        f = torch.from_numpy(fiber_mask(samples.youngs_modulus))  # bool [N, 1, 32, 32]
-        t_idx, v_idx, s_idx = (torch.from_numpy(i) for i in asdict(self.split).values())
-        self.normalizer = Normalizer.fit(e[t_idx], s[t_idx])
-        self.train_set = InMemoryStrainDataset(e[t_idx], s[t_idx], f[t_idx], hp.augment_mirror)
-        self.val_set = InMemoryStrainDataset(e[v_idx], s[v_idx], f[v_idx])
-        self.test_set = InMemoryStrainDataset(e[s_idx], s[s_idx], f[s_idx])
-        fraction = samples.fiber_fraction[self.split.train]  # [n_train]
-        self.dataset = dataset_summary(hp.path)
+        self.union, self.split = union, Split(*(np.sort(i) for i in (train, val, test)))
+        self.lazy_reading, self.shuffle_seed = self._agreed_choices(union)
+        if self.lazy_reading:
+            self._setup_lazy(union, self.split)
+        else:
+            self._setup_in_memory(union, self.split)
         self.summary = {
-            "n_total": n_total,
+            "n_total": union.n,
             "n_train": len(train),
             "n_val": len(val),
             "n_test": len(test),
+            **self.summary,
+        }
+
+    def _agreed_choices(self, union: DatasetUnion) -> tuple[bool, int]:
+        """Lazy or not, and the shuffle seed: rank 0's choice on every rank (each rank sees its
+        own free memory, and an unseeded run its own torch seed; the plans must agree)."""
+        from training.lazy_data import needs_lazy
+
+        hp: Any = self.hparams
+        trainer = self.trainer
+        processes = trainer.num_devices if trainer is not None else 1
+        lazy = needs_lazy(union.n, processes) if hp.lazy == "auto" else bool(hp.lazy)
+        seed = torch.initial_seed()  # what seed_everything set
+        if trainer is not None and trainer.world_size > 1:
+            lazy, seed = trainer.strategy.broadcast((lazy, seed), src=0)
+        return lazy, seed
+
+    def _setup_in_memory(self, union: DatasetUnion, split: Split) -> None:
+        hp: Any = self.hparams
+        sets = []
+        for indices in (split.train, split.val, split.test):
+            e, s = union.read(indices)  # [n, 1, 32, 32] MPa, [n, 3, 32, 32] for ū = 0.1
+            fiber = fiber_mask(e)  # bool [n, 1, 32, 32]
+            tensors = (torch.from_numpy(e), torch.from_numpy(s), torch.from_numpy(fiber))
+            sets.append(InMemoryStrainDataset(*tensors))
+        sets[0].augment_mirror = hp.augment_mirror
+        self.train_set, self.val_set, self.test_set = sets
+        self.normalizer = Normalizer.fit(self.train_set.youngs_modulus, self.train_set.strain)
+        fraction = fiber_fraction(self.train_set.youngs_modulus.numpy())  # [n_train]
+        self.summary = {
             "fiber_fraction_range": [float(fraction.min()), float(fraction.max())],
             "fiber_fraction_mean": float(fraction.mean()),
         }
@@ -229,25 +269,50 @@ class StrainDataModule(pl.LightningDataModule):
         if hp.device_resident and trainer is not None:
             device = trainer.strategy.root_device
             if device.type != "cpu":
-                for ds in (self.train_set, self.val_set, self.test_set):
+                for ds in sets:
                     ds.to(device)
 
-    def _loader(self, ds: InMemoryStrainDataset | None, batch: int, shuffle: bool) -> DataLoader:
+    def _setup_lazy(self, union: DatasetUnion, split: Split) -> None:
+        from training.lazy_data import LazyStrainDataset, scan_training_split
+
+        hp: Any = self.hparams
+        self.normalizer, self.summary = scan_training_split(union, split)
+        self.train_set = LazyStrainDataset(union, split.train, hp.augment_mirror, hp.shuffle_buffer)
+        self.val_set = LazyStrainDataset(union, split.val, False, hp.shuffle_buffer)
+        self.test_set = LazyStrainDataset(union, split.test, False, hp.shuffle_buffer)
+
+    def loader(
+        self,
+        split: Literal["train", "val", "test"],
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> Batches:
+        """The batches of ``split`` for process ``rank`` of ``world_size`` (default: the
+        trainer's, else 0 of 1): the training split shuffled per epoch, the others in order."""
+        ds = {"train": self.train_set, "val": self.val_set, "test": self.test_set}[split]
         if ds is None:
             raise MicrostrainError("StrainDataModule.setup() has not run")
-        return DataLoader(
-            _Batches(ds),
-            batch_size=min(batch, len(ds)),
-            shuffle=shuffle,
-            num_workers=0,  # the data are in memory already; workers would only copy them
-            collate_fn=_batch_as_is,
+        trainer = self.trainer
+        if rank is None:
+            rank = trainer.global_rank if trainer is not None else 0
+        if world_size is None:
+            world_size = trainer.world_size if trainer is not None else 1
+        plan = BatchPlan(
+            ds.block_starts,
+            self.hparams["batch_size" if split == "train" else "eval_batch_size"],
+            shuffle=split == "train",
+            seed=self.shuffle_seed,
+            rank=rank,
+            world_size=world_size,
+            buffer=ds.buffer,
         )
+        return Batches(ds, plan)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.hparams["batch_size"], shuffle=True)
+    def train_dataloader(self) -> Batches:
+        return self.loader("train")
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.hparams["eval_batch_size"], shuffle=False)
+    def val_dataloader(self) -> Batches:
+        return self.loader("val")
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, self.hparams["eval_batch_size"], shuffle=False)
+    def test_dataloader(self) -> Batches:
+        return self.loader("test")

@@ -10,6 +10,12 @@ config), TensorBoard events, ``checkpoints/`` and, when the run is over, the run
 test split; its validation and test metrics go into the run record (checkpoints are never
 rewritten), and its path is printed.
 
+Several processes (``--trainer.devices N --trainer.strategy ddp``, or ``--trainer.num_nodes``
+under ``torchrun``/SLURM; docs/scaling.md) train one model: each sees its own part of every epoch
+(:mod:`training.sampling`), metrics are reduced over all of them, and only global rank 0 writes
+checkpoints, the run record and what is printed at the end. Testing the best checkpoint runs on
+every rank (its metrics are collectives).
+
 ``--overfit_one true`` is the lecture's model-selection check: one training sample, batch 1, no
 regularization, until the loss is tiny; it prints the final relative error on that sample.
 """
@@ -130,8 +136,10 @@ def main(argv: list[str]) -> StrainCLI:
     trainer.fit(model, datamodule, ckpt_path=cfg.ckpt_path)
     train_seconds = model.train_seconds  # the whole fit; testing restores an earlier checkpoint
     callback = trainer.checkpoint_callback
-    best = getattr(callback, "best_model_path", "") or ""
-    if cfg.overfit_one:
+    # rank 0 saved it; every rank must test the same file (and a rank that saw other numbers
+    # would pick another)
+    best = trainer.strategy.broadcast(getattr(callback, "best_model_path", "") or "", src=0)
+    if cfg.overfit_one and trainer.is_global_zero:
         assert datamodule.train_set is not None
         youngs_modulus, strain, fiber = datamodule.train_set.batch([0])
         model.eval()
@@ -163,6 +171,8 @@ def main(argv: list[str]) -> StrainCLI:
 def load_datamodule(ckpt_path: str, **overrides: Any) -> StrainDataModule:
     """The datamodule (same file, same split) a checkpoint was trained with; ``overrides`` win."""
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    hparams = dict(ckpt.get("datamodule_hyper_parameters", {}))
+    saved = ckpt.get("datamodule_hyper_parameters", {})
+    # "_instantiator" and the like are Lightning's bookkeeping, not arguments
+    hparams = {k: v for k, v in saved.items() if not str(k).startswith("_")}
     hparams.update(overrides)
     return StrainDataModule(**hparams)

@@ -4,9 +4,11 @@
 run directory (``runs/<name>/version_<i>/run.json``, beside ``checkpoints/``). Nothing rewrites a
 checkpoint or the record afterwards; ``export`` reads both and needs nothing else. Fields:
 
-- ``dataset``: :func:`training.data.dataset_summary` of the training file (file, sha256,
-  n_samples, T_data ``t_data`` and its source, T_simulation ``t_simulation``, hardware, load case,
-  generator, discretization);
+- ``dataset``: :func:`training.data.dataset_summary` of the training data (file or a
+  description of several, sha256 of the one file, n_samples, T_data ``t_data`` and its source,
+  T_simulation ``t_simulation``, hardware, load case, generator, discretization, and ``files``:
+  every file with its sha256, n_samples, applied_strain and shard);
+- ``reading``: ``"in memory"`` or ``"streamed"`` (what ``--data.lazy`` resolved to);
 - ``split``: seed, fractions, ``train_limit``, sizes, the sorted ``val_indices`` and
   ``test_indices``, and the training split's fiber fractions (range, mean);
 - ``T_train`` (s, fit wall time summed over resumed runs) and ``T_train_hardware``;
@@ -126,6 +128,7 @@ class RunRecorder(pl.Callback):
             "schema_version": RECORD_SCHEMA_VERSION,
             "created": None,
             "dataset": plain_json(datamodule.dataset),
+            "reading": "streamed" if datamodule.lazy_reading else "in memory",
             "split": {
                 "seed": data_hp["split_seed"],
                 "val_fraction": data_hp["val_fraction"],

@@ -52,7 +52,7 @@ class PredictionImages(pl.Callback):
         if val_set is None or len(val_set) == 0:
             return
         idx = list(range(min(self.n_samples, len(val_set))))
-        youngs_modulus, strain = val_set.__getitems__(idx)
+        youngs_modulus, strain, _ = val_set.batch(idx)
         with torch.no_grad():
             pred = pl_module.predict_strain(youngs_modulus.to(pl_module.device))  # type: ignore[operator]
         fig = prediction_figure(

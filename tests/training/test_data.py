@@ -1,6 +1,8 @@
 """The datamodule: reading SPEC §4 files through the core, the seeded split, train-only
 normalization, fiber masks, mirroring."""
 
+from collections import Counter
+
 import h5py
 import numpy as np
 import pytest
@@ -32,7 +34,7 @@ def test_split_refuses_impossible_fractions():
 
 
 def _setup(path, **kw) -> StrainDataModule:
-    dm = StrainDataModule(str(path), **kw)
+    dm = StrainDataModule(path if isinstance(path, list) else str(path), **kw)
     dm.setup("fit")
     return dm
 
@@ -182,3 +184,74 @@ def test_augmented_batches_hold_exactly_mirrored_samples_and_masks(standin_h5):
     assert bool((same | mirrored).all())
     assert 0 < int(mirrored.sum()) < len(ds)
     assert torch.equal(fiber, e == FIBER.youngs_modulus)  # the mask travels with its sample
+
+
+# --- many files, streamed reading, DDP parts -------------------------------------------------
+
+
+def _keys(batches) -> Counter:
+    """Samples of ``batches`` by the bytes of their strain (augmentation off)."""
+    return Counter(s.numpy().tobytes() for b in batches for s in b.strain)
+
+
+@pytest.fixture(scope="module")
+def two_files(tmp_path_factory) -> list[str]:
+    """200 + 130 stand-in samples in two files (chunks of 64: the last ones partly filled)."""
+    tmp = tmp_path_factory.mktemp("two")
+    return [
+        str(write_standin_dataset(tmp / "a.h5", n=200, seed=1)),
+        str(write_standin_dataset(tmp / "b.h5", n=130, seed=2)),
+    ]
+
+
+def test_streamed_splits_equal_the_in_memory_ones(two_files):
+    memory = _setup(two_files, lazy=False, batch_size=16, eval_batch_size=50)
+    lazy = _setup(two_files, lazy=True, batch_size=16, eval_batch_size=50, shuffle_buffer=100)
+    assert not memory.lazy_reading and lazy.lazy_reading
+    for name in ("train", "val", "test"):
+        np.testing.assert_array_equal(getattr(lazy.split, name), getattr(memory.split, name))
+    for key, value in memory.normalizer.state_dict().items():  # streamed moments, float64
+        torch.testing.assert_close(lazy.normalizer.state_dict()[key], value, rtol=1e-6, atol=0)
+    assert lazy.summary["fiber_fraction_range"] == memory.summary["fiber_fraction_range"]
+    assert lazy.summary["fiber_fraction_mean"] == pytest.approx(
+        memory.summary["fiber_fraction_mean"], rel=1e-6
+    )
+    for name in ("val", "test"):  # evaluation: the same batches in the same order
+        for a, b in zip(memory.loader(name), lazy.loader(name), strict=True):
+            for x, y in zip(a, b, strict=True):
+                assert torch.equal(x, y)
+    epoch = list(lazy.train_dataloader())
+    assert _keys(epoch) == _keys([memory.train_set.batch(list(range(len(memory.train_set))))])
+    assert [b.strain.shape[0] for b in epoch] == [16] * 16 + [8]  # 264 training samples
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_two_processes_see_each_training_sample_once_per_epoch(two_files, lazy):
+    """What each DDP rank's loader yields (the in-memory loader is the one a GPU run uses with
+    the tensors on the device): together the training split, once, in equal batch counts."""
+    dm = _setup(two_files, lazy=lazy, batch_size=16, shuffle_buffer=100)
+    expected = _keys([dm.train_set.batch(list(range(len(dm.train_set))))])
+    orders = []
+    for epoch in (0, 1):
+        parts = [dm.loader("train", rank=r, world_size=2) for r in (0, 1)]
+        for part in parts:
+            part.sampler.set_epoch(epoch)
+        batches = [list(part) for part in parts]
+        assert len(batches[0]) == len(batches[1]) == len(parts[0]) == 9  # 132 samples each
+        assert _keys(batches[0] + batches[1]) == expected
+        orders.append([b.strain for b in batches[0]])
+    assert not torch.equal(orders[0][0], orders[1][0])  # another order in the next epoch
+
+
+def test_lazy_auto_holds_small_data_in_memory():
+    from training.lazy_data import BYTES_PER_SAMPLE, available_memory, needs_lazy
+
+    assert BYTES_PER_SAMPLE == 4 * 4 * 32 * 32 + 32 * 32
+    assert available_memory() is not None
+    assert not needs_lazy(1000) and needs_lazy(10**12)  # 17 PB do not fit
+
+
+def test_a_streamed_file_with_nan_is_refused_at_setup(tmp_path):
+    _nan_strain(tmp_path / "d.h5")
+    with pytest.raises(MicrostrainError, match="NaN or infinite values in 1 sample"):
+        _setup(tmp_path / "d.h5", lazy=True)

@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 from support.cli import invoke
+from support.datasets import write_standin_dataset
 
 from microstrain.files import sha256_of
 from training.module import CHECKPOINT_KEY, StrainRegressor
@@ -188,3 +189,39 @@ def test_a_checkpoint_restores_the_physical_model(tmp_path, standin_h5):
     assert model.hardware and model.best_val_metrics and model.train_seconds > 0
     assert model.physical_model()(torch.full((2, 1, 32, 32), 3000.0)).shape == (2, 3, 32, 32)
     assert (tmp_path / "course-cnn" / RUN_RECORD).is_file()  # no logger: the root dir is the run
+
+
+def test_a_list_of_files_streamed_from_disk_trains_and_is_recorded_file_by_file(tmp_path):
+    files = [
+        write_standin_dataset(tmp_path / "b.h5", n=20, seed=2),
+        write_standin_dataset(tmp_path / "a.h5", n=28, seed=1),
+    ]
+    result = _train(
+        "--model.arch", "course-cnn",
+        "--data.path", f"[{files[0]}, {files[1]}]",
+        "--data.lazy", "true",
+        "--data.batch_size", "16",
+        "--trainer.max_epochs", "1",
+        "--trainer.logger", "false",
+        "--images.n_samples", "0",
+        "--runs_dir", tmp_path / "runs",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads(next((tmp_path / "runs").rglob(RUN_RECORD)).read_text())
+    assert record["reading"] == "streamed"
+    assert record["dataset"]["file"] == "a.h5, b.h5 (2 files)"  # in name order
+    assert [(f["file"], f["sha256"]) for f in record["dataset"]["files"]] == [
+        (p.name, sha256_of(p)) for p in sorted(files)
+    ]
+    assert record["split"]["n_total"] == 48 and record["global_step"] == 3  # 38 samples, batch 16
+    assert record["metrics"]["test"]["n_samples"] == 5
+
+
+def test_files_that_disagree_are_one_error_line_naming_the_odd_file(tmp_path):
+    write_standin_dataset(tmp_path / "a.h5", n=8)
+    write_standin_dataset(tmp_path / "b.h5", n=8, plane="strain")
+    result = _train("--data.path", tmp_path, "--runs_dir", tmp_path / "runs")
+    assert result.exit_code == 1
+    last = result.stderr.strip().splitlines()[-1]
+    odd, first = tmp_path / "b.h5", tmp_path / "a.h5"
+    assert last.startswith(f"error: {odd} does not match {first}: plane 'strain' vs 'stress'")
