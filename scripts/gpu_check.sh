@@ -2,7 +2,8 @@
 # Train a candidate for a fixed number of steps on an accelerator and print samples/s.
 #
 #   scripts/gpu_check.sh [ARCH] [STEPS] [DATA.h5]
-#   env: BATCH (64), DEVICES (1; >1 uses Lightning's DDP), PRECISION (bf16-mixed on a GPU)
+#   env: BATCH (64), DEVICES (1; >1 uses Lightning's DDP), PRECISION (bf16-mixed on a GPU),
+#        LAZY (false; true streams the data from disk instead of holding it on the device)
 #
 # Needs only this repository and `pip install -e .[train]` (no dolfinx): without DATA it trains on
 # 4,096 synthetic schema-shaped samples (throughput does not depend on the values). Two figures:
@@ -16,6 +17,7 @@ STEPS=${2:-300}
 DATA=${3:-}
 BATCH=${BATCH:-64}
 DEVICES=${DEVICES:-1}
+LAZY=${LAZY:-false}
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && PY=.venv/bin/python
 work=$(mktemp -d)
@@ -37,11 +39,11 @@ fi
 echo "== 1. bare training step, batch $BATCH, fp32"
 "$PY" benchmarks/bench_training.py --arch "$ARCH" --device "$DEVICE" --batch "$BATCH" --steps 30 --no-epoch
 
-echo "== 2. microstrain train: $STEPS steps, batch $BATCH x $DEVICES device(s), precision $PRECISION"
+echo "== 2. microstrain train: $STEPS steps, batch $BATCH x $DEVICES device(s), precision $PRECISION, lazy $LAZY"
 STRATEGY=auto
 [ "$DEVICES" -gt 1 ] && STRATEGY=ddp
 "$PY" -m microstrain_cli train --model.arch "$ARCH" --data.path "$DATA" \
-    --data.val_fraction 0.02 --data.test_fraction 0.0 --data.batch_size "$BATCH" \
+    --data.val_fraction 0.02 --data.test_fraction 0.0 --data.batch_size "$BATCH" --data.lazy "$LAZY" \
     --trainer.accelerator "$ACCEL" --trainer.devices "$DEVICES" --trainer.strategy "$STRATEGY" \
     --trainer.precision "$PRECISION" --trainer.max_steps "$STEPS" --trainer.max_epochs -1 \
     --trainer.limit_val_batches 0 --trainer.enable_progress_bar false \
