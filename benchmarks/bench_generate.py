@@ -6,17 +6,25 @@ imports, solver setup, sampling, solving, gathering, writing) gives
 
     marginal ms/sample = (T(N_large) - T(N_small)) / (N_large - N_small)
 
-which removes the fixed set-up cost. Speed-up at P = 2 is the ratio of marginal costs; efficiency
+which removes the fixed set-up cost. Speed-up at P ranks is the ratio of marginal costs; efficiency
 is speed-up / P. The sampler alone is timed in-process, and the median `solve_seconds` of the file
 gives the FE share, so the table also shows what writing and bookkeeping cost.
 
-Usage:  .venv/bin/python benchmarks/bench_generate.py [--quick] [--ranks 1 2] [--modes pixel k4]
+``--launch shards`` runs the P ranks as P independent processes instead, `generate --shard i/P`
+(what a SLURM array or several machines do; they need no MPI), started together; T is the largest
+`wall_seconds` of the P files. ``--launch both`` measures both ways.
+
+Usage:  .venv/bin/python benchmarks/bench_generate.py [--quick] [--ranks 1 2 4] [--modes pixel k4]
+        [--launch mpi|shards|both]
 Timings on a shared machine are noisy; the table says so only by its spread between repeats.
+With more ranks than cores (P = 4 on 2 cores) the ranks share the cores: no speed-up is possible,
+the row shows what oversubscription costs.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import statistics
@@ -30,6 +38,7 @@ from data_gen.families import PRESETS
 from data_gen.microstructure import GeneratorConfig, microstructure, sample_seed
 from microstrain.conventions import DS_SOLVE_SECONDS
 from microstrain.dataset import read_info, read_samples
+from microstrain.hardware import cpu_description
 
 # name -> (generate options, N_small, N_large)
 CASES = {
@@ -64,6 +73,37 @@ def run_generate(
     return best, best_cpu, float(solve)
 
 
+def run_shards(
+    options: list[str], n: int, count: int, out: Path, repeats: int
+) -> tuple[float, float, float]:
+    """Like :func:`run_generate`, as ``count`` concurrent ``generate --shard i/count`` processes:
+    the largest wall_seconds of the parts, CPU seconds of all, median solve_seconds of all."""
+    best, best_cpu = float("inf"), float("inf")
+    parts = [out.with_name(f"{out.stem}_{i}.h5") for i in range(count)]
+    for _ in range(repeats):
+        cpu0 = _children_cpu_seconds()
+        jobs = []
+        for i, part in enumerate(parts):
+            cmd = [
+                sys.executable,
+                "-m",
+                "microstrain_cli",
+                "generate",
+                "-n",
+                str(n),
+                "-o",
+                str(part),
+            ]
+            cmd += ["--seed", "0", "--overwrite", "--no-progress", "--shard", f"{i}/{count}"]
+            jobs.append(subprocess.Popen([*cmd, *options], stdout=subprocess.DEVNULL))
+        if any(job.wait() for job in jobs):
+            raise RuntimeError(f"a shard of {count} failed")
+        best_cpu = min(best_cpu, _children_cpu_seconds() - cpu0)
+        best = min(best, max(float(read_info(part).wall_seconds or "nan") for part in parts))
+    seconds = [read_samples(part, (DS_SOLVE_SECONDS,))[DS_SOLVE_SECONDS] for part in parts]
+    return best, best_cpu, float(statistics.median([s for x in seconds for s in x]))
+
+
 def sampler_ms(config: GeneratorConfig, n: int = 200) -> float:
     t0 = time.perf_counter()
     for i in range(n):
@@ -77,13 +117,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ranks", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--repeats", type=int, default=2, help="best of this many runs")
     parser.add_argument("--quick", action="store_true", help="small N (smoke test, noisier)")
+    parser.add_argument(
+        "--launch",
+        choices=["mpi", "shards", "both"],
+        default="mpi",
+        help="P ranks as mpiexec -n P, as P independent --shard jobs, or both",
+    )
     args = parser.parse_args(argv)
 
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="microstrain generate: marginal cost per sample (HDF5 writing included)")
-    columns = ["mode", "P", "N", "T(N_small) s", "T(N_large) s", "marginal ms/sample"]
+    columns = ["mode", "launch", "P", "N", "T(N_small) s", "T(N_large) s", "marginal ms/sample"]
     columns += ["marginal CPU ms/sample", "FE solve ms (median)", "speed-up", "efficiency"]
     for col in columns:
         table.add_column(col, justify="right")
@@ -95,20 +141,26 @@ def main(argv: list[str] | None = None) -> None:
             if args.quick:
                 n_small, n_large = QUICK[mode]
             base: float | None = None
+            launches = ["mpi", "shards"] if args.launch == "both" else [args.launch]
             for p in args.ranks:
-                t_small, cpu_small, _ = run_generate(options, n_small, p, out, args.repeats)
-                t_large, cpu_large, solve = run_generate(options, n_large, p, out, args.repeats)
-                marginal = 1e3 * (t_large - t_small) / (n_large - n_small)
-                marginal_cpu = 1e3 * (cpu_large - cpu_small) / (n_large - n_small)
-                base = marginal if p == 1 else base
-                speedup = base / marginal if base else float("nan")
-                table.add_row(
-                    mode, str(p), f"{n_small}/{n_large}", f"{t_small:.2f}", f"{t_large:.2f}",
-                    f"{marginal:.2f}", f"{marginal_cpu:.2f}", f"{1e3 * solve:.2f}",
-                    f"{speedup:.2f}", f"{100 * speedup / p:.0f}%",
-                )  # fmt: skip
-                print(f"done: {mode} P={p}", file=sys.stderr, flush=True)
-    console = Console(width=150)
+                for launch in launches if p > 1 else ["serial"]:
+                    run = run_shards if launch == "shards" else run_generate
+                    t_small, cpu_small, _ = run(options, n_small, p, out, args.repeats)
+                    t_large, cpu_large, solve = run(options, n_large, p, out, args.repeats)
+                    marginal = 1e3 * (t_large - t_small) / (n_large - n_small)
+                    marginal_cpu = 1e3 * (cpu_large - cpu_small) / (n_large - n_small)
+                    base = marginal if p == 1 else base
+                    speedup = base / marginal if base else float("nan")
+                    table.add_row(
+                        mode, launch, str(p), f"{n_small}/{n_large}", f"{t_small:.2f}",
+                        f"{t_large:.2f}", f"{marginal:.2f}", f"{marginal_cpu:.2f}",
+                        f"{1e3 * solve:.2f}", f"{speedup:.2f}", f"{100 * speedup / p:.0f}%",
+                    )  # fmt: skip
+                    print(f"done: {mode} {launch} P={p}", file=sys.stderr, flush=True)
+    console = Console(width=160)
+    console.print(cpu_description() + ", load average " + ", ".join(
+        f"{x:.1f}" for x in os.getloadavg()
+    ))  # fmt: skip
     console.print(table)
     for name, ms in sampler.items():
         console.print(f"sampler alone (in-process, preset {name}): {ms:.2f} ms/sample")
