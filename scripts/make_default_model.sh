@@ -1,38 +1,52 @@
 #!/usr/bin/env bash
-# Reproduce models/default: generate the refined k=4 dataset, train the best candidate (checkpoints
-# and its run record run.json), export it with its card (metrics, times and τ from the record and
-# a fresh T_surrogate) and run the breakeven report. `make model` runs this; knobs via environment:
-#   N (samples, 8000), SEED (2026), RANKS (MPI ranks, 2), EPOCHS (60), CONFIG (configs/res-unet.yaml),
-#   DATA (data/default_k4_n$N.h5), OUT (models/default), EXTRA (more `microstrain train` options,
-#   e.g. "--config configs/gpu.yaml" on a GPU machine)
+# Reproduce models/default: generate the refined k=4 training data (broad circles + the mixture
+# preset of circles and ellipses, clustered or not), the held-out files and the evaluation
+# families; train configs/default.yaml on the two training files (checkpoints and run.json), export
+# it with its card (metrics, times and τ from the record, a fresh T_surrogate, the SPEC §9
+# measures on every held-out file and family) and run the breakeven report. `make model` runs
+# this; knobs via environment:
+#   N_CIRCLES (16000), N_MIXTURE (9664), N_FAMILY (128 per family), N_HELDOUT (256), RANKS (2),
+#   EPOCHS (30), CONFIG (configs/default.yaml), DATA (data), OUT (models/default),
+#   EXTRA (more `microstrain train` options, e.g. "--config configs/gpu.yaml" on a GPU machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-N=${N:-8000}
-SEED=${SEED:-2026}
+N_CIRCLES=${N_CIRCLES:-16000}
+N_MIXTURE=${N_MIXTURE:-9664}
+N_FAMILY=${N_FAMILY:-128}
+N_HELDOUT=${N_HELDOUT:-256}
 RANKS=${RANKS:-2}
-EPOCHS=${EPOCHS:-60}
-CONFIG=${CONFIG:-configs/res-unet.yaml}
-DATA=${DATA:-data/default_k4_n${N}.h5}
+EPOCHS=${EPOCHS:-30}
+CONFIG=${CONFIG:-configs/default.yaml}
+DATA=${DATA:-data}
 OUT=${OUT:-models/default}
 EXTRA=${EXTRA:-}
-mkdir -p "$(dirname "$DATA")" runs
+mkdir -p "$DATA/train" "$DATA/families" runs
+generate() { OMP_NUM_THREADS=1 "$BIN/mpiexec" -n "$RANKS" "$BIN/microstrain" generate --no-progress "$@"; }
 
-echo "== 1/4 generate $N refined k=4 samples -> $DATA ($RANKS MPI ranks; resumes if interrupted)"
-OMP_NUM_THREADS=1 "$BIN/mpiexec" -n "$RANKS" "$BIN/microstrain" generate -n "$N" -o "$DATA" \
-  --seed "$SEED" --no-progress
+echo "== 1/5 generate the training files ($RANKS MPI ranks; each resumes if interrupted)"
+generate -n "$N_CIRCLES" --seed 11 --fiber-fraction-min 0.05 --fiber-fraction-max 0.6 \
+  --radius-min 0.03 --radius-max 0.15 -o "$DATA/train/train_circles.h5"
+generate -n "$N_MIXTURE" --seed 12 --preset mixture -o "$DATA/train/train_mixture.h5"
 
-echo "== 2/4 train $CONFIG for $EPOCHS epochs (checkpoints + run.json in runs/default/version_<i>/)"
+echo "== 2/5 generate the held-out files and the evaluation families"
+generate -n "$N_HELDOUT" --seed 900000 -o "$DATA/heldout_circles.h5"
+generate -n "$N_HELDOUT" --seed 13 --preset mixture -o "$DATA/heldout_mixture.h5"
+generate -n "$N_FAMILY" --family all -o "$DATA/families/"
+
+echo "== 3/5 train $CONFIG for $EPOCHS epochs (checkpoints + run.json in runs/default/version_<i>/)"
 log=runs/default-train.log
 # shellcheck disable=SC2086
-"$BIN/microstrain" train --config "$CONFIG" $EXTRA --data.path "$DATA" --name default \
+"$BIN/microstrain" train --config "$CONFIG" $EXTRA --data.path "$DATA/train" --name default \
   --trainer.max_epochs "$EPOCHS" --trainer.enable_progress_bar false 2>&1 | tee "$log"
 ckpt=$(sed -n 's/^best checkpoint: //p' "$log" | tail -n 1)
 [ -f "$ckpt" ] || { echo "error: no best checkpoint reported in $log" >&2; exit 1; }
 
-echo "== 3/4 export $ckpt -> $OUT (reads the checkpoint and its run.json; measures T_surrogate, τ)"
-"$BIN/microstrain" export "$ckpt" -o "$OUT" --name default --force
+echo "== 4/5 export $ckpt -> $OUT (checkpoint + run.json; T_surrogate, τ; §9 on held-out files)"
+judge=()
+for f in "$DATA"/heldout_*.h5 "$DATA"/families/*.h5; do judge+=(--judge-on "$f"); done
+"$BIN/microstrain" export "$ckpt" -o "$OUT" --name default --force "${judge[@]}"
 
-echo "== 4/4 breakeven report"
+echo "== 5/5 breakeven report"
 "$BIN/microstrain" tau "$OUT"
 echo "done: $OUT (model.onnx, card.json, tau.md, tau.png)"

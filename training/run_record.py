@@ -37,6 +37,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from microstrain.dataset import now
 from microstrain.errors import MicrostrainError
 from microstrain.files import sha256_of, write_json
+from training.measures import LOGGED_MEASURES
 from training.metrics import METRIC_NAMES
 
 RUN_RECORD = "run.json"
@@ -57,8 +58,10 @@ def plain_json(value: Any) -> Any:
 
 
 def _metrics(values: dict[str, Any], n_samples: int) -> dict[str, Any]:
-    """The relative-L2 entries of a module's metric dict, plus the number of samples."""
-    out: dict[str, Any] = {k: float(values[k]) for k in METRIC_NAMES if k in values}
+    """The relative-L2 entries and the SPEC §9 measures of a module's metric dict, plus the
+    number of samples."""
+    names = (*METRIC_NAMES, *LOGGED_MEASURES)
+    out: dict[str, Any] = {k: float(values[k]) for k in names if k in values}
     out["n_samples"] = n_samples
     return out
 
