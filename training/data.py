@@ -173,8 +173,8 @@ class StrainDataModule(pl.LightningDataModule):
 
     After ``setup``: :attr:`normalizer` (fitted on the training split), :attr:`split` (indices
     into the union), :attr:`summary` (split sizes and the training split's fiber fractions),
-    :attr:`lazy_reading` (what ``lazy`` resolved to) and, on first use, :attr:`dataset`
-    (:func:`dataset_summary`: every file with its sha256, computed only where asked: rank 0).
+    :attr:`lazy_reading` (what ``lazy`` resolved to) and :attr:`dataset` (:func:`dataset_summary`:
+    every file with its sha256; on global rank 0, elsewhere when first asked).
     """
 
     def __init__(
@@ -206,7 +206,8 @@ class StrainDataModule(pl.LightningDataModule):
 
     @cached_property
     def dataset(self) -> dict[str, Any]:
-        """:func:`dataset_summary` of the union (hashes every file: asked for on rank 0 only)."""
+        """:func:`dataset_summary` of the union (hashes every file: done by ``setup`` on global
+        rank 0 only, the rank that writes the run record)."""
         if self.union is None:
             raise MicrostrainError("StrainDataModule.setup() has not run")
         return asdict(summarize_union(self.union))
@@ -234,6 +235,8 @@ class StrainDataModule(pl.LightningDataModule):
             "n_test": len(test),
             **self.summary,
         }
+        if self.trainer is None or self.trainer.is_global_zero:
+            _ = self.dataset  # hashed now, before the fit's clock (T_train) starts
 
     def _agreed_choices(self, union: DatasetUnion) -> tuple[bool, int]:
         """Lazy or not, and the shuffle seed: rank 0's choice on every rank (each rank sees its
