@@ -9,10 +9,11 @@ per epoch, the reads are contiguous, and a batch mixes samples of many chunks. O
 
 What the in-memory path computes from the whole training split, :func:`scan_training_split`
 computes in one streamed pass: the normalizer's constants (means and standard deviations merged
-piece by piece in float64; the same float32 constants as :meth:`Normalizer.fit` up to the last
-bit), the training split's fiber fractions, and the refusal of non-finite values anywhere in the
-splits. ``lazy = "auto"`` streams when the in-memory tensors of all local processes would take
-more than half the available memory (:func:`needs_lazy`).
+piece by piece in float64 by :func:`~training.normalization.channel_statistics`: the float32
+constants of :meth:`Normalizer.fit` up to the last bit), the training split's fiber fractions,
+and the refusal of non-finite values anywhere in the splits. ``lazy = "auto"`` streams when the
+in-memory tensors of all local processes would take more than half the available memory
+(:func:`needs_lazy`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from microstrain.conventions import E_SHAPE, STRAIN_SHAPE
 from microstrain.dataset import DatasetUnion
 from microstrain.fields import fiber_fraction, fiber_mask
 from training.data import Split, StrainBatch, random_mirror
-from training.normalization import _MIN_STD, Normalizer
+from training.normalization import Normalizer, channel_statistics
 from training.sampling import EpochOrder
 
 # In-memory bytes per sample: float32 E and strain, bool fiber mask.
@@ -58,58 +59,30 @@ def needs_lazy(n_samples: int, processes: int = 1) -> bool:
     return available is not None and 2 * n_samples * BYTES_PER_SAMPLE * processes > available
 
 
-class _Moments:
-    """Count, mean and sum of squared deviations per channel, merged piece by piece (float64)."""
-
-    def __init__(self, channels: int) -> None:
-        self.count = 0
-        self.mean = np.zeros(channels)
-        self.m2 = np.zeros(channels)
-
-    def add(self, values: np.ndarray) -> None:
-        """``values`` ``[n, channels, ...]``: one more piece (Chan et al.'s pairwise update)."""
-        x = np.moveaxis(values.astype(np.float64), 1, 0).reshape(values.shape[1], -1)
-        count = x.shape[1]
-        if count == 0:
-            return
-        mean = x.mean(axis=1)
-        m2 = np.square(x - mean[:, None]).sum(axis=1)
-        total = self.count + count
-        delta = mean - self.mean
-        self.mean = self.mean + delta * count / total
-        self.m2 = self.m2 + m2 + np.square(delta) * self.count * count / total
-        self.count = total
-
-    @property
-    def std(self) -> np.ndarray:
-        return np.sqrt(self.m2 / max(self.count, 1))  # population std, as Normalizer.fit
-
-
 def scan_training_split(union: DatasetUnion, split: Split) -> tuple[Normalizer, dict[str, Any]]:
-    """One streamed pass over the split's samples: the normalizer fitted on the training split,
-    the training split's fiber fractions, and non-finite values refused (by the reader)."""
+    """One streamed pass over the split's samples: the normalizer fitted on the training split
+    (:func:`~training.normalization.channel_statistics` of E and strain as four channels), the
+    training split's fiber fractions, and non-finite values refused (by the reader)."""
     used = np.unique(np.concatenate([split.train, split.val, split.test]))
     is_train = np.isin(used, split.train)
-    youngs, strain = _Moments(1), _Moments(3)
-    low, high, total = np.inf, -np.inf, 0.0
-    for a in range(0, used.size, SCAN_PIECE):
-        e, s = union.read(used[a : a + SCAN_PIECE])
-        train = is_train[a : a + SCAN_PIECE]
-        e, s = e[train], s[train]
-        youngs.add(e)
-        strain.add(s)
-        if e.shape[0]:
-            fraction = fiber_fraction(e)  # [n]
-            low, high = min(low, float(fraction.min())), max(high, float(fraction.max()))
-            total += float(fraction.astype(np.float64).sum())
+    fractions: list[np.ndarray] = []
+
+    def training_pieces() -> Iterator[torch.Tensor]:
+        for a in range(0, used.size, SCAN_PIECE):
+            e, s = union.read(used[a : a + SCAN_PIECE])  # every sample read: all are checked
+            train = is_train[a : a + SCAN_PIECE]
+            fractions.append(fiber_fraction(e[train]))  # [n]
+            yield torch.from_numpy(np.concatenate([e[train], s[train]], axis=1))  # [n, 4, 32, 32]
+
+    mean, std = channel_statistics(training_pieces())  # float64 [1, 4, 1, 1]: E, then strain
     normalizer = Normalizer()
-    normalizer.input_mean.fill_(float(youngs.mean[0]))
-    normalizer.input_std.fill_(max(float(youngs.std[0]), _MIN_STD))
-    normalizer.output_mean.copy_(torch.from_numpy(strain.mean).view(1, 3, 1, 1).float())
-    normalizer.output_std.copy_(torch.from_numpy(strain.std).view(1, 3, 1, 1).clamp_min(_MIN_STD))
+    normalizer.input_mean.fill_(float(mean[0, 0]))
+    normalizer.input_std.fill_(float(std[0, 0]))
+    normalizer.set_output_statistics(mean[:, 1:], std[:, 1:])
+    fraction = np.concatenate(fractions)  # [n_train]
     summary = {
-        "fiber_fraction_range": [low, high],
-        "fiber_fraction_mean": float(np.float32(total / max(split.train.size, 1))),
+        "fiber_fraction_range": [float(fraction.min()), float(fraction.max())],
+        "fiber_fraction_mean": float(fraction.mean()),
     }
     return normalizer, summary
 
