@@ -221,8 +221,13 @@ def collect(
         )
         hardware["T_data"] = hardware["T_simulation"] = found.hardware
         summary = asdict(found)
-        expected = card.get("training_data", {}).get("sha256")
-        summary["matches_training_data"] = expected == found.sha256 if expected else None
+        training_data = card.get("training_data", {})
+        # one training file (sha256) or several (files: [{file, sha256}, ...])
+        expected = {training_data.get("sha256")} | {
+            f.get("sha256") for f in training_data.get("files") or [] if isinstance(f, dict)
+        }
+        expected.discard(None)
+        summary["matches_training_data"] = found.sha256 in expected if expected else None
 
     timing: SurrogateTiming | None = None
     if measure:

@@ -239,7 +239,7 @@ class StrainRegressor(pl.LightningModule):
     def training_step(self, batch: StrainBatch, batch_idx: int) -> Any:
         loss, pred = self._step(batch)
         self.train_metrics.update(pred.detach(), batch.strain, batch.fiber)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -251,7 +251,14 @@ class StrainRegressor(pl.LightningModule):
         loss, pred = self._step(batch)
         self.val_metrics.update(pred, batch.strain, batch.fiber)
         self.val_measures.update(pred, batch.strain, batch.fiber)
-        self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=batch.strain.shape[0])
+        self.log(
+            "val/loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            batch_size=batch.strain.shape[0],
+            sync_dist=True,  # averaged over DDP ranks once per epoch
+        )
 
     def on_validation_epoch_end(self) -> None:
         values = {f"val/{k}": v for k, v in self.val_metrics.compute().items()}
