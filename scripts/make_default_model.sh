@@ -6,7 +6,7 @@
 # measures on every held-out file and family) and run the breakeven report. `make model` runs
 # this; knobs via environment:
 #   N_CIRCLES (16000), N_MIXTURE (9664), N_FAMILY (128 per family), N_HELDOUT (256), RANKS (2),
-#   EPOCHS (30), CONFIG (configs/default.yaml), DATA (data), OUT (models/default),
+#   EPOCHS (5), CONFIG (configs/default.yaml), DATA (data), OUT (models/default),
 #   EXTRA (more `microstrain train` options, e.g. "--config configs/gpu.yaml" on a GPU machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ N_MIXTURE=${N_MIXTURE:-9664}
 N_FAMILY=${N_FAMILY:-128}
 N_HELDOUT=${N_HELDOUT:-256}
 RANKS=${RANKS:-2}
-EPOCHS=${EPOCHS:-30}
+EPOCHS=${EPOCHS:-5}
 CONFIG=${CONFIG:-configs/default.yaml}
 DATA=${DATA:-data}
 OUT=${OUT:-models/default}
