@@ -65,6 +65,8 @@ ATTR_COMPLETE: Final = "complete"  # False while being written or after an inter
 # --- exported model (SPEC §5) --------------------------------------------------------------
 ONNX_INPUT: Final = "E"  # float32 [batch, 1, 32, 32], raw MPa
 ONNX_OUTPUT: Final = "strain"  # float32 [batch, 3, 32, 32], raw strain for ū = 0.1
+# float32 [batch], only in symmetrized graphs: ‖f(E) − R f(M E)‖ / ‖f_sym(E)‖ in the energy norm
+ONNX_ERROR_ESTIMATE: Final = "error_estimate"
 MODEL_FILE: Final = "model.onnx"
 CARD_FILE: Final = "card.json"
 MODELS_DIR: Final = "models"

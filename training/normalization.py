@@ -155,7 +155,25 @@ class PhysicalModel(nn.Module):
         self.normalizer = normalizer
         self.physics = None if physics is None or physics.is_identity else physics
 
+    @property
+    def has_error_estimate(self) -> bool:
+        """True with ``symmetrize``: the mirror's disagreement is the per-sample error estimate."""
+        return self.physics is not None and self.physics.symmetrize
+
     def forward(self, youngs_modulus: torch.Tensor) -> torch.Tensor:
         if self.physics is not None:
             return self.physics(self.net, self.normalizer, youngs_modulus)
         return self.normalizer.decode_output(self.net(self.normalizer.encode_input(youngs_modulus)))
+
+    def forward_with_estimate(
+        self, youngs_modulus: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Strain ``[N, 3, 32, 32]`` (as :meth:`forward`) and the error estimate ``[N]``
+        (:meth:`training.physics.Physics.mirror_disagreement`); only with ``symmetrize``."""
+        if self.physics is None or not self.physics.symmetrize:
+            raise ValueError("the error estimate needs a model built with symmetrize")
+        strain, error = self.physics.forward_with_estimate(
+            self.net, self.normalizer, youngs_modulus
+        )
+        assert error is not None
+        return strain, error

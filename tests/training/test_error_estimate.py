@@ -1,0 +1,108 @@
+"""The mirror's disagreement as an error estimate (training/physics.py): its formula in torch,
+the exported graph's second output, and that the strain output does not change with it."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from support.datasets import standin_moduli
+from torch import nn
+
+from microstrain import measures
+from microstrain.conventions import ONNX_ERROR_ESTIMATE, ONNX_OUTPUT
+from microstrain.surrogate import SurrogateModel
+from training.data import mirror_x
+from training.normalization import Normalizer, PhysicalModel
+from training.onnx_graph import check_graph, export_onnx, parity_errors, parity_inputs
+from training.physics import Physics
+
+
+def _model(symmetrize: bool, mean_strain: bool = True, plane: str = "stress") -> PhysicalModel:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.GELU(), nn.Conv2d(8, 3, 5, padding=2))
+    norm = Normalizer("strain")
+    norm.input_mean.fill_(30_000.0)
+    norm.input_std.fill_(38_000.0)
+    norm.set_output_statistics(
+        torch.tensor((0.1, -0.03, 0.0)).view(1, 3, 1, 1),
+        torch.tensor((0.05, 0.02, 0.04)).view(1, 3, 1, 1),
+    )
+    physics = Physics("strain", mean_strain, symmetrize, plane)
+    return PhysicalModel(net.eval(), norm, physics).eval()
+
+
+@pytest.mark.parametrize("plane", ("stress", "strain"))
+@torch.no_grad()
+def test_estimate_is_the_energy_norm_disagreement_of_the_two_halves(plane):
+    """Against an independent statement: the data module's mirror and the §9 energy-norm error
+    of :mod:`microstrain.measures` (f(E) measured against the reference R f(M E) is
+    ‖f − Rf(ME)‖ / ‖Rf(ME)‖; with f_sym as the reference's norm it is the estimate)."""
+    model = _model(symmetrize=True, mean_strain=False, plane=plane)
+    e = torch.from_numpy(standin_moduli(5, 3))  # [5, 1, 32, 32] MPa
+    strain, estimate = model.forward_with_estimate(e)
+    torch.testing.assert_close(strain, model(e), rtol=0, atol=0)
+    plain = model.normalizer.decode_output(model.net(model.normalizer.encode_input(e)))
+    e_mirror, _ = mirror_x(e, torch.zeros(1, 3, 1, 1))
+    raw_mirror = model.normalizer.decode_output(model.net(model.normalizer.encode_input(e_mirror)))
+    _, back = mirror_x(e, raw_mirror)  # R f(M E)
+    e64 = e.double().numpy()
+    d = measures.per_sample_measures(
+        e64,
+        (plain - back).double().numpy() + strain.double().numpy(),
+        strain.double().numpy(),
+        plane,
+    )["energy_norm_error"]
+    np.testing.assert_allclose(estimate.double().numpy(), d, rtol=1e-4)
+    assert (estimate > 0.01).all()  # a random net is far from equivariant
+
+
+@torch.no_grad()
+def test_estimate_is_unchanged_by_mean_scaling_and_zero_for_an_equivariant_net():
+    e = torch.from_numpy(standin_moduli(4, 5))
+    _, scaled = _model(symmetrize=True, mean_strain=True).forward_with_estimate(e)
+    _, unscaled = _model(symmetrize=True, mean_strain=False).forward_with_estimate(e)
+    torch.testing.assert_close(scaled, unscaled, rtol=1e-5, atol=0)
+    model = _model(symmetrize=True)
+    model.net = nn.Conv2d(1, 3, 1).eval()  # 1×1 convolution: exactly x-mirror equivariant in ε
+    model.net.weight.data[2] = 0.0  # γ_xy must flip sign under R: a pointwise map gives 0
+    model.net.bias.data[2] = -model.normalizer.output_mean[0, 2, 0, 0] / 0.04
+    _, estimate = model.forward_with_estimate(e)
+    assert float(estimate.abs().max()) <= 1e-6
+
+
+def test_plain_model_has_no_estimate():
+    model = _model(symmetrize=False)
+    assert not model.has_error_estimate
+    with pytest.raises(ValueError, match="symmetrize"):
+        model.forward_with_estimate(torch.from_numpy(standin_moduli(1, 0)))
+
+
+@pytest.mark.slow
+def test_exported_estimate_keeps_the_strain_bit_identical(tmp_path):
+    model = _model(symmetrize=True)
+    with_path, without_path = tmp_path / "with.onnx", tmp_path / "without.onnx"
+    export_onnx(model, with_path)
+    export_onnx(model, without_path, error_estimate=False)
+    check_graph(with_path)
+    check_graph(without_path)
+    assert [o.name for o in onnx.load(str(with_path)).graph.output] == [
+        ONNX_OUTPUT,
+        ONNX_ERROR_ESTIMATE,
+    ]
+    with_estimate = SurrogateModel.from_onnx(with_path)
+    without = SurrogateModel.from_onnx(without_path)
+    assert with_estimate.has_error_estimate and not without.has_error_estimate
+    e = parity_inputs(9, seed=4)  # [9, 1, 32, 32]
+    strain, estimate = with_estimate.predict_with_estimate(e, batch_size=4)
+    assert np.array_equal(strain, without.predict(e))  # bit for bit
+    assert np.array_equal(strain, with_estimate.predict(e, batch_size=4))
+    assert without.predict_with_estimate(e)[1] is None
+    assert estimate is not None and estimate.shape == (9,) and estimate.dtype == np.float32
+    whole = with_estimate.predict_with_estimate(e)[1]  # chunked = all at once
+    np.testing.assert_allclose(estimate, whole, rtol=1e-6)
+    assert max(parity_errors(model, with_path, (1, 5)).values()) <= 1e-5
+    with torch.no_grad():
+        reference = model.forward_with_estimate(torch.from_numpy(e))[1].numpy()
+    np.testing.assert_allclose(estimate, reference, rtol=1e-5)
