@@ -6,7 +6,10 @@ Same inputs as ``microstrain solve`` (E map in MPa or 0/1 fiber mask, ``[32, 32]
 output also holds the SPEC §9 quantities (stress, von_mises, E_x, nu_xy, max_von_mises) in the
 model's plane (card ``training_data.load_case.plane``), written by
 :func:`microstrain.fields.save_strain` as ``solve -o x.h5`` writes them; ``--png`` draws strain
-and, beneath, von Mises and stress.
+and, beneath, von Mises and stress. A model with an error estimate (a symmetrized one: the
+graph's ``error_estimate`` output) adds it: a dataset ``error_estimate`` ``[N]`` in an ``.h5``
+output, a one-line summary on the console, and a warning for samples above
+:data:`microstrain.surrogate.ERROR_ESTIMATE_WARNING`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from microstrain.conventions import DEFAULT_APPLIED_STRAIN, STRAIN_CHANNELS
 from microstrain.domain import out_of_distribution
 from microstrain.errors import InputError, MicrostrainError
 from microstrain.fields import load_microstructures, save_strain
+from microstrain.surrogate import ERROR_ESTIMATE_WARNING, save_error_estimate
+from serving.validation import error_estimate_warnings
 
 OUTPUT_SUFFIXES = (".npy", ".h5", ".hdf5")
 CHUNK = 256  # samples per onnxruntime call: bounds the memory of intermediate activations
@@ -76,7 +81,8 @@ def predict(
         )
     model = SurrogateModel.load(model_dir)  # refuses a model.onnx that does not match its card
     plane = discretization(model.card)[2]
-    strain = model.predict(youngs_modulus, applied_strain, batch_size=CHUNK)  # [N, 3, 32, 32]
+    # [N, 3, 32, 32] and [N] (None when the model has no estimate)
+    strain, estimate = model.predict_with_estimate(youngs_modulus, applied_strain, CHUNK)
     warnings = out_of_distribution(youngs_modulus, model.card)
     attrs = {
         "model": model.name,
@@ -88,6 +94,10 @@ def predict(
         save_strain(output, strain, youngs_modulus, attrs, plane, applied_strain)
     else:  # the quantities need ū ≠ 0; with ū = 0 the .h5 holds strain only, like an .npy
         save_strain(output, strain, youngs_modulus, attrs)
+    if estimate is not None:
+        warnings.extend(error_estimate_warnings(estimate))
+        if output.suffix.lower() != ".npy":
+            save_error_estimate(output, estimate)  # dataset "error_estimate" [N]
     if png is not None:
         title = f"surrogate '{model.name}', sample #{sample}, applied strain ū = {applied_strain:g}"
         one = slice(sample, sample + 1)
@@ -96,8 +106,19 @@ def predict(
         typer.echo(f"warning: {line}", err=True)
     n = strain.shape[0]
     typer.echo(f"wrote {output} ({n} sample{'s' * (n != 1)}, model {model.name} {model.version})")
+    if estimate is not None:
+        typer.echo(estimate_summary(estimate))
     if png is not None:
         typer.echo(f"wrote {png}")
+
+
+def estimate_summary(estimate: np.ndarray) -> str:
+    """One console line on the error estimate ``[N]`` (relative, the mirror's disagreement)."""
+    worst = int(np.argmax(estimate))
+    return (
+        f"error estimate (x-mirror disagreement, energy norm): median {np.median(estimate):.2%}, "
+        f"max {estimate[worst]:.2%} (sample #{worst}); warning above {ERROR_ESTIMATE_WARNING:.0%}"
+    )
 
 
 def plot_prediction(

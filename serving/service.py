@@ -36,7 +36,7 @@ from starlette.responses import Response
 from microstrain.conventions import DEFAULT_APPLIED_STRAIN, STRAIN_CHANNELS
 from microstrain.domain import out_of_distribution
 from microstrain.errors import MicrostrainError
-from microstrain.surrogate import SurrogateModel, default_model_dir
+from microstrain.surrogate import ERROR_ESTIMATE_WARNING, SurrogateModel, default_model_dir
 from serving import images, routes, validation, verify
 from serving.answers import JSON_MEDIA_TYPE, json_bytes, quantity_fields
 from serving.auth import TokenMiddleware
@@ -99,6 +99,12 @@ class PredictAnswer(BaseModel):
     E_x: list[float] | None = Field(None, description="[N] apparent modulus, MPa")
     nu_xy: list[float] | None = Field(None, description="[N] apparent Poisson's ratio")
     max_von_mises: list[float] | None = Field(None, description="[N] MPa")
+    error_estimate: list[float] | None = Field(
+        None,
+        description="[N] relative error estimate (x-mirror disagreement in the energy norm); "
+        "only for models that have it; a warning above "
+        f"{ERROR_ESTIMATE_WARNING:.0%}",
+    )
 
 
 def json_response(answer: dict[str, Any], status: int = 200, **headers: str) -> Response:
@@ -161,10 +167,20 @@ class MicrostrainService:
         with self._locks[id(model)]:
             return model.predict(youngs_modulus, applied_strain, batch_size=CHUNK)
 
+    def run_model_with_estimate(
+        self, youngs_modulus: np.ndarray, applied_strain: float
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`run_model` and the model's error estimate ``[N]`` (None if it has none)."""
+        small = youngs_modulus.shape[0] <= SMALL_BATCH
+        model = self.small_model if small else self.model
+        with self._locks[id(model)]:
+            return model.predict_with_estimate(youngs_modulus, applied_strain, batch_size=CHUNK)
+
     def answer(self, e: np.ndarray, strain_value: float, with_quantities: bool) -> dict[str, Any]:
-        """The /predict answer for validated E ``[N, 1, 32, 32]`` (numpy values, not lists)."""
+        """The /predict answer for validated E ``[N, 1, 32, 32]`` (numpy values, not lists);
+        with ``error_estimate`` ``[N]`` when the model has it (and a warning where it is high)."""
         warnings = out_of_distribution(e, self.model.card)
-        strain = self.run_model(e, strain_value)  # [N, 3, 32, 32]
+        strain, estimate = self.run_model_with_estimate(e, strain_value)  # [N, 3, 32, 32], [N]
         self.counter.add(e.shape[0])
         answer: dict[str, Any] = {
             "strain": strain,
@@ -173,6 +189,9 @@ class MicrostrainService:
             "model": self.model_info,
             "warnings": warnings,
         }
+        if estimate is not None:
+            answer["error_estimate"] = estimate
+            warnings.extend(validation.error_estimate_warnings(estimate))
         if with_quantities:
             answer.update(quantity_fields(e, strain, self.plane, strain_value))
         return answer

@@ -21,6 +21,7 @@ import numpy as np
 from microstrain.conventions import FIBER, GRID, MATRIX, MAX_BATCH
 from microstrain.errors import InputError, MicrostrainError
 from microstrain.fields import InputKind, mask_to_youngs_modulus, to_youngs_modulus
+from microstrain.surrogate import ERROR_ESTIMATE_WARNING
 
 # Small-strain theory: the model is linear in ū and only meaningful for small strains; |ū| = 1
 # (100 %) is a generous ceiling that still catches unit mistakes (percent instead of fraction).
@@ -138,3 +139,21 @@ def applied_strain(value: float) -> float:
             "(small-strain theory; give a fraction, not percent)"
         )
     return float(value)
+
+
+def error_estimate_warnings(
+    estimate: np.ndarray, threshold: float = ERROR_ESTIMATE_WARNING
+) -> list[str]:
+    """One warning line (or none) for the samples whose error estimate ``[N]`` (a relative error,
+    the model's mirror disagreement) exceeds ``threshold``; shared by REST and ``predict``."""
+    values = np.asarray(estimate, dtype=np.float64)  # [N]
+    high = np.flatnonzero(~(values <= threshold))  # NaN counts as high
+    if high.size == 0:
+        return []
+    listed = ", ".join(f"#{i}" for i in high[:10]) + (", …" if high.size > 10 else "")
+    worst = float(np.max(values[high]))  # NaN if any is NaN
+    return [
+        f"error estimate above {threshold:.0%} for {high.size} of {len(values)} sample"
+        f"{'s' * (len(values) != 1)} ({listed}; highest {worst:.1%}): these predictions may be "
+        "inaccurate; check them against the FE solver (/verify or `microstrain solve`)"
+    ]
