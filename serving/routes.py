@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
 import bentoml
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -63,11 +62,23 @@ async def predict_npy(request: Request) -> Response:
     try:
         strain_value = _applied_strain(request)
         body = await request.body()  # bounded by BodySizeLimitMiddleware
-        e = validation.from_npy_array(npy.read_npy(body, MAX_BATCH)).youngs_modulus
+        array = npy.read_npy(body, MAX_BATCH)
+    except validation.RequestError as exc:
+        return _error(exc)
+    n = array.shape[0] if array.ndim >= 3 else 1
+    return await svc.offload(n, npy_answer, svc, array, strain_value)  # type: ignore[no-any-return]
+
+
+def npy_answer(svc: Any, array: Any, strain_value: float) -> Response:
+    """Validated array -> .npy strain response (or the JSON 422 naming the problem)."""
+    try:
+        e = validation.from_npy_array(array).youngs_modulus
     except validation.RequestError as exc:
         return _error(exc)
     warnings = out_of_distribution(e, svc.model.card)
-    strain = await anyio.to_thread.run_sync(svc.run_model, e, strain_value)  # [N, 3, 32, 32]
+    strain, estimate = svc.run_model_with_estimate(e, strain_value)  # [N, 3, 32, 32], [N]
+    if estimate is not None:  # a symmetrized model: its high estimates are warned about
+        warnings += validation.error_estimate_warnings(estimate)
     svc.counter.add(e.shape[0])
     headers = {
         "X-Microstrain-Warnings": json.dumps(warnings),  # ASCII: json escapes the rest

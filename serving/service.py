@@ -8,7 +8,11 @@ quantities), ``POST /predict_image`` (PNG mask in, JSON or PNG picture out), ``P
 adds ``/livez``, ``/readyz``, ``/healthz`` and ``/metrics``.
 
 Every answer is built here as bytes (:mod:`serving.answers`): BentoML's own encoder is pure
-Python and would cost more than the model. Model calls (:meth:`MicrostrainService.run_model`):
+Python and would cost more than the model. A request of up to :data:`SMALL_BATCH` samples is
+answered in the event loop (:meth:`MicrostrainService.offload`): it takes 1–2 ms, and each hop
+to a worker thread and back waits for a time slice when the cores are busy, which cost more
+than the work itself on the 2-core machine; larger requests run in a thread so that the loop
+keeps serving. Model calls (:meth:`MicrostrainService.run_model`):
 up to :data:`SMALL_BATCH` samples run on a one-thread onnxruntime session (no thread pool to
 wake, nothing spinning beside the HTTP stack), larger batches on a session with the worker's
 share of the cores, in chunks of :data:`CHUNK` samples (onnxruntime's arena keeps the peak of
@@ -24,8 +28,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
 import bentoml
@@ -52,7 +57,8 @@ from serving.settings import (
 )
 from serving.state import PredictionCounter, breakeven_report, state_dir
 
-SMALL_BATCH = 4  # samples up to which a request runs on the one-thread session
+T = TypeVar("T")
+SMALL_BATCH = 4  # samples up to which a request runs inline, on the one-thread session
 CHUNK = 64  # samples per onnxruntime run of a large batch: bounds the activation memory
 
 
@@ -150,6 +156,7 @@ class MicrostrainService:
         )
         self.verify_timeout_s = verify_timeout_s()
         self._locks = {id(self.model): threading.Lock(), id(self.small_model): threading.Lock()}
+        self._limiter: anyio.CapacityLimiter | None = None  # threads for large requests
         # one warm-up run so the first client does not pay for ORT's lazy initialisation
         for model in (self.model, self.small_model):
             model.predict(np.full((1, 1, 32, 32), 3000.0, np.float32))
@@ -176,6 +183,16 @@ class MicrostrainService:
         with self._locks[id(model)]:
             return model.predict_with_estimate(youngs_modulus, applied_strain, batch_size=CHUNK)
 
+    async def offload(self, n: int, work: Callable[..., T], *args: Any) -> T:
+        """``work(*args)`` for a request of ``n`` samples: inline up to SMALL_BATCH samples
+        (the one-thread session's lock is held for milliseconds at most), else in one of two
+        worker threads."""
+        if n <= SMALL_BATCH:
+            return work(*args)
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(2)
+        return await anyio.to_thread.run_sync(work, *args, limiter=self._limiter)
+
     def answer(self, e: np.ndarray, strain_value: float, with_quantities: bool) -> dict[str, Any]:
         """The /predict answer for validated E ``[N, 1, 32, 32]`` (numpy values, not lists);
         with ``error_estimate`` ``[N]`` when the model has it (and a warning where it is high)."""
@@ -197,7 +214,7 @@ class MicrostrainService:
         return answer
 
     @bentoml.api(input_spec=PredictInput)
-    def predict(
+    async def predict(
         self,
         E: list[Any] | None = None,
         fiber_mask: list[Any] | None = None,
@@ -206,13 +223,20 @@ class MicrostrainService:
     ) -> PredictAnswer:
         """Strain [N, 3, 32, 32] (eps_xx, eps_yy, gamma_xy) for E maps or fiber masks; with
         ``"quantities": true`` also stress, von Mises, E_x, nu_xy and the peak von Mises."""
+        n = validation.batch_size(E if E is not None else fiber_mask)
+        answer = await self.offload(n, self.predict_json, E, fiber_mask, applied_strain, quantities)
+        return answer  # type: ignore[return-value]
+
+    def predict_json(
+        self, E: Any, fiber_mask: Any, applied_strain: float, quantities: bool
+    ) -> Response:
+        """The /predict answer (validation errors included) as a response."""
         try:
             inputs = validation.microstructures(E, fiber_mask)
             strain_value = validation.applied_strain(applied_strain)
         except validation.RequestError as exc:
-            return error_response(exc)  # type: ignore[return-value]
-        answer = self.answer(inputs.youngs_modulus, strain_value, quantities)
-        return json_response(answer)  # type: ignore[return-value]
+            return error_response(exc)
+        return json_response(self.answer(inputs.youngs_modulus, strain_value, quantities))
 
     @bentoml.api
     def predict_image(
@@ -261,8 +285,8 @@ class MicrostrainService:
             return error_response(exc)  # type: ignore[return-value]
         e = inputs.youngs_modulus
         start = time.perf_counter()
-        # [N, 3, 32, 32] at ū = 0.1, like the solver; in a thread: the event loop stays free
-        surrogate = await anyio.to_thread.run_sync(self.run_model, e)
+        # [N, 3, 32, 32] at ū = 0.1, like the solver
+        surrogate = await self.offload(e.shape[0], self.run_model, e)
         surrogate_seconds = time.perf_counter() - start
         try:
             async with self.slots.slot(wait_s=self.verify_timeout_s):

@@ -51,6 +51,12 @@ def _nested_depth(value: Any) -> int:
     return depth
 
 
+def batch_size(value: Any) -> int:
+    """N of a nested-list ``[N, 32, 32]`` or ``[N, 1, 32, 32]``, 1 for anything else (cheap:
+    it looks down the first elements only; validation comes later)."""
+    return _leading_count(value, _nested_depth(value)) if isinstance(value, list) else 1
+
+
 def _leading_count(value: list[Any], depth: int) -> int:
     """N of an ``[N, 32, 32]`` or ``[N, 1, 32, 32]`` nested list, 1 for ``[32, 32]``."""
     return len(value) if depth >= 3 else 1

@@ -69,6 +69,7 @@ function unpack(answer) {
     voigt: answer.voigt_bound ? answer.voigt_bound[0] : null,
     reuss: answer.reuss_bound ? answer.reuss_bound[0] : null,
     plane: answer.plane,
+    estimate: answer.error_estimate ? answer.error_estimate[0] : null,
     warnings: answer.warnings || [],
   };
 }
@@ -373,6 +374,12 @@ function render() {
   for (const v of p.eps_xx) mean += v;
   $("mean-exx").textContent = (mean / p.eps_xx.length).toFixed(4);
   $("plane-value").textContent = `plane ${p.plane}`;
+  const estimate = $("estimate");
+  estimate.hidden = p.estimate === null;
+  if (p.estimate !== null) {
+    estimate.innerHTML = `Error estimate for this microstructure: <b>${percent(p.estimate)}</b> ` +
+      "(energy norm, from the model's mirror disagreement)";
+  }
   drawGauge();
 }
 
