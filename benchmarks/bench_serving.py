@@ -120,11 +120,14 @@ def request(
 
 def workers(arbiter: int) -> list[psutil.Process]:
     """The BentoML worker processes under the arbiter (the service runs in these)."""
-    return [
-        p
-        for p in psutil.Process(arbiter).children(recursive=True)
-        if "_bentoml_impl.worker" in " ".join(p.cmdline())
-    ]
+    found = []
+    for p in psutil.Process(arbiter).children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # a killed worker may linger as a zombie
+            if p.status() != psutil.STATUS_ZOMBIE and "_bentoml_impl.worker" in " ".join(
+                p.cmdline()
+            ):
+                found.append(p)
+    return found
 
 
 def rss_mb(arbiter: int) -> float:
@@ -228,14 +231,19 @@ def served(port: int, path: str, body: bytes | None, ctype: str) -> bool:
 
 
 def one_client_interleaved(ports: dict[str, int], requests: int) -> dict[tuple[str, str], dict]:
-    """Every case on every server, one request each in turn, ``requests`` rounds: the machine's
-    load drifts, so each row sees the same conditions. -> (server, case) -> p50/p99 ms, req/s."""
-    pairs = [
-        (server, case)
-        for server, port in ports.items()
-        for case in CASES
-        if served(port, case[1], case[2], case[3])
-    ]
+    """Every case of a server, one request each in turn, ``requests`` rounds (the machine's load
+    drifts, so its rows see the same conditions); then the next server. Servers are not mixed:
+    the old one's onnxruntime threads keep spinning a while after each of its requests and
+    would slow the next request to the other. -> (server, case) -> p50/p99 ms, req/s."""
+    out: dict[tuple[str, str], dict] = {}
+    for server, port in ports.items():
+        out.update(one_client_cases(server, port, requests))
+    return out
+
+
+def one_client_cases(server: str, port: int, requests: int) -> dict[tuple[str, str], dict]:
+    ports = {server: port}
+    pairs = [(server, case) for case in CASES if served(port, case[1], case[2], case[3])]
     conns = {
         server: http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         for server, port in ports.items()
@@ -397,8 +405,10 @@ def soak(port: int, arbiter: int, seconds: float, warmup: float = 60.0) -> None:
 
 
 def kill_worker(port: int, arbiter: int, rounds: int = 3) -> None:
-    """SIGKILL the worker; seconds until /predict answers again (BentoML starts a new one)."""
+    """SIGKILL a worker; seconds until /predict answers again (BentoML starts a new one; with
+    more workers the others answer meanwhile), and until the worker count is whole again."""
     body = json_body(microstructures(1))
+    count = len(workers(arbiter))
     for i in range(rounds):
         victim = workers(arbiter)[0]
         os.kill(victim.pid, signal.SIGKILL)
@@ -408,10 +418,14 @@ def kill_worker(port: int, arbiter: int, rounds: int = 3) -> None:
                 if request(port, "POST", "/predict", body, "application/json", 5)[0] == 200:
                     break
             time.sleep(0.05)
-        new = [p.pid for p in workers(arbiter)]
+        answering = time.monotonic() - t0
+        while len([p for p in workers(arbiter) if p.pid != victim.pid]) < count:
+            time.sleep(0.05)
+        while not ready(port):
+            time.sleep(0.05)
         print(
-            f"kill -9 #{i + 1} of worker {victim.pid}: answering again after "
-            f"{time.monotonic() - t0:.1f} s (worker now {new})"
+            f"kill -9 #{i + 1} of worker {victim.pid}: /predict answered again after "
+            f"{answering:.1f} s; {count} worker(s) again after {time.monotonic() - t0:.1f} s"
         )
 
 
