@@ -109,6 +109,7 @@ def test_draw_a_fiber_and_get_a_prediction(page_server, tmp_path):
             wait_for(driver, PREDICTED)
             got = driver.execute_script("return Array.from(state.mask)")
             np.testing.assert_array_equal(np.reshape(got, (32, 32)), disc.astype(int), name)
+        driver.execute_script("arguments[0].hidden = true", upload)
 
         driver.find_element(By.ID, "random").click()
         wait_for(driver, PREDICTED)
