@@ -22,6 +22,14 @@ def export(
         str | None, typer.Option(help="Free-text version (default: UTC date and time).")
     ] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing model directory.")] = False,
+    error_estimate: Annotated[
+        bool,
+        typer.Option(
+            "--error-estimate",
+            help="Give a symmetrized model the second output error_estimate (the mirror's "
+            "disagreement); meaningful only if each half was trained (see docs/training.md).",
+        ),
+    ] = False,
     judge_on: Annotated[
         list[Path] | None,
         typer.Option(
@@ -34,10 +42,16 @@ def export(
     """Export a checkpoint to ONNX + card.json (metrics, times, τ), refused unless onnxruntime
     matches PyTorch. Reads only the checkpoint and its run record, not the dataset."""
     from microstrain.breakeven import format_tau
-    from training.export import export_checkpoint
+    from training.export import ExportConfig, export_checkpoint
 
     card = export_checkpoint(
-        checkpoint, output, name=name, version=version, force=force, judge_on=judge_on
+        checkpoint,
+        output,
+        name=name,
+        version=version,
+        force=force,
+        judge_on=judge_on,
+        config=ExportConfig(error_estimate=error_estimate),
     )
     parity = card["onnx"]["parity_max_rel_error"]
     typer.echo(f"wrote {output / 'model.onnx'} and card.json (ONNX vs PyTorch: {parity:.2g})")

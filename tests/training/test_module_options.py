@@ -264,6 +264,7 @@ def test_physics_config_trains_and_selects_by_the_energy_norm(tmp_path, standin_
     }
     assert list(card["normalization"]["output"]) == ["sigma_xx", "sigma_yy", "tau_xy"]
     surrogate = SurrogateModel.load(tmp_path / "model")
+    assert not surrogate.has_error_estimate  # opt-in only (--error-estimate)
     e = parity_inputs(3)
     out, mirrored = surrogate.predict(e), surrogate.predict(np.ascontiguousarray(e[..., ::-1]))
     back = mirrored[..., ::-1] * np.array([1, 1, -1], dtype=np.float32).reshape(1, 3, 1, 1)
