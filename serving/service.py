@@ -1,4 +1,4 @@
-"""The REST service (SPEC §8): one BentoML service class over an onnxruntime session.
+"""The REST service (SPEC §8): one BentoML service class over the exported model (onnxruntime).
 
 BentoML APIs: ``POST /predict`` (JSON E maps or fiber masks, optionally with the SPEC §9
 quantities), ``POST /predict_image`` (PNG mask in, JSON or PNG picture out), ``POST /verify``
@@ -12,9 +12,9 @@ Python and would cost more than the model. A request of up to :data:`SMALL_BATCH
 answered in the event loop (:meth:`MicrostrainService.offload`): it takes 1–2 ms, and each hop
 to a worker thread and back waits for a time slice when the cores are busy, which cost more
 than the work itself on the 2-core machine; larger requests run in a thread so that the loop
-keeps serving. Model calls (:meth:`MicrostrainService.run_model`):
-up to :data:`SMALL_BATCH` samples run on a one-thread onnxruntime session (no thread pool to
-wake, nothing spinning beside the HTTP stack), larger batches on a session with the worker's
+keeps serving. Model calls (:meth:`MicrostrainService.run_model`): up to :data:`SMALL_BATCH`
+samples run on a one-thread onnxruntime session (no thread pool to wake, nothing spinning
+beside the HTTP stack), larger batches on a session with the worker's
 share of the cores, in chunks of :data:`CHUNK` samples (onnxruntime's arena keeps the peak of
 the largest run: about 1 GB for 512 samples at once, 0.2 GB in chunks of 64, at the same
 speed). Each session runs one call at a time; a small request does not wait for a large one.

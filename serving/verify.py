@@ -37,6 +37,7 @@ from microstrain.conventions import (
 )
 from microstrain.errors import MicrostrainError
 from microstrain.measures import error_measures, pooled_relative_l2, relative_l2_per_sample
+from serving.settings import DEFAULT_VERIFY_TIMEOUT_S
 
 MAX_VERIFY_BATCH = 8  # each FE solve takes a good fraction of a second: keep requests bounded
 
@@ -75,7 +76,7 @@ async def fe_solve(
     mode: str,
     k: int,
     plane: str = DEFAULT_PLANE,
-    timeout_s: float = 120.0,
+    timeout_s: float = DEFAULT_VERIFY_TIMEOUT_S,
 ) -> tuple[np.ndarray, float]:
     """FE strain ``[N, 3, 32, 32]`` for ū = 0.1 and the wall time of the solve subprocess (s).
 
