@@ -143,3 +143,12 @@ def test_a_tampered_model_is_refused(dataset, tmp_path: Path) -> None:
     )
     result = invoke("evaluate", model, path)
     assert result.exit_code == 1 and "does not match its card" in result.stderr
+
+
+def test_evaluate_leaves_the_model_directory_byte_identical(dataset, tmp_path: Path) -> None:
+    path, _, _ = dataset
+    model = tmp_path / "model"
+    shutil.copytree(default_model_dir(), model)
+    before = {p.name: p.read_bytes() for p in model.iterdir()}
+    assert invoke("evaluate", model, path, "--json", tmp_path / "e.json").exit_code == 0
+    assert {p.name: p.read_bytes() for p in model.iterdir()} == before

@@ -222,3 +222,14 @@ def test_large_inputs_run_in_chunks_with_the_same_result(model_dir, tmp_path):
     session = ort.InferenceSession(str(model_dir / MODEL_FILE), providers=["CPUExecutionProvider"])
     (direct,) = session.run([ONNX_OUTPUT], {ONNX_INPUT: e})
     np.testing.assert_array_equal(np.load(out), direct)
+
+
+def test_predict_leaves_the_model_directory_byte_identical(model_dir, tmp_path):
+    before = {p.name: p.read_bytes() for p in Path(model_dir).iterdir()}
+    np.save(tmp_path / "mask.npy", _mask())
+    code, _, err = _predict(
+        [str(model_dir), str(tmp_path / "mask.npy"), "-o", str(tmp_path / "out.h5"), "--png",
+         str(tmp_path / "out.png")]
+    )  # fmt: skip
+    assert code == 0, err
+    assert {p.name: p.read_bytes() for p in Path(model_dir).iterdir()} == before
