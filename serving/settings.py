@@ -8,7 +8,7 @@ images set them directly.
 - ``MICROSTRAIN_VERIFY_CONCURRENCY``: FE solves of ``/verify`` at once, all workers together
   (cores − 1, at least 1: the predictions keep a core)
 - ``MICROSTRAIN_VERIFY_QUEUE``: ``/verify`` requests that may wait for a solve; more get 429 (4)
-- ``MICROSTRAIN_VERIFY_TIMEOUT_S``: seconds one FE solve, or the wait for one, may take (120)
+- ``MICROSTRAIN_VERIFY_TIMEOUT_S``: seconds one FE solve, or the wait for one, may take (25)
 - ``MICROSTRAIN_API_TOKEN``: if set, requests need ``Authorization: Bearer <token>`` (unset)
 """
 
@@ -27,8 +27,9 @@ VERIFY_TIMEOUT_ENV_VAR = "MICROSTRAIN_VERIFY_TIMEOUT_S"
 API_TOKEN_ENV_VAR = "MICROSTRAIN_API_TOKEN"
 
 DEFAULT_VERIFY_QUEUE = 4
-# one solve of ≤ 8 samples at k = 4 takes a few seconds, most of it the solver's start-up
-DEFAULT_VERIFY_TIMEOUT_S = 120.0
+# one solve of ≤ 8 samples at k = 4 takes 2-6 s on the busy 2-core machine, most of it the
+# solver's start-up; the limit also sets BentoML's request timeout (request_timeout_s)
+DEFAULT_VERIFY_TIMEOUT_S = 25.0
 
 
 def _whole(name: str, default: int, minimum: int) -> int:
@@ -94,8 +95,14 @@ def api_token() -> str | None:
 
 
 def request_timeout_s() -> float:
-    """BentoML's per-request limit: a /verify may wait for a solve, then run one, then answer."""
-    return 2 * verify_timeout_s() + 30
+    """BentoML's per-request limit: a /verify may wait for a solve, then run one, then answer.
+
+    Kept as short as that allows: BentoML 1.4's timeout middleware schedules a timer per request
+    and never cancels it, so every request's tracing context (about 9 kB) stays in memory until
+    its timeout has passed. Worker memory grows by request rate × this time, then levels off
+    (60 s at 20 requests/s: about 10 MB; 270 s was 48 MB).
+    """
+    return 2 * verify_timeout_s() + 10
 
 
 def check_all() -> None:
