@@ -11,7 +11,7 @@ error beside the others'.
     .venv/bin/python benchmarks/bench_error_estimate.py models/default data/test.h5 data/f*.h5
     .venv/bin/python benchmarks/bench_error_estimate.py MODEL FILES... --json out.json
 
-onnxruntime and numpy only (scipy's ``spearmanr`` where installed; else ranks with numpy).
+onnxruntime and numpy only (Spearman's ρ: :func:`microstrain.measures.spearman`).
 """
 
 from __future__ import annotations
@@ -25,34 +25,11 @@ import numpy as np
 
 from microstrain.dataset import load_samples
 from microstrain.errors import MicrostrainError
-from microstrain.measures import per_sample_measures
+from microstrain.measures import per_sample_measures, spearman
 from microstrain.surrogate import ERROR_ESTIMATE_WARNING, SurrogateModel
 
 CHUNK = 256  # samples per onnxruntime call
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share the mean rank), as Spearman's ρ needs."""
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x), dtype=np.float64)
-    ranks[order] = np.arange(len(x), dtype=np.float64)
-    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ranks)
-    return (sums / counts)[inverse]
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rank correlation of two ``[N]`` arrays over the samples where both are finite."""
-    keep = np.isfinite(a) & np.isfinite(b)
-    a, b = a[keep], b[keep]
-    if len(a) < 3:
-        return float("nan")
-    try:
-        from scipy.stats import spearmanr
-    except ImportError:
-        ra, rb = _ranks(a), _ranks(b)
-        return float(np.corrcoef(ra, rb)[0, 1])
-    return float(spearmanr(a, b).statistic)
+ARRAYS = ("estimate", "energy", "stress")
 
 
 def measure(model: SurrogateModel, path: Path) -> dict[str, object]:
@@ -67,10 +44,14 @@ def measure(model: SurrogateModel, path: Path) -> dict[str, object]:
         samples.strain.astype(np.float64),
         samples.info.plane,
     )
-    energy, stress = true["energy_norm_error"], true["stress_relative_l2"]
+    return row(str(path), estimate, true["energy_norm_error"], true["stress_relative_l2"])
+
+
+def row(name: str, estimate: np.ndarray, energy: np.ndarray, stress: np.ndarray) -> dict:
+    """The row of one file, or of several pooled (``name`` "all files")."""
     flagged = estimate > ERROR_ESTIMATE_WARNING
     return {
-        "file": str(path),
+        "file": name,
         "n": len(estimate),
         "spearman_energy": spearman(estimate.astype(np.float64), energy),
         "spearman_stress": spearman(estimate.astype(np.float64), stress),
@@ -78,6 +59,9 @@ def measure(model: SurrogateModel, path: Path) -> dict[str, object]:
         "median_energy_error": float(np.nanmedian(energy)),
         "median_ratio": float(np.nanmedian(estimate / energy)),
         "flagged": int(flagged.sum()),
+        "estimate": estimate,  # the arrays, for the pooled row (not printed or written)
+        "energy": energy,
+        "stress": stress,
         "median_energy_error_flagged": float(np.median(energy[flagged])) if flagged.any() else None,
         "median_energy_error_unflagged": float(np.median(energy[~flagged]))
         if (~flagged).any()
@@ -94,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = SurrogateModel.load(args.model)
         rows = [measure(model, f) for f in args.files]
+        if len(rows) > 1:  # ranks across files too: the families differ in their error level
+            pooled = {k: np.concatenate([r.pop(k) for r in rows]) for k in ARRAYS}
+            rows.append(row("all files (pooled)", **pooled))
+        for r in rows:
+            for k in ARRAYS:
+                r.pop(k, None)
     except MicrostrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -87,12 +87,12 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from evaluation.evaluate import COLUMNS, evaluate, table_rows
+    from evaluation.evaluate import evaluate, table_headers, table_rows
 
     report = evaluate(model_dir, files, allow_incomplete, json_out)
     model = report["model"]
     table = Table(title=f"model '{model['name']}' (sha256 {model['sha256'][:12]}): error, mean")
-    for header in ("file", "N", *(name for name, _ in COLUMNS)):
+    for header in table_headers(report):
         table.add_column(header, justify="left" if header == "file" else "right")
     for row in table_rows(report):
         table.add_row(*row)

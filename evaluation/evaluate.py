@@ -60,10 +60,26 @@ def percent(value: Any) -> str:
     return "–" if value is None else f"{100 * float(value):.2f} %"
 
 
+# a model with an error estimate adds its Spearman ρ against the true energy-norm error
+ESTIMATE_COLUMN = "estimate ρ"
+
+
+def has_estimate(report: dict[str, Any]) -> bool:
+    return any("error_estimate" in m for m in report["files"].values())
+
+
+def table_headers(report: dict[str, Any]) -> list[str]:
+    estimate = [ESTIMATE_COLUMN] if has_estimate(report) else []
+    return ["file", "N", *(name for name, _ in COLUMNS), *estimate]
+
+
 def table_rows(report: dict[str, Any]) -> list[list[str]]:
-    """One row per file: name, N, then the §9 measures in percent."""
+    """One row per file: name, N, the §9 measures in percent, and the error estimate's ρ."""
     rows = []
     for file, measures in report["files"].items():
         cells = [percent(measures.get(key)) for _, key in COLUMNS]
+        if has_estimate(report):
+            rho = measures.get("error_estimate", {}).get("spearman_energy_norm")
+            cells.append("–" if rho is None else f"{rho:.2f}")
         rows.append([Path(file).name, str(measures["n"]), *cells])
     return rows

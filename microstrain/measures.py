@@ -246,8 +246,9 @@ class ErrorAccumulator:
 
     def update(
         self, youngs_modulus: np.ndarray, predicted_strain: np.ndarray, reference_strain: np.ndarray
-    ) -> None:
-        """Add the samples of one chunk (shapes as :func:`per_sample_measures`)."""
+    ) -> dict[str, np.ndarray]:
+        """Add the samples of one chunk (shapes as :func:`per_sample_measures`); returns the
+        chunk's per-sample values (as :func:`per_sample_measures`)."""
         measures = _measures_with_defined(
             youngs_modulus, predicted_strain, reference_strain, self.plane
         )
@@ -258,6 +259,7 @@ class ErrorAccumulator:
             if m in self._max and defined.any():
                 self._max[m] = float(np.maximum(self._max[m], values[defined].max()))
         self.n += int(np.shape(youngs_modulus)[0])
+        return {m: np.where(defined, values, np.nan) for m, (values, defined) in measures.items()}
 
     def compute_flat(self) -> dict[str, Any]:
         """``{"n": N, <mean keys>: ..., <max keys>: ...}``: per-channel keys flat, e.g.
@@ -274,6 +276,27 @@ class ErrorAccumulator:
     def compute(self) -> dict[str, Any]:
         """The SPEC §10 dict (:data:`REPORT_KEYS`), per-channel errors nested."""
         return nest(self.compute_flat())
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share the mean rank), as Spearman's ρ needs."""
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = np.arange(len(x), dtype=np.float64)
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    return (np.bincount(inverse, weights=ranks) / counts)[inverse]
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation of two ``[N]`` arrays over the samples where both are finite
+    (NaN with fewer than 3 such samples or a constant array): how well an error estimate ranks
+    the true errors."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
 
 
 def nest(flat: dict[str, Any]) -> dict[str, Any]:

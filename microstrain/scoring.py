@@ -17,8 +17,8 @@ import numpy as np
 from microstrain.conventions import DEFAULT_APPLIED_STRAIN, DEFAULT_PLANE, LOAD_CASE
 from microstrain.dataset import DatasetInfo, load_samples, read_info
 from microstrain.errors import MicrostrainError
-from microstrain.measures import ErrorAccumulator
-from microstrain.surrogate import SurrogateModel
+from microstrain.measures import ErrorAccumulator, spearman
+from microstrain.surrogate import ERROR_ESTIMATE_WARNING, SurrogateModel
 
 CHUNK = 512  # samples per onnxruntime call and per read
 
@@ -67,14 +67,40 @@ def score_file(
             "generate command, or pass --allow-incomplete"
         )
     accumulator = ErrorAccumulator(info.plane, DEFAULT_APPLIED_STRAIN)
+    estimates: list[np.ndarray] = []
+    errors: list[np.ndarray] = []
     for start in range(0, info.n, chunk):
         indices = np.arange(start, min(start + chunk, info.n))
         samples = load_samples(path, allow_incomplete=allow_incomplete, indices=indices)
-        predicted = model.predict(samples.youngs_modulus)  # [n, 3, 32, 32] for ū = 0.1
-        accumulator.update(samples.youngs_modulus, predicted, samples.strain)
+        # [n, 3, 32, 32] for ū = 0.1, and the model's error estimate [n] where it has one
+        predicted, estimate = model.predict_with_estimate(samples.youngs_modulus)
+        per_sample = accumulator.update(samples.youngs_modulus, predicted, samples.strain)
+        if estimate is not None:
+            estimates.append(estimate)
+            errors.append(per_sample["energy_norm_error"])
     if accumulator.n == 0:
         raise MicrostrainError(f"{info.path} holds no samples")
     result = accumulator.compute()
     result["applied_strain_of_file"] = info.applied_strain
     result["discretization"] = info.discretization
+    if estimates:
+        result["error_estimate"] = estimate_quality(
+            np.concatenate(estimates), np.concatenate(errors)
+        )
     return result
+
+
+def estimate_quality(estimate: np.ndarray, energy_error: np.ndarray) -> dict[str, float | None]:
+    """How well a model's error estimate ``[N]`` tracks its true energy-norm error ``[N]``:
+    Spearman's ρ (does it rank the samples right?), the medians and their ratio (is it
+    calibrated?) and how many samples the service would flag (``ERROR_ESTIMATE_WARNING``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = float(np.nanmedian(estimate / energy_error))
+    rho = spearman(estimate, energy_error)
+    return {
+        "spearman_energy_norm": rho if np.isfinite(rho) else None,  # None: too few samples
+        "median_estimate": float(np.median(estimate)),
+        "median_energy_norm_error": float(np.nanmedian(energy_error)),
+        "median_estimate_over_error": ratio,
+        "flagged": int((estimate > ERROR_ESTIMATE_WARNING).sum()),
+    }

@@ -90,6 +90,9 @@ class StrainRegressor(pl.LightningModule):
         output_space: ``"strain"`` or ``"stress"``: what the network predicts (normalized).
         mean_strain: make the domain mean of ε_xx exactly ū (SPEC §1).
         symmetrize: make the model exactly x-mirror equivariant (SPEC §1).
+        symmetrize_training: with ``symmetrize``, also symmetrize in training (default); False:
+            only in eval mode and export, the halves trained one by one (use ``augment_mirror``),
+            which keeps the mirror's disagreement an error estimate (:mod:`training.physics`).
         plane: ``"stress"`` or ``"strain"`` for the physics, losses and measures; None: the
             dataset's (plane stress when it says none), recorded in the hyperparameters at setup.
     """
@@ -110,6 +113,7 @@ class StrainRegressor(pl.LightningModule):
         mean_strain: bool = False,
         symmetrize: bool = False,
         plane: Literal["stress", "strain"] | None = None,
+        symmetrize_training: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -120,7 +124,13 @@ class StrainRegressor(pl.LightningModule):
         self.net = build(arch, **(arch_kwargs or {}))
         # no persistent state beyond today's: net.* and normalizer.* are the whole state_dict
         self.normalizer = Normalizer(output_space)
-        self.physics = Physics(output_space, mean_strain, symmetrize, plane or DEFAULT_PLANE)
+        self.physics = Physics(
+            output_space,
+            mean_strain,
+            symmetrize,
+            plane or DEFAULT_PLANE,
+            symmetrize_training=symmetrize_training,
+        )
         self.val_metrics = RelativeL2()
         self.test_metrics = RelativeL2()
         self.train_metrics = RelativeL2()
@@ -186,7 +196,13 @@ class StrainRegressor(pl.LightningModule):
         plane = hp.plane or data_plane or DEFAULT_PLANE
         hp.plane = plane  # saved with the checkpoint: a restored model builds the same physics
         if plane != self.physics.plane:
-            self.physics = Physics(hp.output_space, hp.mean_strain, hp.symmetrize, plane)
+            self.physics = Physics(
+                hp.output_space,
+                hp.mean_strain,
+                hp.symmetrize,
+                plane,
+                symmetrize_training=hp.get("symmetrize_training", True),
+            )
         self.val_measures.plane = self.test_measures.plane = plane
 
     def _training_stress_statistics(self, datamodule: Any) -> tuple[torch.Tensor, torch.Tensor]:

@@ -70,6 +70,10 @@ class Physics(nn.Module):
         output_space: ``"strain"`` or ``"stress"`` (what the network's normalized output is).
         mean_strain: scale the strain so that its domain mean of ε_xx is ``applied_strain``.
         symmetrize: average the prediction with the mirrored prediction of the mirrored input.
+        symmetrize_training: with ``symmetrize``, symmetrize in training too (the default); False
+            symmetrizes only in eval mode (validation, export, serving): the network is then
+            trained on each orientation by itself (with mirror augmentation), at half the cost
+            per step, and its two halves stay supervised, so their disagreement is an estimate.
         plane: ``"stress"`` or ``"strain"`` (the compliance of ``output_space="stress"``).
         applied_strain: ū the model predicts for (SPEC §1: 0.1).
     """
@@ -81,6 +85,7 @@ class Physics(nn.Module):
         symmetrize: bool = False,
         plane: str = DEFAULT_PLANE,
         applied_strain: float = DEFAULT_APPLIED_STRAIN,
+        symmetrize_training: bool = True,
     ) -> None:
         super().__init__()
         if output_space not in OUTPUT_SPACES:
@@ -89,6 +94,7 @@ class Physics(nn.Module):
         self.output_space = output_space
         self.mean_strain = bool(mean_strain)
         self.symmetrize = bool(symmetrize)
+        self.symmetrize_training = bool(symmetrize_training)
         self.plane = plane
         self.applied_strain = float(applied_strain)
         # (matrix, fiber) values of E/(2κ) and E/(2μ): the compliance per unit of 1/E
@@ -107,6 +113,7 @@ class Physics(nn.Module):
             "output_space": self.output_space,
             "mean_strain": self.mean_strain,
             "symmetrize": self.symmetrize,
+            "symmetrize_training": self.symmetrize_training,
             "plane": self.plane,
         }
 
@@ -200,11 +207,12 @@ class Physics(nn.Module):
         """:meth:`forward`'s strain and, with ``symmetrize`` and ``estimate``, the error estimate
         ``[N]`` of :meth:`mirror_disagreement` (else None). The strain is computed by the same
         operations either way: the estimate only reads the two halves."""
-        x = self.with_mirror(youngs_modulus) if self.symmetrize else youngs_modulus
+        symmetric = self.symmetrize and (self.symmetrize_training or not self.training)
+        x = self.with_mirror(youngs_modulus) if symmetric else youngs_modulus
         output = normalizer.decode_output(net(normalizer.encode_input(x)).float())
         strain = self.strain_of_stress(x, output) if self.output_space == "stress" else output
         error = None
-        if self.symmetrize:
+        if symmetric:
             direct, mirrored = self.mirror_halves(strain)
             strain = 0.5 * (direct + mirrored)  # average_mirror, the halves kept
             if estimate:

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from microstrain import measures
 from microstrain.conventions import FIBER, GRID, MATRIX
 from microstrain.errors import MicrostrainError
 from microstrain.measures import (
@@ -177,3 +178,16 @@ def test_mismatched_shapes_are_one_clear_error():
     E, strain = random_modulus(2), random_strain(2)
     with pytest.raises(MicrostrainError, match="strain must be"):
         error_measures(E, strain[:1], strain, "stress", U)
+
+
+def test_spearman_is_scipys_rank_correlation_with_ties_and_skips_nan():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 6, 40).astype(float)  # many ties
+    b = a + rng.normal(0, 2, 40)
+    assert measures.spearman(a, b) == pytest.approx(stats.spearmanr(a, b).statistic, abs=1e-12)
+    assert measures.spearman(b, np.exp(b)) == pytest.approx(1.0)  # any increasing map
+    assert measures.spearman(b, -b) == pytest.approx(-1.0)
+    with_nan = np.append(b, np.nan)
+    assert measures.spearman(with_nan, np.append(a, 1.0)) == measures.spearman(b, a)
+    assert np.isnan(measures.spearman(np.ones(5), np.arange(5.0)))  # constant: undefined

@@ -7,12 +7,14 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from support.datasets import standin_moduli
+from support.datasets import standin_moduli, write_standin_dataset
 from torch import nn
 
 from microstrain import measures
 from microstrain.conventions import ONNX_ERROR_ESTIMATE, ONNX_OUTPUT
-from microstrain.surrogate import SurrogateModel
+from microstrain.dataset import load_samples
+from microstrain.scoring import score_file
+from microstrain.surrogate import ERROR_ESTIMATE_WARNING, SurrogateModel
 from training.data import mirror_x
 from training.normalization import Normalizer, PhysicalModel
 from training.onnx_graph import check_graph, export_onnx, parity_errors, parity_inputs
@@ -106,3 +108,31 @@ def test_exported_estimate_keeps_the_strain_bit_identical(tmp_path):
     with torch.no_grad():
         reference = model.forward_with_estimate(torch.from_numpy(e))[1].numpy()
     np.testing.assert_allclose(estimate, reference, rtol=1e-5)
+
+
+def test_scoring_a_file_reports_how_well_the_estimate_ranks_the_errors(tmp_path):
+    """``score_file`` (evaluate, export --judge-on) adds the estimate's quality on the file:
+    Spearman's ρ against the true per-sample energy-norm error (checked against scipy), the
+    medians and the flagged count; a model without an estimate adds nothing."""
+    stats = pytest.importorskip("scipy.stats")
+    model = _model(symmetrize=True)
+    export_onnx(model, tmp_path / "with.onnx")
+    export_onnx(model, tmp_path / "without.onnx", error_estimate=False)
+    data = write_standin_dataset(tmp_path / "d.h5", n=12, seed=5)
+    with_estimate = SurrogateModel.from_onnx(tmp_path / "with.onnx")
+    scored = score_file(with_estimate, data, chunk=5)  # chunks are gathered
+    assert "error_estimate" not in score_file(
+        SurrogateModel.from_onnx(tmp_path / "without.onnx"), data
+    )
+    samples = load_samples(data)
+    strain, estimate = with_estimate.predict_with_estimate(samples.youngs_modulus)
+    true = measures.per_sample_measures(
+        samples.youngs_modulus, strain, samples.strain, samples.info.plane
+    )["energy_norm_error"]
+    quality = scored["error_estimate"]
+    assert quality["spearman_energy_norm"] == pytest.approx(
+        stats.spearmanr(estimate, true).statistic, abs=1e-9
+    )
+    assert quality["median_estimate"] == pytest.approx(float(np.median(estimate)), rel=1e-6)
+    assert quality["median_energy_norm_error"] == pytest.approx(float(np.median(true)), rel=1e-6)
+    assert quality["flagged"] == int((estimate > ERROR_ESTIMATE_WARNING).sum())

@@ -119,6 +119,22 @@ def test_symmetrize_only_averages_with_the_mirrored_prediction():
     assert _mirror_error(_plain(model, e), _plain(model, e_mirror)) > 0.01  # the net alone is not
 
 
+@torch.no_grad()
+def test_symmetrize_only_in_eval_mode_trains_the_plain_network():
+    """``symmetrize_training=False``: in train mode one plain pass (each half supervised by
+    itself), in eval mode (validation, export) the exact symmetrization of the same weights."""
+    e = _moduli()
+    physics = Physics("strain", False, True, "stress", symmetrize_training=False)
+    model = PhysicalModel(_net(), _normalizer("strain"), physics)
+    symmetric = _model(symmetrize=True)  # same seed: the same net
+    model.train()
+    torch.testing.assert_close(model(e), _plain(model, e), rtol=0, atol=0)
+    model.eval()
+    torch.testing.assert_close(model(e), symmetric(e), rtol=0, atol=0)
+    e_mirror, _ = mirror_x(e, torch.zeros(1, 3, 1, 1))
+    assert _mirror_error(model(e), model(e_mirror)) < 1e-6
+
+
 @pytest.mark.parametrize("plane", PLANES)
 @torch.no_grad()
 def test_stress_space_predicts_the_stress_the_network_outputs(plane):
