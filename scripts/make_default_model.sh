@@ -6,7 +6,7 @@
 # measures on every held-out file and family) and run the breakeven report. `make model` runs
 # this; knobs via environment:
 #   N_CIRCLES (16000), N_MIXTURE (9664), N_FAMILY (128 per family), N_HELDOUT (256), RANKS (2),
-#   EPOCHS (5), CONFIG (configs/default.yaml), DATA (data), OUT (models/default),
+#   EPOCHS (the config's), CONFIG (configs/default.yaml), DATA (data), OUT (models/default),
 #   EXTRA (more `microstrain train` options, e.g. "--config configs/gpu.yaml" on a GPU machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ N_MIXTURE=${N_MIXTURE:-9664}
 N_FAMILY=${N_FAMILY:-128}
 N_HELDOUT=${N_HELDOUT:-256}
 RANKS=${RANKS:-2}
-EPOCHS=${EPOCHS:-5}
+EPOCHS=${EPOCHS:-}
 CONFIG=${CONFIG:-configs/default.yaml}
 DATA=${DATA:-data}
 OUT=${OUT:-models/default}
@@ -34,18 +34,21 @@ generate -n "$N_HELDOUT" --seed 900000 -o "$DATA/heldout_circles.h5"
 generate -n "$N_HELDOUT" --seed 13 --preset mixture -o "$DATA/heldout_mixture.h5"
 generate -n "$N_FAMILY" --family all -o "$DATA/families/"
 
-echo "== 3/5 train $CONFIG for $EPOCHS epochs (checkpoints + run.json in runs/default/version_<i>/)"
+epochs=()
+[ -n "$EPOCHS" ] && epochs=(--trainer.max_epochs "$EPOCHS")
+echo "== 3/5 train $CONFIG ${EPOCHS:+for $EPOCHS epochs }(checkpoints + run.json in runs/default/version_<i>/)"
 log=runs/default-train.log
 # shellcheck disable=SC2086
 "$BIN/microstrain" train --config "$CONFIG" $EXTRA --data.path "$DATA/train" --name default \
-  --trainer.max_epochs "$EPOCHS" --trainer.enable_progress_bar false 2>&1 | tee "$log"
+  "${epochs[@]}" --trainer.enable_progress_bar false 2>&1 | tee "$log"
 ckpt=$(sed -n 's/^best checkpoint: //p' "$log" | tail -n 1)
 [ -f "$ckpt" ] || { echo "error: no best checkpoint reported in $log" >&2; exit 1; }
 
-echo "== 4/5 export $ckpt -> $OUT (checkpoint + run.json; T_surrogate, τ; §9 on held-out files)"
+echo "== 4/5 export $ckpt -> $OUT (checkpoint + run.json; T_surrogate, τ; §9 on held-out files;"
+echo "   the error estimate: the mirror's disagreement of the halves, each trained by itself)"
 judge=()
 for f in "$DATA"/heldout_*.h5 "$DATA"/families/*.h5; do judge+=(--judge-on "$f"); done
-"$BIN/microstrain" export "$ckpt" -o "$OUT" --name default --force "${judge[@]}"
+"$BIN/microstrain" export "$ckpt" -o "$OUT" --name default --force --error-estimate "${judge[@]}"
 
 echo "== 5/5 breakeven report"
 "$BIN/microstrain" tau "$OUT"
