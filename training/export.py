@@ -34,7 +34,7 @@ from microstrain.files import sha256_of, staged_directory, write_json, write_tex
 from microstrain.scoring import score_file
 from microstrain.surrogate import SurrogateModel
 from training.card import OnnxFacts, build_card, model_readme
-from training.onnx_graph import check_graph, check_parity, export_onnx
+from training.onnx_graph import DEFAULT_OPSET, check_graph, check_parity, export_onnx
 from training.run_record import read_run_record
 
 
@@ -42,7 +42,7 @@ from training.run_record import read_run_record
 class ExportConfig:
     """How the graph is written, how strictly it is checked, how long T_surrogate is timed."""
 
-    opset: int = 18
+    opset: int = DEFAULT_OPSET
     parity_tolerance: float = 1e-5  # max |ort − torch| / max |torch|
     parity_batch_sizes: tuple[int, ...] = (1, 7, 64)
     timing_batch_size: int = 256  # the batched T_surrogate
