@@ -23,6 +23,7 @@ every route). Everything runs on 127.0.0.1 and stops its server.
 
     .venv/bin/python benchmarks/bench_serving.py [--model DIR] [--requests 300] [--profile]
     .venv/bin/python benchmarks/bench_serving.py --soak 600 | --kill | --flood | --fuzz
+    .venv/bin/python benchmarks/bench_serving.py --before . --before-model OLD_MODEL_DIR  # models
 
 ``--batching`` also starts benchmarks/serving_batching_probe.py and compares BentoML's adaptive
 batching with a plain endpoint. Without ``models/default`` a stand-in graph is used (6 convolutions
@@ -516,6 +517,12 @@ def main() -> None:
     parser.add_argument(
         "--before", type=Path, default=None, help="also serve this checkout, measured in turn"
     )
+    parser.add_argument(
+        "--before-model",
+        type=Path,
+        default=None,
+        help="the model the --before server serves (default: --model), e.g. the previous default",
+    )
     parser.add_argument("--rounds", type=int, default=5, help="rounds of batch-512 requests")
     parser.add_argument("--requests", type=int, default=300, help="requests per latency row")
     parser.add_argument("--clients", default="1,16", help="comma-separated client counts")
@@ -548,6 +555,8 @@ def main() -> None:
     load_avg = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"model: {label}; {cpu_description()}; load average {load_avg}")
     shown = f"{source}" + (f" (now) and {args.before} (before)" if args.before else "")
+    if args.before_model:
+        shown += f"; the before server serves {args.before_model}"
     print(f"served from {shown}; {args.workers} worker(s); loopback HTTP, http.client clients\n")
 
     reliability = args.soak or args.kill or args.flood or args.fuzz
@@ -559,7 +568,8 @@ def main() -> None:
         arbiters = {}
         for server, checkout in sources.items():
             cmd = [sys.executable, "-m", "microstrain_cli", "serve", "--port", str(ports[server])]
-            cmd += ["--workers", str(args.workers), "--model", str(model)]
+            served_model = args.before_model if server == "before" and args.before_model else model
+            cmd += ["--workers", str(args.workers), "--model", str(Path(served_model).resolve())]
             path = os.pathsep.join(filter(None, [str(checkout), os.environ.get("PYTHONPATH")]))
             env_server = {**env, "PYTHONPATH": path, "MICROSTRAIN_STATE_DIR": str(tmp / server)}
             log = tmp / f"serve-{server}.log"

@@ -48,7 +48,7 @@ echo "== 4/5 export $ckpt -> $OUT (checkpoint + run.json; T_surrogate, τ; §9 o
 echo "   the error estimate: the mirror's disagreement of the halves, each trained by itself)"
 judge=()
 for f in "$DATA"/heldout_*.h5 "$DATA"/families/*.h5; do judge+=(--judge-on "$f"); done
-"$BIN/microstrain" export "$ckpt" -o "$OUT" --name default --force --error-estimate "${judge[@]}"
+"$BIN/microstrain" export "$ckpt" -o "$OUT" --name default --force "${judge[@]}"
 
 echo "== 5/5 breakeven report"
 "$BIN/microstrain" tau "$OUT"

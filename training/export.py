@@ -48,11 +48,11 @@ class ExportConfig:
     timing_batch_size: int = 256  # the batched T_surrogate
     timing_budget_s: float = 1.0  # per (thread count, batch mode) pair
     timing_threads: tuple[int, ...] | None = None  # None: 1 and min(cores, 4)
-    # the mirror's disagreement as a second output of a symmetrized model (training/physics.py);
-    # off by default: a network trained THROUGH the symmetrization has unsupervised halves, and
-    # their disagreement measured no error (docs/training.md); opt in for networks whose halves
-    # are each trained
-    error_estimate: bool = False
+    # the mirror's disagreement as a second output of a symmetrized model (training/physics.py).
+    # None: on exactly when each half was trained by itself (symmetrize_training false); a
+    # network trained THROUGH the symmetrization has unsupervised halves, whose disagreement
+    # measured no error (docs/training.md). True/False force it.
+    error_estimate: bool | None = None
 
 
 def _load_checkpoint_dict(checkpoint: Path) -> dict[str, Any]:
@@ -134,6 +134,11 @@ def export_checkpoint(
         raise MicrostrainError(f"cannot restore the model from {ckpt}: {exc}") from None
     hp = dict(regressor.hparams)
     module = regressor.physical_model()
+    estimate = (
+        cfg.error_estimate
+        if cfg.error_estimate is not None
+        else not regressor.physics.symmetrize_training
+    )
     val_metrics = (record.get("metrics") or {}).get("val")
     training = {
         "epochs": _epochs_trained(raw, record),
@@ -150,10 +155,10 @@ def export_checkpoint(
     }
     with staged_directory(target, force) as tmp:
         onnx_path = tmp / MODEL_FILE
-        exporter = export_onnx(module, onnx_path, cfg.opset, cfg.error_estimate)
+        exporter = export_onnx(module, onnx_path, cfg.opset, estimate)
         opset = check_graph(onnx_path)
         parity = check_parity(
-            module, onnx_path, cfg.parity_batch_sizes, cfg.parity_tolerance, cfg.error_estimate
+            module, onnx_path, cfg.parity_batch_sizes, cfg.parity_tolerance, estimate
         )
         digest = sha256_of(onnx_path)
         timing = _time_graph(onnx_path, cfg)

@@ -23,13 +23,15 @@ def export(
     ] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing model directory.")] = False,
     error_estimate: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--error-estimate",
+            "--error-estimate/--no-error-estimate",
             help="Give a symmetrized model the second output error_estimate (the mirror's "
-            "disagreement); meaningful only if each half was trained (see docs/training.md).",
+            "disagreement). Default: on when each half was trained by itself "
+            "(symmetrize_training false), the case where it tracks the error (docs/training.md).",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
     judge_on: Annotated[
         list[Path] | None,
         typer.Option(

@@ -243,6 +243,7 @@ def test_physics_config_trains_and_selects_by_the_energy_norm(tmp_path, standin_
         True,
         True,
     )
+    assert hp["symmetrize_training"] is False  # symmetrized in eval only: halves supervised
     assert hp["plane"] == "stress"  # the stand-in file's
     callback = next(v for k, v in raw["callbacks"].items() if "ModelCheckpoint" in k)
     assert callback["monitor"] == "val/energy_norm_error"
@@ -264,7 +265,8 @@ def test_physics_config_trains_and_selects_by_the_energy_norm(tmp_path, standin_
     }
     assert list(card["normalization"]["output"]) == ["sigma_xx", "sigma_yy", "tau_xy"]
     surrogate = SurrogateModel.load(tmp_path / "model")
-    assert not surrogate.has_error_estimate  # opt-in only (--error-estimate)
+    assert surrogate.has_error_estimate  # on by default for halves trained by themselves
+    assert card["onnx"]["parity_max_rel_error"] <= 1e-5  # the estimate output included
     e = parity_inputs(3)
     out, mirrored = surrogate.predict(e), surrogate.predict(np.ascontiguousarray(e[..., ::-1]))
     back = mirrored[..., ::-1] * np.array([1, 1, -1], dtype=np.float32).reshape(1, 3, 1, 1)
