@@ -7,6 +7,8 @@
 # this; knobs via environment:
 #   N_CIRCLES (16000), N_MIXTURE (9664), N_FAMILY (128 per family), N_HELDOUT (256), RANKS (2),
 #   EPOCHS (the config's), CONFIG (configs/default.yaml), DATA (data), OUT (models/default),
+#   NAME (default: the run and card name),
+#   (models/fast: NAME=fast OUT=models/fast EPOCHS=44 EXTRA="--model.arch_kwargs.widths [8,16,32,64]")
 #   EXTRA (more `microstrain train` options, e.g. "--config configs/gpu.yaml" on a GPU machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,7 @@ EPOCHS=${EPOCHS:-}
 CONFIG=${CONFIG:-configs/default.yaml}
 DATA=${DATA:-data}
 OUT=${OUT:-models/default}
+NAME=${NAME:-default}
 EXTRA=${EXTRA:-}
 mkdir -p "$DATA/train" "$DATA/families" runs
 generate() { OMP_NUM_THREADS=1 "$BIN/mpiexec" -n "$RANKS" "$BIN/microstrain" generate --no-progress "$@"; }
@@ -36,10 +39,10 @@ generate -n "$N_FAMILY" --family all -o "$DATA/families/"
 
 epochs=()
 [ -n "$EPOCHS" ] && epochs=(--trainer.max_epochs "$EPOCHS")
-echo "== 3/5 train $CONFIG ${EPOCHS:+for $EPOCHS epochs }(checkpoints + run.json in runs/default/version_<i>/)"
-log=runs/default-train.log
+echo "== 3/5 train $CONFIG ${EPOCHS:+for $EPOCHS epochs }(checkpoints + run.json in runs/$NAME/version_<i>/)"
+log=runs/$NAME-train.log
 # shellcheck disable=SC2086
-"$BIN/microstrain" train --config "$CONFIG" $EXTRA --data.path "$DATA/train" --name default \
+"$BIN/microstrain" train --config "$CONFIG" $EXTRA --data.path "$DATA/train" --name "$NAME" \
   "${epochs[@]}" --trainer.enable_progress_bar false 2>&1 | tee "$log"
 ckpt=$(sed -n 's/^best checkpoint: //p' "$log" | tail -n 1)
 [ -f "$ckpt" ] || { echo "error: no best checkpoint reported in $log" >&2; exit 1; }
@@ -48,7 +51,7 @@ echo "== 4/5 export $ckpt -> $OUT (checkpoint + run.json; T_surrogate, τ; §9 o
 echo "   the error estimate: the mirror's disagreement of the halves, each trained by itself)"
 judge=()
 for f in "$DATA"/heldout_*.h5 "$DATA"/families/*.h5; do judge+=(--judge-on "$f"); done
-"$BIN/microstrain" export "$ckpt" -o "$OUT" --name default --force "${judge[@]}"
+"$BIN/microstrain" export "$ckpt" -o "$OUT" --name "$NAME" --force "${judge[@]}"
 
 echo "== 5/5 breakeven report"
 "$BIN/microstrain" tau "$OUT"
