@@ -200,7 +200,8 @@ def test_a_model_with_every_option_restores_from_its_checkpoint(tmp_path, plane_
     trainer.fit(model, dm)
     trainer.save_checkpoint(tmp_path / "m.ckpt")
     loaded = StrainRegressor.load_from_checkpoint(tmp_path / "m.ckpt", map_location="cpu")
-    assert loaded.physics.options() == model.physics.options() == {**ALL_OPTIONS, "plane": "strain"}
+    expected = {**ALL_OPTIONS, "plane": "strain", "symmetrize_training": True}
+    assert loaded.physics.options() == model.physics.options() == expected
     assert isinstance(loaded.normalizer, Normalizer) and loaded.normalizer.output == "stress"
     assert dm.val_set is not None
     e = dm.val_set.youngs_modulus
