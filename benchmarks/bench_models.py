@@ -30,11 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_error_estimate import ARRAYS as ESTIMATE_ARRAYS  # this script's directory
+from bench_error_estimate import measure as estimate_row
+from bench_error_estimate import row as estimate_summary
 
 from microstrain.breakeven import measure_surrogate, timing_inputs
 from microstrain.errors import MicrostrainError
 from microstrain.hardware import cpu_description
-from microstrain.measures import spearman
 from microstrain.scoring import score_file
 from microstrain.surrogate import SurrogateModel
 
@@ -58,11 +60,16 @@ def timings(dirs: list[Path], rounds: int, budget: float) -> dict[Path, dict[str
 
 
 def accuracy(model_dir: Path, files: list[Path]) -> dict[str, Any]:
-    """The card's test measures and the measures on ``files`` (mean, worst), estimate ρ."""
+    """Parameters, the card's test measures, the measures on ``files`` (mean, worst) and the
+    error estimate's ρ (pooled and the lowest per file, as benchmarks/bench_error_estimate.py)."""
     model = SurrogateModel.load(model_dir)
     test = model.card.get("metrics", {}).get("test", {})
     scored = {f.stem: score_file(model, f) for f in files}
-    out: dict[str, Any] = {"test": {m: test.get(m) for m in FIELDS}, "files": scored}
+    out: dict[str, Any] = {
+        "parameters": model.card["architecture"]["parameters"],
+        "test": {m: test.get(m) for m in FIELDS},
+        "files": scored,
+    }
     for m in FIELDS:
         values = [s[m] for s in scored.values()] if scored else []
         out.setdefault("mean", {})[m] = float(np.mean(values)) if values else None
@@ -71,29 +78,11 @@ def accuracy(model_dir: Path, files: list[Path]) -> dict[str, Any]:
         max(scored, key=lambda k: scored[k]["stress_relative_l2"]) if scored else None
     )
     if model.has_error_estimate and files:
-        estimate, error = pooled_estimate(model, files)
-        out["estimate_rho_pooled"] = spearman(estimate, error)
-        rhos = [s["error_estimate"]["spearman_energy_norm"] for s in scored.values()]
-        out["estimate_rho_min"] = min(r for r in rhos if r is not None)
+        rows = [estimate_row(model, f) for f in files]
+        pooled = {k: np.concatenate([r[k] for r in rows]) for k in ESTIMATE_ARRAYS}
+        out["estimate_rho_pooled"] = estimate_summary("all", **pooled)["spearman_energy"]
+        out["estimate_rho_min"] = min(r["spearman_energy"] for r in rows)
     return out
-
-
-def pooled_estimate(model: SurrogateModel, files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    """The estimate and the true energy-norm error of every sample of ``files``."""
-    from microstrain.dataset import load_samples
-    from microstrain.measures import per_sample_measures
-
-    estimates, errors = [], []
-    for f in files:
-        samples = load_samples(f)
-        strain, estimate = model.predict_with_estimate(samples.youngs_modulus, batch_size=256)
-        assert estimate is not None
-        true = per_sample_measures(
-            samples.youngs_modulus, strain, samples.strain, samples.info.plane
-        )
-        estimates.append(estimate)
-        errors.append(true["energy_norm_error"])
-    return np.concatenate(estimates), np.concatenate(errors)
 
 
 def pct(value: float | None) -> str:
@@ -135,10 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| " + " | ".join(head) + " |")
     print("|---|" + "---:|" * (len(head) - 1))
     for d in args.models:
-        card = SurrogateModel.load(d).card
         a, t = acc[d], times[d]
-        params = card["architecture"]["parameters"]
-        cells = [f"{d.name}{' *' if d in pareto else ''}", f"{params:,}"]
+        cells = [f"{d.name}{' *' if d in pareto else ''}", f"{a['parameters']:,}"]
         cells += [f"{1e3 * t[k]:.2f} ({t[k] / ref[k]:.2f}×)" for k in TIMES]
         cells += [pct(a["test"][m]) for m in FIELDS]
         cells += [pct(a["mean"][m]) for m in FIELDS[:3]]

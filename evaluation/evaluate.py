@@ -76,9 +76,10 @@ def table_headers(report: dict[str, Any]) -> list[str]:
 def table_rows(report: dict[str, Any]) -> list[list[str]]:
     """One row per file: name, N, the §9 measures in percent, and the error estimate's ρ."""
     rows = []
+    estimate = has_estimate(report)
     for file, measures in report["files"].items():
         cells = [percent(measures.get(key)) for _, key in COLUMNS]
-        if has_estimate(report):
+        if estimate:
             rho = measures.get("error_estimate", {}).get("spearman_energy_norm")
             cells.append("–" if rho is None else f"{rho:.2f}")
         rows.append([Path(file).name, str(measures["n"]), *cells])

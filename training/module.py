@@ -124,13 +124,7 @@ class StrainRegressor(pl.LightningModule):
         self.net = build(arch, **(arch_kwargs or {}))
         # no persistent state beyond today's: net.* and normalizer.* are the whole state_dict
         self.normalizer = Normalizer(output_space)
-        self.physics = Physics(
-            output_space,
-            mean_strain,
-            symmetrize,
-            plane or DEFAULT_PLANE,
-            symmetrize_training=symmetrize_training,
-        )
+        self.physics = self._physics(plane or DEFAULT_PLANE)
         self.val_metrics = RelativeL2()
         self.test_metrics = RelativeL2()
         self.train_metrics = RelativeL2()
@@ -145,6 +139,17 @@ class StrainRegressor(pl.LightningModule):
         self._fit_started: float | None = None
 
     # --- the network -----------------------------------------------------------------------
+    def _physics(self, plane: str) -> Physics:
+        """The physics options of the hyperparameters, for ``plane``."""
+        hp: Any = self.hparams
+        return Physics(
+            hp.output_space,
+            hp.mean_strain,
+            hp.symmetrize,
+            plane,
+            symmetrize_training=hp.symmetrize_training,
+        )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalized modulus ``[N, 1, 32, 32]`` -> the network's normalized output
         ``[N, 3, 32, 32]`` (strain, or stress with ``output_space="stress"``)."""
@@ -196,13 +201,7 @@ class StrainRegressor(pl.LightningModule):
         plane = hp.plane or data_plane or DEFAULT_PLANE
         hp.plane = plane  # saved with the checkpoint: a restored model builds the same physics
         if plane != self.physics.plane:
-            self.physics = Physics(
-                hp.output_space,
-                hp.mean_strain,
-                hp.symmetrize,
-                plane,
-                symmetrize_training=hp.get("symmetrize_training", True),
-            )
+            self.physics = self._physics(plane)
         self.val_measures.plane = self.test_measures.plane = plane
 
     def _training_stress_statistics(self, datamodule: Any) -> tuple[torch.Tensor, torch.Tensor]:
