@@ -19,12 +19,11 @@ in-memory tensors of all local processes would take more than half the available
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import torch
 
 from microstrain.conventions import E_SHAPE, STRAIN_SHAPE
@@ -40,16 +39,10 @@ SCAN_PIECE = 1024  # samples per read of the statistics pass
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available to new allocations (Linux ``MemAvailable``), or None."""
+    """Bytes of memory available to new allocations (psutil's ``available``), or None."""
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (OSError, ValueError, AttributeError):
+        return int(psutil.virtual_memory().available)
+    except (OSError, RuntimeError):
         return None
 
 

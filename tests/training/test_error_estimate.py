@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+import scipy.stats
 import torch
 from support.datasets import standin_moduli, write_standin_dataset
 from torch import nn
@@ -114,7 +115,6 @@ def test_scoring_a_file_reports_how_well_the_estimate_ranks_the_errors(tmp_path)
     """``score_file`` (evaluate, export --judge-on) adds the estimate's quality on the file:
     Spearman's ρ against the true per-sample energy-norm error (checked against scipy), the
     medians and the flagged count; a model without an estimate adds nothing."""
-    stats = pytest.importorskip("scipy.stats")
     model = _model(symmetrize=True)
     export_onnx(model, tmp_path / "with.onnx")
     export_onnx(model, tmp_path / "without.onnx", error_estimate=False)
@@ -131,7 +131,7 @@ def test_scoring_a_file_reports_how_well_the_estimate_ranks_the_errors(tmp_path)
     )["energy_norm_error"]
     quality = scored["error_estimate"]
     assert quality["spearman_energy_norm"] == pytest.approx(
-        stats.spearmanr(estimate, true).statistic, abs=1e-9
+        scipy.stats.spearmanr(estimate, true).statistic, abs=1e-9
     )
     assert quality["median_estimate"] == pytest.approx(float(np.median(estimate)), rel=1e-6)
     assert quality["median_energy_norm_error"] == pytest.approx(float(np.median(true)), rel=1e-6)
