@@ -26,14 +26,15 @@ import numpy as np
 from microstrain.dataset import load_samples
 from microstrain.errors import MicrostrainError
 from microstrain.measures import per_sample_measures, spearman
+from microstrain.scoring import estimate_quality
 from microstrain.surrogate import ERROR_ESTIMATE_WARNING, SurrogateModel
 
 CHUNK = 256  # samples per onnxruntime call
-ARRAYS = ("estimate", "energy", "stress")
 
 
-def measure(model: SurrogateModel, path: Path) -> dict[str, object]:
-    """The row of one file (see the module docstring)."""
+def measure(model: SurrogateModel, path: Path) -> dict[str, np.ndarray]:
+    """The per-sample arrays of one file: the model's estimate and its true energy-norm and
+    stress errors, each ``[N]``."""
     samples = load_samples(path)
     strain, estimate = model.predict_with_estimate(samples.youngs_modulus, batch_size=CHUNK)
     if estimate is None:
@@ -44,29 +45,38 @@ def measure(model: SurrogateModel, path: Path) -> dict[str, object]:
         samples.strain.astype(np.float64),
         samples.info.plane,
     )
-    return row(str(path), estimate, true["energy_norm_error"], true["stress_relative_l2"])
+    return {
+        "estimate": estimate.astype(np.float64),
+        "energy": true["energy_norm_error"],
+        "stress": true["stress_relative_l2"],
+    }
 
 
-def row(name: str, estimate: np.ndarray, energy: np.ndarray, stress: np.ndarray) -> dict:
-    """The row of one file, or of several pooled (``name`` "all files")."""
+def row(name: str, arrays: dict[str, np.ndarray]) -> dict[str, object]:
+    """The row of one file, or of several pooled: the estimate's quality as ``score_file``
+    reports it (:func:`microstrain.scoring.estimate_quality`), its ρ against the stress error,
+    and the median true error of the flagged samples beside the others'."""
+    estimate, energy = arrays["estimate"], arrays["energy"]
     flagged = estimate > ERROR_ESTIMATE_WARNING
     return {
         "file": name,
         "n": len(estimate),
-        "spearman_energy": spearman(estimate.astype(np.float64), energy),
-        "spearman_stress": spearman(estimate.astype(np.float64), stress),
-        "median_estimate": float(np.median(estimate)),
-        "median_energy_error": float(np.nanmedian(energy)),
-        "median_ratio": float(np.nanmedian(estimate / energy)),
-        "flagged": int(flagged.sum()),
-        "estimate": estimate,  # the arrays, for the pooled row (not printed or written)
-        "energy": energy,
-        "stress": stress,
+        **estimate_quality(estimate, energy),
+        "spearman_stress": spearman(estimate, arrays["stress"]),
         "median_energy_error_flagged": float(np.median(energy[flagged])) if flagged.any() else None,
         "median_energy_error_unflagged": float(np.median(energy[~flagged]))
         if (~flagged).any()
         else None,
     }
+
+
+def pooled(per_file: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The arrays of several files as one (ranks across files: their error levels differ)."""
+    return {k: np.concatenate([a[k] for a in per_file]) for k in per_file[0]}
+
+
+def rho(value: object) -> str:
+    return "—" if value is None else f"{float(value):.3f}"  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,16 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         model = SurrogateModel.load(args.model)
-        rows = [measure(model, f) for f in args.files]
-        if len(rows) > 1:  # ranks across files too: the families differ in their error level
-            pooled = {k: np.concatenate([r.pop(k) for r in rows]) for k in ARRAYS}
-            rows.append(row("all files (pooled)", **pooled))
-        for r in rows:
-            for k in ARRAYS:
-                r.pop(k, None)
+        per_file = [measure(model, f) for f in args.files]
     except MicrostrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    rows = [row(str(f), a) for f, a in zip(args.files, per_file, strict=True)]
+    if len(rows) > 1:
+        rows.append(row("all files (pooled)", pooled(per_file)))
     print(f"model {model.name} {model.version}; warning threshold {ERROR_ESTIMATE_WARNING:.0%}")
     print(
         f"{'file':<40} {'N':>6} {'ρ energy':>9} {'ρ stress':>9} {'med est':>8} "
@@ -94,9 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for r in rows:
         print(
-            f"{Path(str(r['file'])).name:<40} {r['n']:>6} {r['spearman_energy']:>9.3f} "
-            f"{r['spearman_stress']:>9.3f} {r['median_estimate']:>8.2%} "
-            f"{r['median_energy_error']:>8.2%} {r['median_ratio']:>8.2f} {r['flagged']:>8}"
+            f"{Path(str(r['file'])).name:<40} {r['n']:>6} {rho(r['spearman_energy_norm']):>9} "
+            f"{rho(r['spearman_stress']):>9} {r['median_estimate']:>8.2%} "
+            f"{r['median_energy_norm_error']:>8.2%} {r['median_estimate_over_error']:>8.2f} "
+            f"{r['flagged']:>8}"
         )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

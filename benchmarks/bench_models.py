@@ -30,14 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_error_estimate import ARRAYS as ESTIMATE_ARRAYS  # this script's directory
-from bench_error_estimate import measure as estimate_row
-from bench_error_estimate import row as estimate_summary
+from bench_error_estimate import measure as estimate_arrays  # this script's directory
+from bench_error_estimate import pooled
 
 from microstrain.breakeven import measure_surrogate, timing_inputs
 from microstrain.errors import MicrostrainError
 from microstrain.hardware import cpu_description
-from microstrain.scoring import score_file
+from microstrain.scoring import estimate_quality, score_file
 from microstrain.surrogate import SurrogateModel
 
 FIELDS = ("strain_relative_l2", "stress_relative_l2", "energy_norm_error", "E_x_error_mean")
@@ -78,10 +77,13 @@ def accuracy(model_dir: Path, files: list[Path]) -> dict[str, Any]:
         max(scored, key=lambda k: scored[k]["stress_relative_l2"]) if scored else None
     )
     if model.has_error_estimate and files:
-        rows = [estimate_row(model, f) for f in files]
-        pooled = {k: np.concatenate([r[k] for r in rows]) for k in ESTIMATE_ARRAYS}
-        out["estimate_rho_pooled"] = estimate_summary("all", **pooled)["spearman_energy"]
-        out["estimate_rho_min"] = min(r["spearman_energy"] for r in rows)
+        per_file = [estimate_arrays(model, f) for f in files]
+        both = pooled(per_file)
+        out["estimate_rho_pooled"] = estimate_quality(both["estimate"], both["energy"])[
+            "spearman_energy_norm"
+        ]
+        per_file_rho = [s["error_estimate"]["spearman_energy_norm"] for s in scored.values()]
+        out["estimate_rho_min"] = min((r for r in per_file_rho if r is not None), default=None)
     return out
 
 
@@ -132,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         worst = a["worst_file"]
         cells.append(f"{pct(a['worst']['stress_relative_l2'])} ({worst})" if worst else "—")
         rho = a.get("estimate_rho_pooled")
-        cells.append(f"{rho:.2f} ({a['estimate_rho_min']:.2f})" if rho is not None else "—")
+        low = a.get("estimate_rho_min")
+        cells.append(f"{rho:.2f} ({low:.2f})" if rho is not None and low is not None else "—")
         print("| " + " | ".join(cells) + " |")
     if args.json:
         rows = {str(d): {"times_s": times[d], **acc[d]} for d in args.models}
