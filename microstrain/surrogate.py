@@ -160,8 +160,9 @@ class SurrogateModel:
         :meth:`predict`, whose strain this is.
 
         The estimate is the x-mirror disagreement of a symmetrized model,
-        ‖f(E) − R f(M E)‖ / ‖f_sym(E)‖ in the energy norm (a relative error, independent of ū);
-        None for a model without it.
+        ‖f(E) − R f(M E)‖ / ‖f_sym(E)‖ in the energy norm, each half scaled to the mean strain
+        as the output is (a relative error, independent of ū; training/physics.py); None for a
+        model without it.
         """
         if not self.has_error_estimate:
             return self.predict(youngs_modulus, applied_strain, batch_size), None
