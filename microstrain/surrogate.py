@@ -32,12 +32,12 @@ from microstrain.files import sha256_of
 
 # A prediction whose error estimate (predict_with_estimate) exceeds this is flagged by `predict`
 # and REST: its energy-norm error is likely above the 5 % per-family target of issue 12.
-# Measured on the shipped default (benchmarks/bench_error_estimate.py, 1,536 held-out samples of
-# ten files): the estimate ranks the errors with Spearman rho 0.93-0.99 per file and is mildly
-# conservative, median estimate / true energy-norm error 1.22 pooled (1.14-1.48 per file); at
-# 0.06 it flags 214 samples, 98 % of them with a true error above 5 %, and 90 % of the 233
-# samples above 5 % (models/fast: 89 % and 88 %). Fixed and documented rather than fitted;
-# recalibrate from that benchmark when the model changes.
+# Measured on the shipped default (16-32-48-96; benchmarks/bench_error_estimate.py, 1,536
+# held-out samples of ten files): the estimate ranks the errors with Spearman rho 0.90-0.99 per
+# file and is mildly conservative, median estimate / true energy-norm error 1.20 pooled
+# (1.13-1.43 per file); at 0.06 it flags 90 samples (70 of them `dense`), 93 % of them with a true
+# error above 5 %, and 77 % of the 109 samples above 5 % (models/fast: 89 % and 88 %). Fixed and
+# documented rather than fitted; recalibrate from that benchmark when the model changes.
 ERROR_ESTIMATE_WARNING = 0.06
 
 
