@@ -60,3 +60,48 @@ def test_coordinate_channels_follow_the_image_convention():
     assert y[0, 0] > y[-1, 0]  # row 0 is the top y = 1
     assert float(x[5, 0]) == pytest.approx(0.5 / 32)
     assert float(y[0, 5]) == pytest.approx(1 - 0.5 / 32)
+
+
+def test_res_unet_batch_norm_option_replaces_every_group_norm():
+    net = build("res-unet", widths=(8, 16), groups=4, norm="batch", activation="relu")
+    kinds = {type(m) for m in net.modules()}
+    assert torch.nn.BatchNorm2d in kinds and torch.nn.GroupNorm not in kinds
+    default = build("res-unet", widths=(8, 16), groups=4)
+    assert torch.nn.GroupNorm in {type(m) for m in default.modules()}
+    assert parameter_count(net) == parameter_count(default)  # both norms have an affine pair
+    with pytest.raises(ValueError, match="unknown norm 'layer'"):
+        build("res-unet", widths=(8, 16), norm="layer")
+
+
+@pytest.mark.slow
+def test_batch_norm_res_unet_exports_with_its_norms_folded(tmp_path):
+    """In eval mode a BatchNorm after a convolution is folded into it by the export: the graph
+    keeps only the norms that follow a sum or a concatenation, and it computes what torch does
+    with non-trivial running statistics."""
+    import onnx
+    import onnxruntime as ort
+
+    from training.onnx_graph import export_onnx
+
+    torch.manual_seed(0)
+    net = build("res-unet", widths=(8, 16), groups=4, norm="batch", activation="relu")
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in norms:
+        m.running_mean.uniform_(-0.5, 0.5)
+        m.running_var.uniform_(0.5, 2.0)
+        m.weight.data.uniform_(0.5, 1.5)
+    net.eval()
+    path = tmp_path / "bn.onnx"
+    export_onnx(net, path, error_estimate=False)
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert "InstanceNormalization" not in ops
+    assert 0 < ops.count("BatchNormalization") < len(norms)
+    x = torch.randn(3, 1, 32, 32)
+    with torch.no_grad():
+        expected = net(x).numpy()
+    (got,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"E": x.numpy()}
+    )
+    torch.testing.assert_close(
+        torch.from_numpy(got), torch.from_numpy(expected), rtol=1e-4, atol=1e-4
+    )

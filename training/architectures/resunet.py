@@ -3,7 +3,11 @@
 Why this shape: the strain field of an elastic composite is non-local (a fiber cluster shields or
 loads the whole band it sits in), so the network needs a receptive field covering the whole
 32×32 image, which the U-Net reaches cheaply by working at 32, 16, 8 and 4 pixels. Residual blocks
-with GroupNorm train stably at batch sizes down to one (BatchNorm does not). The boundary
+with GroupNorm train stably at batch sizes down to one (BatchNorm does not); ``norm="batch"``
+trades that for speed: in eval mode a BatchNorm is a fixed per-channel affine map, which the
+ONNX export folds into the convolution before it, so onnxruntime runs Conv+ReLU as one fused
+node, where each GroupNorm costs reshapes, an InstanceNormalization and layout conversions
+(docs/training.md entry 16). The boundary
 conditions of SPEC §1 are not translation invariant (rollers on the left and bottom edges, load on
 the right, free top), so the pixel coordinates x and y are fed as two extra input channels.
 
@@ -30,6 +34,7 @@ class ResUNetConfig:
     coords: bool = True  # append x, y pixel-centre coordinates as input channels
     groups: int = 8  # GroupNorm groups (each width must be divisible by it)
     activation: str = "gelu"
+    norm: str = "group"  # "group" (GroupNorm of ``groups``) or "batch" (BatchNorm)
 
 
 def pixel_coordinates(grid: int = GRID) -> torch.Tensor:
@@ -44,17 +49,29 @@ def pixel_coordinates(grid: int = GRID) -> torch.Tensor:
     return torch.stack([x, y]).unsqueeze(0)
 
 
-class ResBlock(nn.Module):
-    """GN → act → conv3×3 → GN → act → conv3×3 plus a (1×1 projected) identity path."""
+NORMS = ("group", "batch")
 
-    def __init__(self, c_in: int, c_out: int, groups: int, activation: str) -> None:
+
+def normalization(kind: str, channels: int, groups: int) -> nn.Module:
+    """GroupNorm (``min(groups, channels)`` groups) or BatchNorm over ``channels``."""
+    if kind == "group":
+        return nn.GroupNorm(min(groups, channels), channels)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    raise ValueError(f"unknown norm {kind!r}; choose from {list(NORMS)}")
+
+
+class ResBlock(nn.Module):
+    """norm → act → conv3×3 → norm → act → conv3×3 plus a (1×1 projected) identity path."""
+
+    def __init__(self, c_in: int, c_out: int, cfg: ResUNetConfig) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.GroupNorm(min(groups, c_in), c_in),
-            layers.activation(activation),
+            normalization(cfg.norm, c_in, cfg.groups),
+            layers.activation(cfg.activation),
             nn.Conv2d(c_in, c_out, 3, padding=1),
-            nn.GroupNorm(min(groups, c_out), c_out),
-            layers.activation(activation),
+            normalization(cfg.norm, c_out, cfg.groups),
+            layers.activation(cfg.activation),
             nn.Conv2d(c_out, c_out, 3, padding=1),
         )
         self.skip = nn.Identity() if c_in == c_out else nn.Conv2d(c_in, c_out, 1)
@@ -64,8 +81,8 @@ class ResBlock(nn.Module):
 
 
 def _stage(c_in: int, c_out: int, cfg: ResUNetConfig) -> nn.Sequential:
-    blocks = [ResBlock(c_in, c_out, cfg.groups, cfg.activation)]
-    blocks += [ResBlock(c_out, c_out, cfg.groups, cfg.activation) for _ in range(cfg.blocks - 1)]
+    blocks = [ResBlock(c_in, c_out, cfg)]
+    blocks += [ResBlock(c_out, c_out, cfg) for _ in range(cfg.blocks - 1)]
     return nn.Sequential(*blocks)
 
 
@@ -91,7 +108,7 @@ class ResUNet(nn.Module):
         self.up_proj = nn.ModuleList(nn.Conv2d(w[i + 1], w[i], 1) for i in range(len(w) - 1))
         self.up = nn.ModuleList(_stage(2 * w[i], w[i], cfg) for i in range(len(w) - 1))
         self.head = nn.Sequential(
-            nn.GroupNorm(min(cfg.groups, w[0]), w[0]),
+            normalization(cfg.norm, w[0], cfg.groups),
             layers.activation(cfg.activation),
             nn.Conv2d(w[0], N_STRAIN, 1),
         )
@@ -120,7 +137,9 @@ def res_unet(
     coords: bool = ResUNetConfig.coords,
     groups: int = ResUNetConfig.groups,
     activation: str = ResUNetConfig.activation,
+    norm: str = ResUNetConfig.norm,
 ) -> nn.Module:
     """Residual U-Net with coordinate channels; the keyword arguments are :class:`ResUNetConfig`."""
     layers.activation(activation)  # an unknown name fails here, before any layer is built
-    return ResUNet(ResUNetConfig(tuple(widths), blocks, coords, groups, activation))
+    normalization(norm, 1, 1)
+    return ResUNet(ResUNetConfig(tuple(widths), blocks, coords, groups, activation, norm))
