@@ -51,6 +51,7 @@ from serving.settings import (
     configured_workers,
     intra_op_threads,
     request_timeout_s,
+    tracing_config,
     verify_concurrency,
     verify_queue,
     verify_timeout_s,
@@ -128,6 +129,7 @@ def error_response(exc: MicrostrainError, status: int | None = None) -> Response
     name="microstrain",
     workers=configured_workers(),
     traffic={"timeout": request_timeout_s()},
+    tracing=tracing_config(),  # no per-request spans unless MICROSTRAIN_TRACING=1
     # two sync calls at once: a one-sample request need not queue behind a 512-sample one
     # (the model sessions serialize their own calls, see run_model)
     threads=2,

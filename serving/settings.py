@@ -10,6 +10,8 @@ images set them directly.
 - ``MICROSTRAIN_VERIFY_QUEUE``: ``/verify`` requests that may wait for a solve; more get 429 (4)
 - ``MICROSTRAIN_VERIFY_TIMEOUT_S``: seconds one FE solve, or the wait for one, may take (25)
 - ``MICROSTRAIN_API_TOKEN``: if set, requests need ``Authorization: Bearer <token>`` (unset)
+- ``MICROSTRAIN_TRACING``: 1 lets BentoML's OpenTelemetry middleware trace requests as its own
+  ``tracing`` configuration says; 0 (the default) skips it (:func:`tracing_config`)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ VERIFY_CONCURRENCY_ENV_VAR = "MICROSTRAIN_VERIFY_CONCURRENCY"
 VERIFY_QUEUE_ENV_VAR = "MICROSTRAIN_VERIFY_QUEUE"
 VERIFY_TIMEOUT_ENV_VAR = "MICROSTRAIN_VERIFY_TIMEOUT_S"
 API_TOKEN_ENV_VAR = "MICROSTRAIN_API_TOKEN"
+TRACING_ENV_VAR = "MICROSTRAIN_TRACING"
 
 DEFAULT_VERIFY_QUEUE = 4
 # one solve of ≤ 8 samples at k = 4 takes 2-6 s on the busy 2-core machine, most of it the
@@ -94,6 +97,26 @@ def api_token() -> str | None:
     return token
 
 
+def tracing_enabled() -> bool:
+    """Whether requests go through BentoML's tracing (``MICROSTRAIN_TRACING`` 1) or not (0)."""
+    raw = os.environ.get(TRACING_ENV_VAR, "").strip()
+    if raw not in ("", "0", "1"):
+        raise MicrostrainError(f"{TRACING_ENV_VAR} must be 0 or 1, got {raw!r}")
+    return raw == "1"
+
+
+def tracing_config() -> dict[str, str]:
+    """The service's ``tracing`` configuration: empty (BentoML's own) when tracing is enabled.
+
+    BentoML samples no traces unless its configuration sets ``tracing.sample_rate``, yet its
+    OpenTelemetry middleware still opens a span for each request: 0.3-0.5 ms of a one-sample
+    ``/predict_npy`` of about 4 ms on the 2-core machine (docs/serving.md), and each request's
+    tracing context is kept until BentoML's request timeout (:func:`request_timeout_s`). So
+    unless ``MICROSTRAIN_TRACING=1``, every path is on the middleware's exclusion list.
+    """
+    return {} if tracing_enabled() else {"excluded_urls": ".*"}
+
+
 def request_timeout_s() -> float:
     """BentoML's per-request limit: a /verify may wait for a solve, then run one, then answer.
 
@@ -112,3 +135,4 @@ def check_all() -> None:
     verify_queue()
     verify_timeout_s()
     api_token()
+    tracing_enabled()

@@ -88,6 +88,7 @@ def test_serve_exits_with_one_line(tampered):
         ("MICROSTRAIN_VERIFY_CONCURRENCY", "two", ["not a whole number"]),
         ("MICROSTRAIN_VERIFY_TIMEOUT_S", "0", ["positive"]),
         ("MICROSTRAIN_API_TOKEN", " spaced ", ["printable ASCII"]),
+        ("MICROSTRAIN_TRACING", "yes", ["MICROSTRAIN_TRACING", "0 or 1"]),
     ],
 )
 def test_serve_with_a_bad_setting_is_one_line(model_dir, variable, value, words, monkeypatch):
