@@ -32,12 +32,13 @@ from microstrain.files import sha256_of
 
 # A prediction whose error estimate (predict_with_estimate) exceeds this is flagged by `predict`
 # and REST: its energy-norm error is likely above the 5 % per-family target of issue 12.
-# Measured on the shipped default (16-32-48-96; benchmarks/bench_error_estimate.py, 1,536
-# held-out samples of ten files): the estimate ranks the errors with Spearman rho 0.90-0.99 per
-# file and is mildly conservative, median estimate / true energy-norm error 1.20 pooled
-# (1.13-1.43 per file); at 0.06 it flags 90 samples (70 of them `dense`), 93 % of them with a true
-# error above 5 %, and 77 % of the 109 samples above 5 % (models/fast: 89 % and 88 %). Fixed and
-# documented rather than fitted; recalibrate from that benchmark when the model changes.
+# Measured on the shipped default (16-32-48-96 trained with the dense file;
+# benchmarks/bench_error_estimate.py, 1,536 held-out samples of ten files): the estimate ranks the
+# errors with Spearman rho 0.93-0.99 per file and is mildly conservative, median estimate / true
+# energy-norm error 1.25 pooled; at 0.06 it flags 32 samples (26 of them `dense`), 72 % of them
+# with a true error above 5 %, and 66 % of the 35 samples above 5 % (models/fast, BatchNorm+ReLU:
+# 182 flagged, 64 % and 93 % of its 126). Fixed and documented rather than fitted; recalibrate
+# from that benchmark when the model changes.
 ERROR_ESTIMATE_WARNING = 0.06
 
 

@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# Reproduce models/default: generate the refined k=4 training data (broad circles + the mixture
-# preset of circles and ellipses, clustered or not), the held-out files and the evaluation
-# families; train configs/default.yaml on the two training files (checkpoints and run.json), export
-# it with its card (metrics, times and τ from the record, a fresh T_surrogate, the SPEC §9
-# measures on every held-out file and family) and run the breakeven report. `make model` runs
-# this; knobs via environment:
-#   N_CIRCLES (16000), N_MIXTURE (9664), N_FAMILY (128 per family), N_HELDOUT (256), RANKS (2),
-#   EPOCHS (the config's), CONFIG (configs/default.yaml), DATA (data), OUT (models/default),
-#   NAME (default: the run and card name),
-#   (models/fast: NAME=fast OUT=models/fast EPOCHS=44 EXTRA="--model.arch_kwargs.widths [8,16,32,64]")
+# Reproduce models/default: generate the refined k=4 training data (broad circles, the mixture
+# preset of circles and ellipses, clustered or not, and densely packed touching fibers of three
+# shapes), the held-out files and the evaluation families; train configs/default.yaml on the
+# three training files (checkpoints and run.json), export it with its card (metrics, times and τ
+# from the record, a fresh T_surrogate, the SPEC §9 measures on every held-out file and family)
+# and run the breakeven report. `make model` runs this; knobs via environment:
+#   N_CIRCLES (16000), N_MIXTURE (9664), N_DENSE (6000; 0: no dense file), N_FAMILY (128 per
+#   family), N_HELDOUT (256), RANKS (2), EPOCHS (the config's), CONFIG (configs/default.yaml),
+#   DATA (data), OUT (models/default), NAME (default: the run and card name),
 #   EXTRA (more `microstrain train` options, e.g. "--config configs/gpu.yaml" on a GPU machine)
+#   models/fast (the same network with BatchNorm and ReLU): NAME=fast OUT=models/fast
+#   EXTRA="--model.arch_kwargs.norm batch --model.arch_kwargs.activation relu"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 N_CIRCLES=${N_CIRCLES:-16000}
 N_MIXTURE=${N_MIXTURE:-9664}
+N_DENSE=${N_DENSE:-6000}
 N_FAMILY=${N_FAMILY:-128}
 N_HELDOUT=${N_HELDOUT:-256}
 RANKS=${RANKS:-2}
@@ -31,6 +33,12 @@ echo "== 1/5 generate the training files ($RANKS MPI ranks; each resumes if inte
 generate -n "$N_CIRCLES" --seed 11 --fiber-fraction-min 0.05 --fiber-fraction-max 0.6 \
   --radius-min 0.03 --radius-max 0.15 -o "$DATA/train/train_circles.h5"
 generate -n "$N_MIXTURE" --seed 12 --preset mixture -o "$DATA/train/train_mixture.h5"
+# touching fibers (no gap), the family the two files above cover worst (docs/training.md 11, 16)
+if [ "$N_DENSE" -gt 0 ]; then
+  generate -n "$N_DENSE" --seed 14 --fiber-fraction-min 0.45 --fiber-fraction-max 0.6 \
+    --radius-min 0.03 --radius-max 0.1 --min-gap 0 --max-attempts 500 \
+    --shapes circle,ellipse,polygon -o "$DATA/train/train_dense.h5"
+fi
 
 echo "== 2/5 generate the held-out files and the evaluation families"
 generate -n "$N_HELDOUT" --seed 900000 -o "$DATA/heldout_circles.h5"
