@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -74,6 +75,52 @@ def hardware_description(device: torch.device | None = None) -> str:
     return f"CPU: {cpu_model()} ({usable_cores()} cores, {torch.get_num_threads()} torch threads)"
 
 
+def initial_weights(
+    net: nn.Module, normalizer: Normalizer, checkpoint: str | Path
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The network and normalizer states of ``checkpoint`` for ``net`` and ``normalizer``.
+
+    The network's by name: every parameter of ``net`` must be there with its shape, and the
+    checkpoint may hold no other parameter. Buffers it lacks keep ``net``'s own values, so the
+    weights of a GroupNorm network start a BatchNorm one (same affine shapes) whose running
+    statistics start fresh. The normalizer is the checkpoint's whole: its weights were learned in
+    its units, whatever data this run trains on.
+    """
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise MicrostrainError(f"init_from: checkpoint not found: {path}")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=False)
+        state, hparams = raw["state_dict"], raw.get("hyper_parameters", {})
+    except Exception as exc:  # any unreadable file is the same user error
+        raise MicrostrainError(f"init_from: cannot read {path} as a checkpoint: {exc}") from None
+    output_space = hparams.get("output_space", "strain")
+    if output_space != normalizer.output:
+        raise MicrostrainError(
+            f"init_from: {path} predicts {output_space}, this model {normalizer.output}"
+        )
+    source = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
+    units = {
+        k.removeprefix("normalizer."): v for k, v in state.items() if k.startswith("normalizer.")
+    }
+    params = {name: p.shape for name, p in net.named_parameters()}
+    buffers = {name: b.shape for name, b in net.named_buffers()}
+    own_units = {name: b.shape for name, b in normalizer.state_dict().items()}
+    missing = sorted(set(params) - set(source)) + sorted(set(own_units) - set(units))
+    extra = sorted(k for k in source if k not in params and k not in buffers)
+    shapes = sorted(
+        k for k, v in source.items() if v.shape != {**buffers, **params}.get(k, v.shape)
+    )
+    shapes += sorted(k for k, v in units.items() if v.shape != own_units.get(k, v.shape))
+    for what, keys in (("lacks", missing), ("has more", extra), ("has other shapes of", shapes)):
+        if keys:
+            more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+            raise MicrostrainError(
+                f"init_from: {path} {what} weights of this model: {', '.join(keys[:3])}{more}"
+            )
+    return source, {k: units[k] for k in own_units}
+
+
 class StrainRegressor(pl.LightningModule):
     """Train ``REGISTRY[arch](**arch_kwargs)`` to map modulus to strain.
 
@@ -95,6 +142,9 @@ class StrainRegressor(pl.LightningModule):
             which keeps the mirror's disagreement an error estimate (:mod:`training.physics`).
         plane: ``"stress"`` or ``"strain"`` for the physics, losses and measures; None: the
             dataset's (plane stress when it says none), recorded in the hyperparameters at setup.
+        init_from: a checkpoint of ``microstrain train`` whose network weights and normalizer
+            this run starts from (a longer schedule, new data, or a norm swap:
+            :func:`initial_weights`); None: random weights, the normalizer of the training split.
     """
 
     def __init__(
@@ -114,6 +164,7 @@ class StrainRegressor(pl.LightningModule):
         symmetrize: bool = False,
         plane: Literal["stress", "strain"] | None = None,
         symmetrize_training: bool = True,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -189,6 +240,12 @@ class StrainRegressor(pl.LightningModule):
             self.normalizer.load_state_dict(fitted.state_dict())
             if self.physics.output_space == "stress":
                 self.normalizer.set_output_statistics(*self._training_stress_statistics(datamodule))
+        hp: Any = self.hparams
+        if stage == "fit" and hp.init_from:
+            # before a resume restores its own weights (Lightning restores after setup)
+            weights, units = initial_weights(self.net, self.normalizer, hp.init_from)
+            self.net.load_state_dict(weights, strict=False)
+            self.normalizer.load_state_dict(units)
 
     def _use_plane(self, datamodule: Any) -> None:
         """Take the plane from the dataset unless given; refuse a contradiction; record it."""

@@ -273,3 +273,87 @@ def test_physics_config_trains_and_selects_by_the_energy_norm(tmp_path, standin_
     back = mirrored[..., ::-1] * np.array([1, 1, -1], dtype=np.float32).reshape(1, 3, 1, 1)
     assert np.abs(out - back).max() <= 1e-6 * np.abs(out).max()
     np.testing.assert_allclose(out[:, 0].astype(np.float64).mean(axis=(1, 2)), 0.1, rtol=1e-6)
+
+
+# --- init_from: a run that starts from another run's weights ----------------------------------
+TINY = {"widths": [8, 16], "groups": 4}
+
+
+class _Start(pl.Callback):
+    """The module's state when training starts (after setup, before the first step)."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.state = {k: v.clone() for k, v in pl_module.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def group_checkpoint(tmp_path_factory, standin_h5) -> tuple[Path, dict[str, torch.Tensor]]:
+    """A GroupNorm + GELU res-unet trained one epoch in stress space, and its state."""
+    tmp = tmp_path_factory.mktemp("init")
+    pl.seed_everything(0)
+    model = StrainRegressor("res-unet", TINY, output_space="stress")
+    trainer = _trainer(tmp, enable_checkpointing=False)
+    trainer.fit(model, StrainDataModule(str(standin_h5), batch_size=8))
+    path = tmp / "group.ckpt"
+    trainer.save_checkpoint(path)
+    return path, {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_init_from_starts_a_batchnorm_run_from_groupnorm_weights(
+    tmp_path, standin_h5, group_checkpoint
+):
+    path, source = group_checkpoint
+    pl.seed_everything(1)
+    kw = {**TINY, "norm": "batch", "activation": "relu"}
+    model = StrainRegressor("res-unet", kw, output_space="stress", init_from=str(path))
+    start = _Start()
+    _trainer(tmp_path, fast_dev_run=1, callbacks=[start]).fit(
+        model, StrainDataModule(str(standin_h5), batch_size=8)
+    )
+    state = start.state
+    params = dict(model.named_parameters())
+    assert len(params) > 10 and all(
+        f"net.{k}" in source for k in dict(model.net.named_parameters())
+    )
+    for name in params:  # every weight is the checkpoint's, the norms' affine ones included
+        torch.testing.assert_close(state[name], source[name], rtol=0, atol=0)
+    running = [k for k in state if k.endswith("running_var")]
+    assert running and all(bool((state[k] == 1).all()) for k in running)  # fresh statistics
+    for k in ("input_mean", "input_std", "output_mean", "output_std"):  # the checkpoint's units
+        torch.testing.assert_close(
+            state[f"normalizer.{k}"], source[f"normalizer.{k}"], rtol=0, atol=0
+        )
+    assert float(source["normalizer.output_std"].flatten()[0]) != 1.0  # fitted, not the default
+
+
+@pytest.mark.parametrize(
+    ("model_kw", "message"),
+    [
+        (
+            {"arch_kwargs": {"widths": [8, 32], "groups": 4}, "output_space": "stress"},
+            "other shapes of weights",
+        ),
+        (
+            {"arch_kwargs": {"widths": [8, 16, 32], "groups": 4}, "output_space": "stress"},
+            "lacks weights",
+        ),
+        ({"arch_kwargs": TINY, "output_space": "strain"}, "predicts stress, this model strain"),
+    ],
+)
+def test_init_from_refuses_weights_of_another_model(group_checkpoint, model_kw, message):
+    path, _ = group_checkpoint
+    model = StrainRegressor("res-unet", init_from=str(path), **model_kw)
+    with pytest.raises(MicrostrainError, match=f"init_from: .*{message}"):
+        model.setup("fit")
+
+
+def test_init_from_a_missing_or_foreign_file_is_one_error(tmp_path):
+    foreign = tmp_path / "notes.ckpt"
+    foreign.write_text("not a checkpoint")
+    for path, message in (
+        (tmp_path / "none.ckpt", "checkpoint not found"),
+        (foreign, "cannot read"),
+    ):
+        model = StrainRegressor("res-unet", TINY, init_from=str(path))
+        with pytest.raises(MicrostrainError, match=f"init_from: {message}"):
+            model.setup("fit")
