@@ -77,8 +77,9 @@ def hardware_description(device: torch.device | None = None) -> str:
 
 def initial_weights(
     net: nn.Module, normalizer: Normalizer, checkpoint: str | Path
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """The network and normalizer states of ``checkpoint`` for ``net`` and ``normalizer``.
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], float]:
+    """The network and normalizer states of ``checkpoint`` for ``net`` and ``normalizer``, and
+    its training wall time (the start's cost, part of this run's T_train and τ).
 
     The network's by name: every parameter of ``net`` must be there with its shape, and the
     checkpoint may hold no other parameter. Buffers it lacks keep ``net``'s own values, so the
@@ -92,6 +93,7 @@ def initial_weights(
     try:
         raw = torch.load(path, map_location="cpu", weights_only=False)
         state, hparams = raw["state_dict"], raw.get("hyper_parameters", {})
+        seconds = float(raw.get(CHECKPOINT_KEY, {}).get("train_seconds", 0.0))
     except Exception as exc:  # any unreadable file is the same user error
         raise MicrostrainError(f"init_from: cannot read {path} as a checkpoint: {exc}") from None
     output_space = hparams.get("output_space", "strain")
@@ -118,7 +120,7 @@ def initial_weights(
             raise MicrostrainError(
                 f"init_from: {path} {what} weights of this model: {', '.join(keys[:3])}{more}"
             )
-    return source, {k: units[k] for k in own_units}
+    return source, {k: units[k] for k in own_units}, seconds
 
 
 class StrainRegressor(pl.LightningModule):
@@ -186,7 +188,8 @@ class StrainRegressor(pl.LightningModule):
         self.val_results: dict[str, float] = {}  # the latest validation epoch: these weights
         self.test_results: dict[str, float] = {}
         self.hardware = ""
-        self._seconds_before = 0.0  # training wall time of earlier runs (resume)
+        self._seconds_before = 0.0  # training wall time of earlier runs (resume, init_from)
+        self.init_seconds = 0.0  # of them, the training wall time of the init_from checkpoint
         self._fit_started: float | None = None
 
     # --- the network -----------------------------------------------------------------------
@@ -243,9 +246,10 @@ class StrainRegressor(pl.LightningModule):
         hp: Any = self.hparams
         if stage == "fit" and hp.init_from:
             # before a resume restores its own weights (Lightning restores after setup)
-            weights, units = initial_weights(self.net, self.normalizer, hp.init_from)
+            weights, units, seconds = initial_weights(self.net, self.normalizer, hp.init_from)
             self.net.load_state_dict(weights, strict=False)
             self.normalizer.load_state_dict(units)
+            self.init_seconds = self._seconds_before = seconds  # T_train counts the start's
 
     def _use_plane(self, datamodule: Any) -> None:
         """Take the plane from the dataset unless given; refuse a contradiction; record it."""
@@ -404,6 +408,7 @@ class StrainRegressor(pl.LightningModule):
         """What a resumed run continues from (``checkpoint["microstrain"]``)."""
         return {
             "train_seconds": self.train_seconds,
+            "init_seconds": self.init_seconds,
             "hardware": self.hardware,
             "best_val_metrics": self.best_val_metrics,
             "val_metrics": self.val_results,
@@ -415,6 +420,7 @@ class StrainRegressor(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         extras = checkpoint.get(CHECKPOINT_KEY, {})
         self._seconds_before = float(extras.get("train_seconds", 0.0))
+        self.init_seconds = float(extras.get("init_seconds", 0.0))
         self.hardware = extras.get("hardware", "")
         self.best_val_metrics = dict(extras.get("best_val_metrics", {}))
         self.val_results = dict(extras.get("val_metrics", {}))

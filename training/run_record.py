@@ -11,7 +11,8 @@ checkpoint or the record afterwards; ``export`` reads both and needs nothing els
 - ``reading``: ``"in memory"`` or ``"streamed"`` (what ``--data.lazy`` resolved to);
 - ``split``: seed, fractions, ``train_limit``, sizes, the sorted ``val_indices`` and
   ``test_indices``, and the training split's fiber fractions (range, mean);
-- ``T_train`` (s, fit wall time summed over resumed runs) and ``T_train_hardware``;
+- ``T_train`` (s, fit wall time summed over resumed runs and the ``init_from`` checkpoint's, which
+  ``T_train_init_from`` states) and ``T_train_hardware``;
 - ``epochs`` and ``global_step`` completed by the run;
 - ``checkpoints``: ``best`` and ``last`` with ``file`` (relative to the run directory), ``sha256``
   and, for ``best``, its Lightning ``epoch`` and ``global_step``;
@@ -141,7 +142,8 @@ class RunRecorder(pl.Callback):
                 "val_indices": split.val.tolist(),
                 "test_indices": split.test.tolist(),
             },
-            "T_train": float(module.train_seconds),
+            "T_train": float(module.train_seconds),  # with the init_from checkpoint's
+            "T_train_init_from": float(module.init_seconds),
             "T_train_hardware": str(module.hardware),
             "epochs": int(trainer.current_epoch),
             "global_step": int(trainer.global_step),

@@ -324,6 +324,9 @@ def test_init_from_starts_a_batchnorm_run_from_groupnorm_weights(
             state[f"normalizer.{k}"], source[f"normalizer.{k}"], rtol=0, atol=0
         )
     assert float(source["normalizer.output_std"].flatten()[0]) != 1.0  # fitted, not the default
+    parent = torch.load(path, weights_only=False)["microstrain"]["train_seconds"]
+    assert parent > 0 and model.init_seconds == parent  # the start's cost counts in T_train
+    assert model.train_seconds > parent and model.extras()["init_seconds"] == parent
 
 
 @pytest.mark.parametrize(
