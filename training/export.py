@@ -148,7 +148,8 @@ def export_checkpoint(
             k: v for k, v in hp.items() if k.startswith("schedule") or k == "cosine_floor"
         },
         "config": {"model": record["config"]["model"], "data": record["config"]["data"]},
-        "train_seconds": record["T_train"],
+        "train_seconds": record["T_train"],  # with the init_from checkpoint's, which follows
+        "init_from_seconds": record.get("T_train_init_from", 0.0),
         "hardware": record["T_train_hardware"],
         "best_val_metrics": val_metrics,
         "checkpoint": ckpt.name,

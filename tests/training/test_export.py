@@ -132,6 +132,7 @@ def test_card_takes_data_split_and_metrics_from_the_run_record(exported, run):
     assert card["metrics"] == record["metrics"] and set(card["metrics"]) == {"val", "test"}
     assert card["training"]["best_val_metrics"] == record["metrics"]["val"]
     assert card["training"]["train_seconds"] == record["T_train"] > 0
+    assert card["training"]["init_from_seconds"] == record["T_train_init_from"] == 0.0
     assert card["training"]["epochs"] == 2 and card["training"]["checkpoint"] == run["best"].name
     assert set(card["normalization"]) >= {"input", "output"}
     assert card["input"]["shape"] == ["batch", 1, 32, 32]
