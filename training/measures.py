@@ -197,6 +197,16 @@ def stress_loss(
     return (num / _tiny(den)).mean()
 
 
+def strain_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean over samples of |ε̂ − ε|² / |ε|² over the three channels: the squared relative strain
+    error. Per sample it is the measure ``strain_relative_l2`` squared. Unlike the two losses
+    above it weighs a matrix pixel's strain as much as a fiber's, where engineers read strain
+    concentrations (the soft matrix carries the large strains)."""
+    num = (pred - target).square().sum(dim=(1, 2, 3))  # [N]
+    den = target.square().sum(dim=(1, 2, 3))
+    return (num / _tiny(den)).mean()
+
+
 # --- the metric --------------------------------------------------------------------------------
 class ErrorMeasures(Metric):
     """SPEC §9 error measures over an epoch, as :class:`microstrain.measures.ErrorAccumulator`.

@@ -1,10 +1,11 @@
 """The one generic LightningModule: any registry network, trained to predict strain.
 
 Loss (``loss``): ``"mse"`` (default) is the MSE in the network's normalized output units;
-``"energy"`` the squared energy-norm error, ``"stress"`` the squared relative stress error (each
-per sample, then averaged; :mod:`training.measures`), ``"energy+stress"`` their sum. The physics
-options ``output_space``, ``mean_strain`` and ``symmetrize`` (:mod:`training.physics`) wrap the
-network in training and in the exported graph alike; ``plane`` is the dataset's unless given.
+``"energy"`` the squared energy-norm error, ``"stress"`` the squared relative stress error,
+``"strain"`` the squared relative strain error (each per sample, then averaged;
+:mod:`training.measures`), ``"energy+stress"`` and ``"energy+stress+strain"`` their sums. The
+physics options ``output_space``, ``mean_strain`` and ``symmetrize`` (:mod:`training.physics`) wrap
+the network in training and in the exported graph alike; ``plane`` is the dataset's unless given.
 With every option at its default the computation is today's plain MSE on normalized strain, bit
 for bit, and the exported graph is unchanged.
 
@@ -44,14 +45,21 @@ from microstrain.errors import MicrostrainError
 from microstrain.hardware import cpu_model, usable_cores
 from training.architectures import build, parameter_count
 from training.data import StrainBatch
-from training.measures import LOGGED_MEASURES, ErrorMeasures, energy_norm_loss, stress, stress_loss
+from training.measures import (
+    LOGGED_MEASURES,
+    ErrorMeasures,
+    energy_norm_loss,
+    strain_loss,
+    stress,
+    stress_loss,
+)
 from training.metrics import RelativeL2
 from training.normalization import Normalizer, PhysicalModel, channel_statistics
 from training.physics import OUTPUT_SPACES, Physics
 
 CHECKPOINT_KEY = "microstrain"
 MONITOR = "val/rel_l2/overall"
-LOSSES = ("mse", "energy", "stress", "energy+stress")
+LOSSES = ("mse", "energy", "stress", "energy+stress", "strain", "energy+stress+strain")
 _STATISTICS_CHUNK = 4096  # samples per chunk when the training stresses' statistics are taken
 
 
@@ -135,7 +143,8 @@ class StrainRegressor(pl.LightningModule):
         schedule: ``"constant"``, ``"power"`` (lecture) or ``"cosine"``.
         schedule_beta, schedule_alpha: the lecture's ``lr·(β·epoch + 1)^α``.
         cosine_floor: final learning rate of the cosine schedule as a fraction of ``lr``.
-        loss: ``"mse"``, ``"energy"``, ``"stress"`` or ``"energy+stress"`` (module docstring).
+        loss: ``"mse"``, ``"energy"``, ``"stress"``, ``"strain"``, ``"energy+stress"`` or
+            ``"energy+stress+strain"`` (module docstring).
         output_space: ``"strain"`` or ``"stress"``: what the network predicts (normalized).
         mean_strain: make the domain mean of ε_xx exactly ū (SPEC §1).
         symmetrize: make the model exactly x-mirror equivariant (SPEC §1).
@@ -160,7 +169,9 @@ class StrainRegressor(pl.LightningModule):
         schedule_beta: float = 0.1,
         schedule_alpha: float = -0.5,
         cosine_floor: float = 0.01,
-        loss: Literal["mse", "energy", "stress", "energy+stress"] = "mse",
+        loss: Literal[
+            "mse", "energy", "stress", "energy+stress", "strain", "energy+stress+strain"
+        ] = "mse",
         output_space: Literal["strain", "stress"] = "strain",
         mean_strain: bool = False,
         symmetrize: bool = False,
@@ -305,11 +316,13 @@ class StrainRegressor(pl.LightningModule):
 
             encode = self.normalizer.encode_output
             return F.mse_loss(encode(output(pred)), encode(output(strain)))
-        terms = []
-        if "energy" in hp.loss:
+        terms, parts = [], set(hp.loss.split("+"))
+        if "energy" in parts:
             terms.append(energy_norm_loss(fiber, pred, strain, plane))
-        if "stress" in hp.loss:
+        if "stress" in parts:
             terms.append(stress_loss(fiber, pred, strain, plane))
+        if "strain" in parts:
+            terms.append(strain_loss(pred, strain))
         return torch.stack(terms).sum()
 
     def training_step(self, batch: StrainBatch, batch_idx: int) -> Any:

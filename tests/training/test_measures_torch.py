@@ -127,7 +127,11 @@ def test_losses_exact_value_zero_and_gradient(plane):
     E, ref, _ = fields(3, seed=4)
     e_t, r_t = as_tensors(E, ref)
     scaled = (1.1 * r_t).requires_grad_()
-    for loss in (tm.energy_norm_loss, tm.stress_loss):
+
+    def strain(_e: torch.Tensor, p: torch.Tensor, r: torch.Tensor, _plane: str) -> torch.Tensor:
+        return tm.strain_loss(p, r)  # needs neither the material nor the plane
+
+    for loss in (tm.energy_norm_loss, tm.stress_loss, strain):
         assert float(loss(e_t, r_t, r_t, plane)) == 0.0
         value = loss(e_t, scaled, r_t, plane)
         assert float(value.detach()) == pytest.approx(0.01, rel=1e-12)  # (0.1)² whatever C is
@@ -145,6 +149,9 @@ def test_losses_are_the_per_sample_measures_squared_and_averaged(plane):
     assert energy == pytest.approx(np.mean(measures["energy_norm_error"] ** 2), rel=1e-12)
     assert float(tm.stress_loss(e_t, p_t, r_t, plane)) == pytest.approx(
         np.mean(measures["stress_relative_l2"] ** 2), rel=1e-12
+    )
+    assert float(tm.strain_loss(p_t, r_t)) == pytest.approx(
+        np.mean(measures["strain_relative_l2"] ** 2), rel=1e-12
     )
     # on one sample: the energy-norm error squared, from the stresses of numpy's quantities
     sigma = quantities(E[:1], pred[:1] - ref[:1], plane, U)["stress"].astype(np.float64)

@@ -87,7 +87,9 @@ def batch(standin_h5) -> StrainBatch:
     return dm.train_set.batch(list(range(8)))
 
 
-@pytest.mark.parametrize("loss", ["energy", "stress", "energy+stress"])
+@pytest.mark.parametrize(
+    "loss", ["energy", "stress", "energy+stress", "strain", "energy+stress+strain"]
+)
 def test_a_loss_option_changes_the_loss_and_nothing_else(batch, loss):
     torch.manual_seed(0)
     plain = StrainRegressor("course-cnn")
@@ -100,7 +102,14 @@ def test_a_loss_option_changes_the_loss_and_nothing_else(batch, loss):
     _, strain, fiber = batch
     energy = tm.energy_norm_loss(fiber, pred, strain, "stress")
     stress = tm.stress_loss(fiber, pred, strain, "stress")
-    want = {"energy": energy, "stress": stress, "energy+stress": energy + stress}[loss]
+    rel = ((pred - strain).square().sum(dim=(1, 2, 3)) / strain.square().sum(dim=(1, 2, 3))).mean()
+    want = {
+        "energy": energy,
+        "stress": stress,
+        "energy+stress": energy + stress,
+        "strain": rel,
+        "energy+stress+strain": energy + stress + rel,
+    }[loss]
     torch.testing.assert_close(value, want, rtol=1e-6, atol=0)
     assert float(value) != pytest.approx(float(mse))
     assert float(other._loss(strain, strain, fiber)) == 0.0  # the exact field costs nothing
