@@ -24,6 +24,7 @@ every route). Everything runs on 127.0.0.1 and stops its server.
     .venv/bin/python benchmarks/bench_serving.py [--model DIR] [--requests 300] [--profile]
     .venv/bin/python benchmarks/bench_serving.py --soak 600 | --kill | --flood | --fuzz
     .venv/bin/python benchmarks/bench_serving.py --before . --before-model OLD_MODEL_DIR  # models
+    .venv/bin/python benchmarks/bench_serving.py --before . --now-env MICROSTRAIN_SMALL_THREADS=2
 
 ``--batching`` also starts benchmarks/serving_batching_probe.py and compares BentoML's adaptive
 batching with a plain endpoint. Without ``models/default`` a stand-in graph is used (6 convolutions
@@ -510,6 +511,14 @@ def fuzz(port: int, examples: int, workdir: Path) -> None:
 
 
 # --- main ---------------------------------------------------------------------------------------
+def setting(text: str) -> tuple[str, str]:
+    """``NAME=VALUE`` of ``--before-env``/``--now-env``."""
+    name, sep, value = text.partition("=")
+    if not (sep and name):
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="model directory")
@@ -523,6 +532,15 @@ def main() -> None:
         default=None,
         help="the model the --before server serves (default: --model), e.g. the previous default",
     )
+    for server in ("before", "now"):
+        parser.add_argument(
+            f"--{server}-env",
+            action="append",
+            default=[],
+            type=setting,
+            metavar="NAME=VALUE",
+            help=f"a setting of the {server} server only, e.g. MICROSTRAIN_SMALL_THREADS=2",
+        )
     parser.add_argument("--rounds", type=int, default=5, help="rounds of batch-512 requests")
     parser.add_argument("--requests", type=int, default=300, help="requests per latency row")
     parser.add_argument("--clients", default="1,16", help="comma-separated client counts")
@@ -559,6 +577,10 @@ def main() -> None:
         shown += f"; the before server serves {args.before_model}"
     print(f"served from {shown}; {args.workers} worker(s); loopback HTTP, http.client clients\n")
 
+    settings = {server: dict(getattr(args, f"{server}_env")) for server in ("before", "now")}
+    for server, given in settings.items():
+        if given:
+            print(f"{server} server settings: {given}")
     reliability = args.soak or args.kill or args.flood or args.fuzz
     sources = {"now": source}
     if args.before is not None:
@@ -572,6 +594,7 @@ def main() -> None:
             cmd += ["--workers", str(args.workers), "--model", str(Path(served_model).resolve())]
             path = os.pathsep.join(filter(None, [str(checkout), os.environ.get("PYTHONPATH")]))
             env_server = {**env, "PYTHONPATH": path, "MICROSTRAIN_STATE_DIR": str(tmp / server)}
+            env_server.update(settings[server])
             log = tmp / f"serve-{server}.log"
             arbiters[server] = stack.enter_context(serving(cmd, env_server, checkout, log))
         port, arbiter = ports["now"], arbiters["now"]

@@ -13,11 +13,12 @@ answered in the event loop (:meth:`MicrostrainService.offload`): it takes 1–2 
 to a worker thread and back waits for a time slice when the cores are busy, which cost more
 than the work itself on the 2-core machine; larger requests run in a thread so that the loop
 keeps serving. Model calls (:meth:`MicrostrainService.run_model`): up to :data:`SMALL_BATCH`
-samples run on a one-thread onnxruntime session (no thread pool to wake, nothing spinning
-beside the HTTP stack), larger batches on a session with the worker's
-share of the cores, in chunks of :data:`CHUNK` samples (onnxruntime's arena keeps the peak of
-the largest run: about 1 GB for 512 samples at once, 0.2 GB in chunks of 64, at the same
-speed). Each session runs one call at a time; a small request does not wait for a large one.
+samples run on a one-thread onnxruntime session by default (no thread pool to wake, nothing
+spinning beside the HTTP stack; ``MICROSTRAIN_SMALL_THREADS`` sets it), larger batches on a
+session with the worker's share of the cores, in chunks of :data:`CHUNK` samples
+(onnxruntime's arena keeps the peak of the largest run: about 1 GB for 512 samples at once,
+0.2 GB in chunks of 64, at the same speed). Each session runs one call at a time; a small
+request does not wait for a large one.
 
 Run with ``microstrain serve`` or ``bentoml serve serving.service:MicrostrainService``; the
 environment variables are those of :mod:`serving.settings` and ``MICROSTRAIN_MODEL``,
@@ -51,6 +52,7 @@ from serving.settings import (
     configured_workers,
     intra_op_threads,
     request_timeout_s,
+    small_request_threads,
     tracing_config,
     verify_concurrency,
     verify_queue,
@@ -59,7 +61,7 @@ from serving.settings import (
 from serving.state import PredictionCounter, breakeven_report, state_dir
 
 T = TypeVar("T")
-SMALL_BATCH = 4  # samples up to which a request runs inline, on the one-thread session
+SMALL_BATCH = 4  # samples up to which a request runs inline, on the small-request session
 CHUNK = 64  # samples per onnxruntime run of a large batch: bounds the activation memory
 
 
@@ -141,7 +143,12 @@ class MicrostrainService:
         directory = default_model_dir()
         self.threads = intra_op_threads(configured_workers())
         self.model = SurrogateModel.load(directory, intra_op_threads=self.threads)
-        small = SurrogateModel.load(directory, intra_op_threads=1) if self.threads > 1 else None
+        small_threads = small_request_threads(configured_workers())
+        small = (
+            SurrogateModel.load(directory, intra_op_threads=small_threads)
+            if self.threads > 1
+            else None
+        )
         if small is not None and small.sha256 != self.model.sha256:
             raise MicrostrainError(f"{directory} changed while it was being loaded")
         self.small_model = small or self.model
@@ -187,7 +194,7 @@ class MicrostrainService:
 
     async def offload(self, n: int, work: Callable[..., T], *args: Any) -> T:
         """``work(*args)`` for a request of ``n`` samples: inline up to SMALL_BATCH samples
-        (the one-thread session's lock is held for milliseconds at most), else in one of two
+        (the small-request session's lock is held for milliseconds at most), else in one of two
         worker threads."""
         if n <= SMALL_BATCH:
             return work(*args)

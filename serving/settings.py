@@ -10,6 +10,8 @@ images set them directly.
 - ``MICROSTRAIN_VERIFY_QUEUE``: ``/verify`` requests that may wait for a solve; more get 429 (4)
 - ``MICROSTRAIN_VERIFY_TIMEOUT_S``: seconds one FE solve, or the wait for one, may take (25)
 - ``MICROSTRAIN_API_TOKEN``: if set, requests need ``Authorization: Bearer <token>`` (unset)
+- ``MICROSTRAIN_SMALL_THREADS``: onnxruntime threads of requests of up to 4 samples, at most
+  the worker's share of the cores (1; :func:`small_request_threads`)
 - ``MICROSTRAIN_TRACING``: 1 lets BentoML's OpenTelemetry middleware trace requests as its own
   ``tracing`` configuration says; 0 (the default) skips it (:func:`tracing_config`)
 """
@@ -28,6 +30,7 @@ VERIFY_QUEUE_ENV_VAR = "MICROSTRAIN_VERIFY_QUEUE"
 VERIFY_TIMEOUT_ENV_VAR = "MICROSTRAIN_VERIFY_TIMEOUT_S"
 API_TOKEN_ENV_VAR = "MICROSTRAIN_API_TOKEN"
 TRACING_ENV_VAR = "MICROSTRAIN_TRACING"
+SMALL_THREADS_ENV_VAR = "MICROSTRAIN_SMALL_THREADS"
 
 DEFAULT_VERIFY_QUEUE = 4
 # one solve of ≤ 8 samples at k = 4 takes 2-6 s on the busy 2-core machine, most of it the
@@ -59,6 +62,24 @@ def configured_workers() -> int:
 def intra_op_threads(workers: int) -> int:
     """onnxruntime threads per worker: the cores shared out, at least one (ORT ignores OMP_*)."""
     return max(1, usable_cores() // workers)
+
+
+def small_request_threads(workers: int) -> int:
+    """onnxruntime threads of the session that answers requests of up to 4 samples.
+
+    1 by default: under load a second thread, spinning after each run, competes with the event
+    loop for the cores (docs/serving.md). On a machine with an idle core, 2 answers one sample
+    of a BatchNorm model sooner (its two-thread run is 0.6x its one-thread run; GroupNorm
+    models gain little). At most the worker's share of the cores (:func:`intra_op_threads`).
+    """
+    share = intra_op_threads(workers)
+    value = _whole(SMALL_THREADS_ENV_VAR, 1, 1)
+    if value > share:
+        raise MicrostrainError(
+            f"{SMALL_THREADS_ENV_VAR} must be at most {share}, the cores of one of {workers} "
+            f"worker(s), got {value}"
+        )
+    return value
 
 
 def verify_concurrency() -> int:
@@ -130,7 +151,7 @@ def request_timeout_s() -> float:
 
 def check_all() -> None:
     """Read every setting once; raises :class:`MicrostrainError` on the first bad value."""
-    configured_workers()
+    small_request_threads(configured_workers())
     verify_concurrency()
     verify_queue()
     verify_timeout_s()
