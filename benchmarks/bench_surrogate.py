@@ -78,6 +78,8 @@ def fe_seconds(args: argparse.Namespace, workdir: Path) -> tuple[float, str]:
         f"({mode.get('mode', '?')} k={mode.get('k', '?')}, "
         f"{'generated now' if args.dataset is None else Path(path).name})"
     )
+    if timing.t_simulation is None:
+        raise SystemExit(f"error: {path} records no solve times")
     return timing.t_simulation, source
 
 
