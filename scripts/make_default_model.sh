@@ -26,6 +26,7 @@ DATA=${DATA:-data}
 OUT=${OUT:-models/default}
 NAME=${NAME:-default}
 EXTRA=${EXTRA:-}
+FINETUNE=${FINETUNE-configs/default-finetune.yaml}
 mkdir -p "$DATA/train" "$DATA/families" runs
 generate() { OMP_NUM_THREADS=1 "$BIN/mpiexec" -n "$RANKS" "$BIN/microstrain" generate --no-progress "$@"; }
 
@@ -47,13 +48,27 @@ generate -n "$N_FAMILY" --family all -o "$DATA/families/"
 
 epochs=()
 [ -n "$EPOCHS" ] && epochs=(--trainer.max_epochs "$EPOCHS")
-echo "== 3/5 train $CONFIG ${EPOCHS:+for $EPOCHS epochs }(checkpoints + run.json in runs/$NAME/version_<i>/)"
-log=runs/$NAME-train.log
-# shellcheck disable=SC2086
-"$BIN/microstrain" train --config "$CONFIG" $EXTRA --data.path "$DATA/train" --name "$NAME" \
-  "${epochs[@]}" --trainer.enable_progress_bar false 2>&1 | tee "$log"
-ckpt=$(sed -n 's/^best checkpoint: //p' "$log" | tail -n 1)
-[ -f "$ckpt" ] || { echo "error: no best checkpoint reported in $log" >&2; exit 1; }
+train() {  # run name, then more `microstrain train` options; the log on stderr and in
+  # runs/<run>-train.log, the best checkpoint's path on stdout
+  local run=$1 log=runs/$1-train.log
+  shift
+  # shellcheck disable=SC2086
+  "$BIN/microstrain" train --config "$CONFIG" $EXTRA --data.path "$DATA/train" --name "$run" \
+    "$@" --trainer.enable_progress_bar false 2>&1 | tee "$log" >&2
+  local ckpt
+  ckpt=$(sed -n 's/^best checkpoint: //p' "$log" | tail -n 1)
+  [ -f "$ckpt" ] || { echo "error: no best checkpoint reported in $log" >&2; exit 1; }
+  echo "$ckpt"
+}
+if [ -n "$FINETUNE" ]; then
+  echo "== 3/5 train $CONFIG ${EPOCHS:+for $EPOCHS epochs }(runs/$NAME-start/), then continue from"
+  echo "   its best checkpoint with $FINETUNE (runs/$NAME/; logs in runs/<run>-train.log)"
+  start=$(train "$NAME-start" "${epochs[@]}")
+  ckpt=$(train "$NAME" --config "$FINETUNE" --model.init_from "$start")
+else
+  echo "== 3/5 train $CONFIG ${EPOCHS:+for $EPOCHS epochs }(runs/$NAME/; log in runs/$NAME-train.log)"
+  ckpt=$(train "$NAME" "${epochs[@]}")
+fi
 
 echo "== 4/5 export $ckpt -> $OUT (checkpoint + run.json; T_surrogate, τ; §9 on held-out files;"
 echo "   the error estimate: the mirror's disagreement of the halves, each trained by itself)"
