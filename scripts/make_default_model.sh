@@ -8,9 +8,12 @@
 #   N_CIRCLES (16000), N_MIXTURE (9664), N_DENSE (6000; 0: no dense file), N_FAMILY (128 per
 #   family), N_HELDOUT (256), RANKS (2), EPOCHS (the config's), CONFIG (configs/default.yaml),
 #   DATA (data), OUT (models/default), NAME (default: the run and card name),
-#   EXTRA (more `microstrain train` options, e.g. "--config configs/gpu.yaml" on a GPU machine)
-#   models/fast (the same network with BatchNorm and ReLU): NAME=fast OUT=models/fast
+#   EXTRA (more `microstrain train` options, e.g. "--config configs/gpu.yaml" on a GPU machine),
+#   FINETUNE (a config layered on CONFIG for a second run that starts from the first run's best
+#   checkpoint, runs/NAME-start; unset: one run)
+#   models/fast (the same network with BatchNorm and ReLU, two stages): NAME=fast OUT=models/fast
 #   EXTRA="--model.arch_kwargs.norm batch --model.arch_kwargs.activation relu"
+#   FINETUNE=configs/fast-finetune.yaml
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -26,7 +29,7 @@ DATA=${DATA:-data}
 OUT=${OUT:-models/default}
 NAME=${NAME:-default}
 EXTRA=${EXTRA:-}
-FINETUNE=${FINETUNE-configs/default-finetune.yaml}
+FINETUNE=${FINETUNE:-}
 mkdir -p "$DATA/train" "$DATA/families" runs
 generate() { OMP_NUM_THREADS=1 "$BIN/mpiexec" -n "$RANKS" "$BIN/microstrain" generate --no-progress "$@"; }
 
