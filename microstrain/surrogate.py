@@ -36,9 +36,9 @@ from microstrain.files import sha256_of
 # benchmarks/bench_error_estimate.py, 1,536 held-out samples of ten files): the estimate ranks the
 # errors with Spearman rho 0.93-0.99 per file and is mildly conservative, median estimate / true
 # energy-norm error 1.25 pooled; at 0.06 it flags 32 samples (26 of them `dense`), 72 % of them
-# with a true error above 5 %, and 66 % of the 35 samples above 5 % (models/fast, BatchNorm+ReLU:
-# 182 flagged, 64 % and 93 % of its 126). Fixed and documented rather than fitted; recalibrate
-# from that benchmark when the model changes.
+# with a true error above 5 %, and 66 % of the 35 samples above 5 % (models/fast, BatchNorm+ReLU
+# with a second schedule: 96 flagged, 65 % and 89 % of its 70). Fixed and documented rather than
+# fitted; recalibrate from that benchmark when the model changes.
 ERROR_ESTIMATE_WARNING = 0.06
 
 
