@@ -32,13 +32,13 @@ from microstrain.files import sha256_of
 
 # A prediction whose error estimate (predict_with_estimate) exceeds this is flagged by `predict`
 # and REST: its energy-norm error is likely above the 5 % per-family target of issue 12.
-# Measured on the shipped default (16-32-48-96 trained with the dense file;
+# Measured on the shipped default (16-32-48-96, two stages, docs/training.md entry 18;
 # benchmarks/bench_error_estimate.py, 1,536 held-out samples of ten files): the estimate ranks the
 # errors with Spearman rho 0.93-0.99 per file and is mildly conservative, median estimate / true
-# energy-norm error 1.25 pooled; at 0.06 it flags 32 samples (26 of them `dense`), 72 % of them
-# with a true error above 5 %, and 66 % of the 35 samples above 5 % (models/fast, BatchNorm+ReLU
-# with a second schedule: 96 flagged, 65 % and 89 % of its 70). Fixed and documented rather than
-# fitted; recalibrate from that benchmark when the model changes.
+# energy-norm error 1.23 pooled; at 0.06 it flags 6 samples (all `dense`), half of them with a
+# true error above 5 %, and 3 of the 13 samples above 5 % (at 0.05: 91 flagged, 13 % above 5 %);
+# models/fast (BatchNorm+ReLU, two stages) at 0.06: 96 flagged, 65 % and 89 % of its 70. Fixed
+# and documented rather than fitted; recalibrate from that benchmark when the model changes.
 ERROR_ESTIMATE_WARNING = 0.06
 
 

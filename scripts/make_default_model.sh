@@ -2,15 +2,16 @@
 # Reproduce models/default: generate the refined k=4 training data (broad circles, the mixture
 # preset of circles and ellipses, clustered or not, and densely packed touching fibers of three
 # shapes), the held-out files and the evaluation families; train configs/default.yaml on the
-# three training files (checkpoints and run.json), export it with its card (metrics, times and τ
+# three training files, then continue from its best checkpoint with configs/default-finetune.yaml
+# (checkpoints and run.json), export it with its card (metrics, times and τ
 # from the record, a fresh T_surrogate, the SPEC §9 measures on every held-out file and family)
 # and run the breakeven report. `make model` runs this; knobs via environment:
 #   N_CIRCLES (16000), N_MIXTURE (9664), N_DENSE (6000; 0: no dense file), N_FAMILY (128 per
 #   family), N_HELDOUT (256), RANKS (2), EPOCHS (the config's), CONFIG (configs/default.yaml),
 #   DATA (data), OUT (models/default), NAME (default: the run and card name),
 #   EXTRA (more `microstrain train` options, e.g. "--config configs/gpu.yaml" on a GPU machine),
-#   FINETUNE (a config layered on CONFIG for a second run that starts from the first run's best
-#   checkpoint, runs/NAME-start; unset: one run)
+#   FINETUNE (configs/default-finetune.yaml: a config layered on CONFIG for a second run that
+#   starts from the first run's best checkpoint, runs/NAME-start; empty: one run)
 #   models/fast (the same network with BatchNorm and ReLU, two stages): NAME=fast OUT=models/fast
 #   EXTRA="--model.arch_kwargs.norm batch --model.arch_kwargs.activation relu"
 #   FINETUNE=configs/fast-finetune.yaml
@@ -29,7 +30,7 @@ DATA=${DATA:-data}
 OUT=${OUT:-models/default}
 NAME=${NAME:-default}
 EXTRA=${EXTRA:-}
-FINETUNE=${FINETUNE:-}
+FINETUNE=${FINETUNE-configs/default-finetune.yaml}
 mkdir -p "$DATA/train" "$DATA/families" runs
 generate() { OMP_NUM_THREADS=1 "$BIN/mpiexec" -n "$RANKS" "$BIN/microstrain" generate --no-progress "$@"; }
 
