@@ -55,19 +55,6 @@ class ExportConfig:
     error_estimate: bool | None = None
 
 
-def _load_checkpoint_dict(checkpoint: Path) -> dict[str, Any]:
-    if not checkpoint.is_file():
-        raise MicrostrainError(f"checkpoint not found: {checkpoint}")
-    try:
-        # our own Lightning checkpoints hold plain Python containers beside the tensors
-        raw = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises pickle/zip/runtime errors for foreign files
-        raise MicrostrainError(f"cannot read {checkpoint} as a checkpoint: {exc}") from None
-    if not isinstance(raw, dict) or "state_dict" not in raw:
-        raise MicrostrainError(f"{checkpoint} is not a Lightning checkpoint of `microstrain train`")
-    return raw
-
-
 def _epochs_trained(raw: dict[str, Any], record: dict[str, Any]) -> int | None:
     """Completed epochs of the checkpoint from its optimizer steps (Lightning's ``epoch`` field
     is off by one depending on when the checkpoint was saved)."""
@@ -122,11 +109,11 @@ def export_checkpoint(
     records them under ``evaluation``, beside the test split's measures of the run record.
     Raises :class:`ParityError` (nothing written) when onnxruntime disagrees with PyTorch.
     """
-    from training.module import StrainRegressor
+    from training.module import StrainRegressor, load_checkpoint
 
     cfg = config or ExportConfig()
     ckpt, target = Path(checkpoint), Path(out_dir)
-    raw = _load_checkpoint_dict(ckpt)
+    raw = load_checkpoint(ckpt)
     record = read_run_record(ckpt)
     try:
         regressor = StrainRegressor.load_from_checkpoint(ckpt, map_location="cpu")

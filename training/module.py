@@ -83,6 +83,21 @@ def hardware_description(device: torch.device | None = None) -> str:
     return f"CPU: {cpu_model()} ({usable_cores()} cores, {torch.get_num_threads()} torch threads)"
 
 
+def load_checkpoint(checkpoint: str | Path) -> dict[str, Any]:
+    """The dict of a Lightning checkpoint of ``microstrain train``; one error line otherwise."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise MicrostrainError(f"checkpoint not found: {path}")
+    try:
+        # our own Lightning checkpoints hold plain Python containers beside the tensors
+        raw = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises pickle/zip/runtime errors for foreign files
+        raise MicrostrainError(f"cannot read {path} as a checkpoint: {exc}") from None
+    if not isinstance(raw, dict) or "state_dict" not in raw:
+        raise MicrostrainError(f"{path} is not a Lightning checkpoint of `microstrain train`")
+    return raw
+
+
 def initial_weights(
     net: nn.Module, normalizer: Normalizer, checkpoint: str | Path
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], float]:
@@ -96,14 +111,12 @@ def initial_weights(
     its units, whatever data this run trains on.
     """
     path = Path(checkpoint)
-    if not path.is_file():
-        raise MicrostrainError(f"init_from: checkpoint not found: {path}")
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=False)
-        state, hparams = raw["state_dict"], raw.get("hyper_parameters", {})
-        seconds = float(raw.get(CHECKPOINT_KEY, {}).get("train_seconds", 0.0))
-    except Exception as exc:  # any unreadable file is the same user error
-        raise MicrostrainError(f"init_from: cannot read {path} as a checkpoint: {exc}") from None
+        raw = load_checkpoint(path)
+    except MicrostrainError as exc:
+        raise MicrostrainError(f"init_from: {exc}") from None
+    state, hparams = raw["state_dict"], raw.get("hyper_parameters", {})
+    seconds = float(raw.get(CHECKPOINT_KEY, {}).get("train_seconds", 0.0))
     output_space = hparams.get("output_space", "strain")
     if output_space != normalizer.output:
         raise MicrostrainError(
@@ -114,14 +127,12 @@ def initial_weights(
         k.removeprefix("normalizer."): v for k, v in state.items() if k.startswith("normalizer.")
     }
     params = {name: p.shape for name, p in net.named_parameters()}
-    buffers = {name: b.shape for name, b in net.named_buffers()}
+    own = {**{name: b.shape for name, b in net.named_buffers()}, **params}
     own_units = {name: b.shape for name, b in normalizer.state_dict().items()}
     missing = sorted(set(params) - set(source)) + sorted(set(own_units) - set(units))
-    extra = sorted(k for k in source if k not in params and k not in buffers)
-    shapes = sorted(
-        k for k, v in source.items() if v.shape != {**buffers, **params}.get(k, v.shape)
-    )
-    shapes += sorted(k for k, v in units.items() if v.shape != own_units.get(k, v.shape))
+    extra = sorted(set(source) - set(own))
+    shapes = sorted(k for k, v in source.items() if k in own and v.shape != own[k])
+    shapes += sorted(k for k, v in units.items() if k in own_units and v.shape != own_units[k])
     for what, keys in (("lacks", missing), ("has more", extra), ("has other shapes of", shapes)):
         if keys:
             more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
@@ -248,19 +259,20 @@ class StrainRegressor(pl.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         self._use_plane(datamodule)
         fitted = getattr(datamodule, "normalizer", None)
-        if stage == "fit" and isinstance(fitted, Normalizer):
+        hp: Any = self.hparams
+        if stage == "fit" and hp.init_from:
+            # the start's weights and units (their statistics need not be taken again); a
+            # resume restores its own afterwards (Lightning restores after setup)
+            weights, units, seconds = initial_weights(self.net, self.normalizer, hp.init_from)
+            self.net.load_state_dict(weights, strict=False)
+            self.normalizer.load_state_dict(units)
+            self.init_seconds = self._seconds_before = seconds  # T_train counts the start's
+        elif stage == "fit" and isinstance(fitted, Normalizer):
             # Fitted on the training split by the datamodule; a resumed checkpoint restores the
             # same constants afterwards (same file, same split).
             self.normalizer.load_state_dict(fitted.state_dict())
             if self.physics.output_space == "stress":
                 self.normalizer.set_output_statistics(*self._training_stress_statistics(datamodule))
-        hp: Any = self.hparams
-        if stage == "fit" and hp.init_from:
-            # before a resume restores its own weights (Lightning restores after setup)
-            weights, units, seconds = initial_weights(self.net, self.normalizer, hp.init_from)
-            self.net.load_state_dict(weights, strict=False)
-            self.normalizer.load_state_dict(units)
-            self.init_seconds = self._seconds_before = seconds  # T_train counts the start's
 
     def _use_plane(self, datamodule: Any) -> None:
         """Take the plane from the dataset unless given; refuse a contradiction; record it."""
