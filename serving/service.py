@@ -13,8 +13,9 @@ answered in the event loop (:meth:`MicrostrainService.offload`): it takes 1–2 
 to a worker thread and back waits for a time slice when the cores are busy, which cost more
 than the work itself on the 2-core machine; larger requests run in a thread so that the loop
 keeps serving. Model calls (:meth:`MicrostrainService.run_model`): up to :data:`SMALL_BATCH`
-samples run on a one-thread onnxruntime session by default (no thread pool to wake, nothing
-spinning beside the HTTP stack; ``MICROSTRAIN_SMALL_THREADS`` sets it), larger batches on a
+samples run on a two-thread onnxruntime session while other processes leave the cores idle, on
+a one-thread one while they keep them busy and a second thread would wait and spin
+(:mod:`serving.small_sessions`; ``MICROSTRAIN_SMALL_THREADS`` fixes the count), larger batches on a
 session with the worker's share of the cores, in chunks of :data:`CHUNK` samples
 (onnxruntime's arena keeps the peak of the largest run: about 1 GB for 512 samples at once,
 0.2 GB in chunks of 64, at the same speed). Each session runs one call at a time; a small
@@ -58,6 +59,7 @@ from serving.settings import (
     verify_queue,
     verify_timeout_s,
 )
+from serving.small_sessions import SmallSessions
 from serving.state import PredictionCounter, breakeven_report, state_dir
 
 T = TypeVar("T")
@@ -143,15 +145,13 @@ class MicrostrainService:
         directory = default_model_dir()
         self.threads = intra_op_threads(configured_workers())
         self.model = SurrogateModel.load(directory, intra_op_threads=self.threads)
-        small_threads = small_request_threads(configured_workers())
-        small = (
-            SurrogateModel.load(directory, intra_op_threads=small_threads)
-            if self.threads > 1
-            else None
-        )
-        if small is not None and small.sha256 != self.model.sha256:
+        small = {  # sessions of their own: a small request never waits for a large one
+            threads: SurrogateModel.load(directory, intra_op_threads=threads)
+            for threads in small_request_threads(configured_workers())
+        }
+        if any(m.sha256 != self.model.sha256 for m in small.values()):
             raise MicrostrainError(f"{directory} changed while it was being loaded")
-        self.small_model = small or self.model
+        self.small = SmallSessions(small)  # two threads while the machine has the cores
         self.model_info = {
             "name": self.model.name,
             "version": self.model.version,
@@ -164,10 +164,10 @@ class MicrostrainService:
             state_dir() / "verify-slots", verify_concurrency(), verify_queue()
         )
         self.verify_timeout_s = verify_timeout_s()
-        self._locks = {id(self.model): threading.Lock(), id(self.small_model): threading.Lock()}
+        self._locks = {id(m): threading.Lock() for m in (self.model, *self.small.sessions.values())}
         self._limiter: anyio.CapacityLimiter | None = None  # threads for large requests
         # one warm-up run so the first client does not pay for ORT's lazy initialisation
-        for model in (self.model, self.small_model):
+        for model in (self.model, *self.small.sessions.values()):
             model.predict(np.full((1, 1, 32, 32), 3000.0, np.float32))
 
     @bentoml.on_shutdown
@@ -178,19 +178,21 @@ class MicrostrainService:
         self, youngs_modulus: np.ndarray, applied_strain: float = DEFAULT_APPLIED_STRAIN
     ) -> np.ndarray:
         """Strain ``[N, 3, 32, 32]`` of E ``[N, 1, 32, 32]`` MPa at ū (module doc)."""
-        small = youngs_modulus.shape[0] <= SMALL_BATCH
-        model = self.small_model if small else self.model
-        with self._locks[id(model)]:
-            return model.predict(youngs_modulus, applied_strain, batch_size=CHUNK)
+        return self.run_model_with_estimate(youngs_modulus, applied_strain, estimate=False)[0]
 
     def run_model_with_estimate(
-        self, youngs_modulus: np.ndarray, applied_strain: float
+        self, youngs_modulus: np.ndarray, applied_strain: float, estimate: bool = True
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """:meth:`run_model` and the model's error estimate ``[N]`` (None if it has none)."""
+        """:meth:`run_model` and the model's error estimate ``[N]`` (None if it has none, or
+        without ``estimate``). Up to SMALL_BATCH samples run on a small-request session (two
+        threads while the machine has the cores, :mod:`serving.small_sessions`), more on the
+        large one."""
         small = youngs_modulus.shape[0] <= SMALL_BATCH
-        model = self.small_model if small else self.model
+        model = self.small.pick() if small else self.model
         with self._locks[id(model)]:
-            return model.predict_with_estimate(youngs_modulus, applied_strain, batch_size=CHUNK)
+            if estimate:
+                return model.predict_with_estimate(youngs_modulus, applied_strain, CHUNK)
+            return model.predict(youngs_modulus, applied_strain, CHUNK), None
 
     async def offload(self, n: int, work: Callable[..., T], *args: Any) -> T:
         """``work(*args)`` for a request of ``n`` samples: inline up to SMALL_BATCH samples

@@ -11,7 +11,8 @@ images set them directly.
 - ``MICROSTRAIN_VERIFY_TIMEOUT_S``: seconds one FE solve, or the wait for one, may take (25)
 - ``MICROSTRAIN_API_TOKEN``: if set, requests need ``Authorization: Bearer <token>`` (unset)
 - ``MICROSTRAIN_SMALL_THREADS``: onnxruntime threads of requests of up to 4 samples, at most
-  the worker's share of the cores (1; :func:`small_request_threads`)
+  the worker's share of the cores; ``auto`` (the default) times 1 and 2 and uses the faster
+  (:func:`small_request_threads`)
 - ``MICROSTRAIN_TRACING``: 1 lets BentoML's OpenTelemetry middleware trace requests as its own
   ``tracing`` configuration says; 0 (the default) skips it (:func:`tracing_config`)
 """
@@ -64,22 +65,34 @@ def intra_op_threads(workers: int) -> int:
     return max(1, usable_cores() // workers)
 
 
-def small_request_threads(workers: int) -> int:
-    """onnxruntime threads of the session that answers requests of up to 4 samples.
+def small_request_threads(workers: int) -> tuple[int, ...]:
+    """onnxruntime thread counts of the sessions that answer requests of up to 4 samples.
 
-    1 by default: under load a second thread, spinning after each run, competes with the event
-    loop for the cores (docs/serving.md). On a machine with an idle core, 2 answers one sample
-    of a BatchNorm model sooner (its two-thread run is 0.6x its one-thread run; GroupNorm
-    models gain little). At most the worker's share of the cores (:func:`intra_op_threads`).
+    ``auto`` (the default): (1, 2) where a worker has two cores or more, else (1,); the worker
+    sends each small request to whichever was faster lately (:mod:`serving.small_sessions`).
+    On an idle 2-core machine two threads answer one sample of a BatchNorm model in about 0.7×
+    the time of one; under load the second thread, spinning after each run, waits for time
+    slices and takes more than twice as long (docs/serving.md). A whole number fixes the count,
+    at most the worker's share of the cores (:func:`intra_op_threads`).
     """
     share = intra_op_threads(workers)
-    value = _whole(SMALL_THREADS_ENV_VAR, 1, 1)
+    raw = os.environ.get(SMALL_THREADS_ENV_VAR, "").strip()
+    if raw.lower() in ("", "auto"):
+        return (1, 2) if share >= 2 else (1,)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise MicrostrainError(
+            f"{SMALL_THREADS_ENV_VAR}={raw!r} is neither 'auto' nor a whole number"
+        ) from None
+    if value < 1:
+        raise MicrostrainError(f"{SMALL_THREADS_ENV_VAR} must be at least 1, got {value}")
     if value > share:
         raise MicrostrainError(
             f"{SMALL_THREADS_ENV_VAR} must be at most {share}, the cores of one of {workers} "
             f"worker(s), got {value}"
         )
-    return value
+    return (value,)
 
 
 def verify_concurrency() -> int:

@@ -1,0 +1,87 @@
+"""Which onnxruntime session answers a small request (1–4 samples): two threads while the machine
+has the cores for them, else one.
+
+A one-sample run of a BatchNorm model on 2 cores takes about 0.7× the time of a one-thread run
+when the other core is idle, and more than twice as long when another process keeps it busy: the
+second thread waits for a time slice, and spins against the event loop when it has one
+(docs/serving.md, 2026-12-02). Timing the runs cannot tell the two apart, because a spinning
+thread steals its time after the run, from the HTTP stack. So with
+``MICROSTRAIN_SMALL_THREADS=auto`` (the default, :func:`serving.settings.small_request_threads`)
+:class:`SmallSessions` looks at what the other processes use: the machine's busy CPU time less
+this worker's own, over the last :data:`INTERVAL_S` (psutil). A session of ``t`` threads is used
+while the others leave at least ``t`` − :data:`SLACK` cores idle.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+import psutil
+
+from microstrain.hardware import usable_cores
+
+INTERVAL_S = 0.5  # how often the others' CPU use is measured (each reading about 50 µs)
+SLACK = 0.5  # of a core: a light client on the same machine still leaves room for two threads
+
+
+def others_busy_cores() -> Callable[[], float]:
+    """A reader of the cores other processes kept busy since its previous call (averaged)."""
+    own = psutil.Process()
+
+    def sample() -> tuple[float, float, float]:
+        cpu = psutil.cpu_times()
+        mine = own.cpu_times()
+        busy = sum(cpu) - cpu.idle - getattr(cpu, "iowait", 0.0)
+        return time.monotonic(), busy, mine.user + mine.system
+
+    last = sample()
+
+    def read() -> float:
+        nonlocal last
+        now = sample()
+        elapsed = now[0] - last[0]
+        others = ((now[1] - last[1]) - (now[2] - last[2])) / elapsed if elapsed > 0 else 0.0
+        last = now
+        return max(others, 0.0)
+
+    return read
+
+
+class SmallSessions[S]:
+    """Sessions of small requests by thread count; :meth:`pick` the one the free cores allow."""
+
+    def __init__(
+        self,
+        sessions: Mapping[int, S],
+        cores: int | None = None,
+        others: Callable[[], float] | None = None,
+    ) -> None:
+        if not sessions:
+            raise ValueError("SmallSessions needs at least one session")
+        self.sessions = dict(sorted(sessions.items()))
+        self.cores = cores if cores is not None else usable_cores()
+        self._others: Callable[[], float] | None = None
+        if len(self.sessions) > 1:
+            self._others = others if others is not None else others_busy_cores()
+        self._threads = min(self.sessions)
+        self._checked = float("-inf")
+        self._lock = threading.Lock()
+
+    def pick(self) -> S:
+        """The session for the next small request."""
+        return self.sessions[self.threads()]
+
+    def threads(self) -> int:
+        """The thread count the cores allow now (measured at most every INTERVAL_S)."""
+        if self._others is None:
+            return self._threads
+        with self._lock:
+            now = time.monotonic()
+            if now - self._checked >= INTERVAL_S:
+                free = self.cores - self._others()
+                fewest = min(self.sessions)
+                self._threads = max(t for t in self.sessions if t == fewest or free >= t - SLACK)
+                self._checked = now
+            return self._threads
