@@ -10,8 +10,10 @@
 #   family), N_HELDOUT (256), RANKS (2), EPOCHS (the config's), CONFIG (configs/default.yaml),
 #   DATA (data), OUT (models/default), NAME (default: the run and card name),
 #   EXTRA (more `microstrain train` options, e.g. "--config configs/gpu.yaml" on a GPU machine),
-#   FINETUNE (configs/default-finetune.yaml: a config layered on CONFIG for a second run that
-#   starts from the first run's best checkpoint, runs/NAME-start; empty: one run)
+#   FINETUNE (configs/default-finetune.yaml: configs, separated by spaces, each layered on CONFIG
+#   for one more run that starts from the previous run's best checkpoint; the first run is
+#   runs/NAME-start, the middle ones runs/NAME-stage2, -stage3, ..., the last runs/NAME;
+#   empty: one run)
 #   models/fast (the same network with BatchNorm and ReLU, two stages): NAME=fast OUT=models/fast
 #   EXTRA="--model.arch_kwargs.norm batch --model.arch_kwargs.activation relu"
 #   FINETUNE=configs/fast-finetune.yaml
@@ -65,10 +67,16 @@ train() {  # run name, then more `microstrain train` options; the log on stderr 
   echo "$ckpt"
 }
 if [ -n "$FINETUNE" ]; then
+  read -r -a stages <<< "$FINETUNE"
   echo "== 3/5 train $CONFIG ${EPOCHS:+for $EPOCHS epochs }(runs/$NAME-start/), then continue from"
-  echo "   its best checkpoint with $FINETUNE (runs/$NAME/; logs in runs/<run>-train.log)"
-  start=$(train "$NAME-start" "${epochs[@]}")
-  ckpt=$(train "$NAME" --config "$FINETUNE" --model.init_from "$start")
+  echo "   the best checkpoint with each of: ${stages[*]} (the last run: runs/$NAME/;"
+  echo "   logs in runs/<run>-train.log)"
+  ckpt=$(train "$NAME-start" "${epochs[@]}")
+  for i in "${!stages[@]}"; do
+    run=$NAME
+    [ "$i" -lt $((${#stages[@]} - 1)) ] && run=$NAME-stage$((i + 2))
+    ckpt=$(train "$run" --config "${stages[$i]}" --model.init_from "$ckpt")
+  done
 else
   echo "== 3/5 train $CONFIG ${EPOCHS:+for $EPOCHS epochs }(runs/$NAME/; log in runs/$NAME-train.log)"
   ckpt=$(train "$NAME" "${epochs[@]}")
