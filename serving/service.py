@@ -52,6 +52,7 @@ from serving.middleware import BodySizeLimitMiddleware, MediaTypeMiddleware
 from serving.settings import (
     configured_workers,
     intra_op_threads,
+    logging_config,
     request_timeout_s,
     small_request_threads,
     tracing_config,
@@ -134,6 +135,7 @@ def error_response(exc: MicrostrainError, status: int | None = None) -> Response
     workers=configured_workers(),
     traffic={"timeout": request_timeout_s()},
     tracing=tracing_config(),  # no per-request spans unless MICROSTRAIN_TRACING=1
+    logging=logging_config(),  # no line per request unless MICROSTRAIN_ACCESS_LOG=1
     # two sync calls at once: a one-sample request need not queue behind a 512-sample one
     # (the model sessions serialize their own calls, see run_model)
     threads=2,

@@ -101,6 +101,17 @@ def server(
         yield url, log_path
 
 
+@pytest.fixture
+def access_log_server(
+    service_env: dict[str, str], model_dir: Path, tmp_path: Path
+) -> Iterator[tuple[str, Path]]:
+    """As :func:`server`, with MICROSTRAIN_ACCESS_LOG=1 (BentoML's line per request)."""
+    log_path = tmp_path / "serve.log"
+    env = {**service_env, **SERVER_SETTINGS, "MICROSTRAIN_ACCESS_LOG": "1"}
+    with serve_process(model_dir, env, log_path) as url:
+        yield url, log_path
+
+
 @pytest.fixture(scope="module")
 def page_server(
     service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
