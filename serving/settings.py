@@ -11,8 +11,8 @@ images set them directly.
 - ``MICROSTRAIN_VERIFY_TIMEOUT_S``: seconds one FE solve, or the wait for one, may take (25)
 - ``MICROSTRAIN_API_TOKEN``: if set, requests need ``Authorization: Bearer <token>`` (unset)
 - ``MICROSTRAIN_SMALL_THREADS``: onnxruntime threads of requests of up to 4 samples, at most
-  the worker's share of the cores; ``auto`` (the default) times 1 and 2 and uses the faster
-  (:func:`small_request_threads`)
+  the worker's share of the cores; ``auto`` (the default) uses 2 while other processes leave
+  the cores idle, else 1 (:func:`small_request_threads`)
 - ``MICROSTRAIN_ACCESS_LOG``: 1 logs a line per request (BentoML's access log); 0 (the
   default) does not (:func:`logging_config`)
 - ``MICROSTRAIN_TRACING``: 1 lets BentoML's OpenTelemetry middleware trace requests as its own
@@ -72,7 +72,7 @@ def small_request_threads(workers: int) -> tuple[int, ...]:
     """onnxruntime thread counts of the sessions that answer requests of up to 4 samples.
 
     ``auto`` (the default): (1, 2) where a worker has two cores or more, else (1,); the worker
-    sends each small request to whichever was faster lately (:mod:`serving.small_sessions`).
+    uses two while other processes leave the cores idle, else one (:mod:`serving.small_sessions`).
     On an idle 2-core machine two threads answer one sample of a BatchNorm model in about 0.7×
     the time of one; under load the second thread, spinning after each run, waits for time
     slices and takes more than twice as long (docs/serving.md). A whole number fixes the count,

@@ -17,7 +17,7 @@ from serving.settings import SMALL_THREADS_ENV_VAR, small_request_threads
 from serving.small_sessions import SmallSessions, others_busy_cores
 
 
-def test_auto_times_one_and_two_threads_a_number_fixes_it_at_most_the_workers_share(
+def test_auto_offers_one_and_two_threads_a_number_fixes_it_at_most_the_workers_share(
     monkeypatch,
 ):
     cores = usable_cores()
@@ -26,7 +26,7 @@ def test_auto_times_one_and_two_threads_a_number_fixes_it_at_most_the_workers_sh
     assert small_request_threads(1) == auto
     monkeypatch.setenv(SMALL_THREADS_ENV_VAR, "Auto")
     assert small_request_threads(1) == auto
-    assert small_request_threads(cores + 1) == (1,)  # a worker with one core: nothing to time
+    assert small_request_threads(cores + 1) == (1,)  # a worker with one core: nothing to choose
     monkeypatch.setenv(SMALL_THREADS_ENV_VAR, str(cores))
     assert small_request_threads(1) == (cores,)
     for raw, message in (
