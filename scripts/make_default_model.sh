@@ -2,21 +2,24 @@
 # Reproduce models/default: generate the refined k=4 training data (broad circles, the mixture
 # preset of circles and ellipses, clustered or not, and densely packed touching fibers of three
 # shapes), the held-out files and the evaluation families; train configs/default.yaml on the
-# three training files, then continue from its best checkpoint with configs/default-finetune.yaml
-# and from that run's with configs/default-finetune2.yaml (checkpoints and run.json), export it
+# three training files, then continue from its best checkpoint with configs/default-finetune.yaml,
+# from that run's with configs/default-finetune2.yaml and from that one's with
+# configs/default-finetune3.yaml (checkpoints and run.json), export it
 # with its card (metrics, times and τ from the record, a fresh T_surrogate, the SPEC §9 measures
 # on every held-out file and family) and run the breakeven report. `make model` runs this; knobs via environment:
 #   N_CIRCLES (16000), N_MIXTURE (9664), N_DENSE (6000; 0: no dense file), N_FAMILY (128 per
 #   family), N_HELDOUT (256), RANKS (2), EPOCHS (the config's), CONFIG (configs/default.yaml),
 #   DATA (data), OUT (models/default), NAME (default: the run and card name),
 #   EXTRA (more `microstrain train` options, e.g. "--config configs/gpu.yaml" on a GPU machine),
-#   FINETUNE ("configs/default-finetune.yaml configs/default-finetune2.yaml": configs separated
+#   FINETUNE ("configs/default-finetune.yaml configs/default-finetune2.yaml
+#   configs/default-finetune3.yaml": configs separated
 #   by spaces, each layered on CONFIG for one more run that starts from the previous run's best
 #   checkpoint; the first run is runs/NAME-start, the middle ones runs/NAME-stage2, -stage3,
 #   ..., the last runs/NAME; empty: one run)
-#   models/accurate (the same network with GroupNorm and GELU, three stages): NAME=accurate
+#   models/accurate (the same network with GroupNorm and GELU, four stages): NAME=accurate
 #   OUT=models/accurate EXTRA="--model.arch_kwargs.norm group --model.arch_kwargs.activation gelu"
-#   FINETUNE="configs/accurate-finetune.yaml configs/accurate-finetune2.yaml"
+#   FINETUNE="configs/accurate-finetune.yaml configs/accurate-finetune2.yaml
+#   configs/accurate-finetune3.yaml"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -32,7 +35,7 @@ DATA=${DATA:-data}
 OUT=${OUT:-models/default}
 NAME=${NAME:-default}
 EXTRA=${EXTRA:-}
-FINETUNE=${FINETUNE-configs/default-finetune.yaml configs/default-finetune2.yaml}
+FINETUNE=${FINETUNE-configs/default-finetune.yaml configs/default-finetune2.yaml configs/default-finetune3.yaml}
 mkdir -p "$DATA/train" "$DATA/families" runs
 generate() { OMP_NUM_THREADS=1 "$BIN/mpiexec" -n "$RANKS" "$BIN/microstrain" generate --no-progress "$@"; }
 
