@@ -4,18 +4,18 @@
 # shapes), the held-out files and the evaluation families; train configs/default.yaml on the
 # three training files, then continue from its best checkpoint with configs/default-finetune.yaml,
 # from that run's with configs/default-finetune2.yaml and from that one's with
-# configs/default-finetune3.yaml (checkpoints and run.json), export it
-# with its card (metrics, times and τ from the record, a fresh T_surrogate, the SPEC §9 measures
-# on every held-out file and family) and run the breakeven report. `make model` runs this; knobs via environment:
+# configs/default-finetune3.yaml (checkpoints and run.json), export it with its card (metrics,
+# times and τ from the record, a fresh T_surrogate, the SPEC §9 measures on every held-out file
+# and family) and run the breakeven report. `make model` runs this; knobs via environment:
 #   N_CIRCLES (16000), N_MIXTURE (9664), N_DENSE (6000; 0: no dense file), N_FAMILY (128 per
 #   family), N_HELDOUT (256), RANKS (2), EPOCHS (the config's), CONFIG (configs/default.yaml),
 #   DATA (data), OUT (models/default), NAME (default: the run and card name),
 #   EXTRA (more `microstrain train` options, e.g. "--config configs/gpu.yaml" on a GPU machine),
 #   FINETUNE ("configs/default-finetune.yaml configs/default-finetune2.yaml
-#   configs/default-finetune3.yaml": configs separated
-#   by spaces, each layered on CONFIG for one more run that starts from the previous run's best
-#   checkpoint; the first run is runs/NAME-start, the middle ones runs/NAME-stage2, -stage3,
-#   ..., the last runs/NAME; empty: one run)
+#   configs/default-finetune3.yaml": configs separated by spaces, each layered on CONFIG for one
+#   more run that starts from the previous run's best checkpoint; the first run is
+#   runs/NAME-start, the middle ones runs/NAME-stage2, -stage3, ..., the last runs/NAME; empty:
+#   one run)
 #   models/accurate (the same network with GroupNorm and GELU, four stages): NAME=accurate
 #   OUT=models/accurate EXTRA="--model.arch_kwargs.norm group --model.arch_kwargs.activation gelu"
 #   FINETUNE="configs/accurate-finetune.yaml configs/accurate-finetune2.yaml

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from serving.settings import ACCESS_LOG_ENV_VAR, logging_config
 ACCESS_LINE = "method=GET,path=/model"  # BentoML's format: (scheme=http,method=GET,path=...)
 
 
-def logged(log_path, text: str, wait_s: float = 3.0) -> bool:
+def logged(log_path: Path, text: str, wait_s: float = 3.0) -> bool:
     deadline = time.monotonic() + wait_s  # the worker's log reaches the file asynchronously
     while time.monotonic() < deadline:
         if text in log_path.read_text():
