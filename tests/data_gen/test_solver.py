@@ -142,6 +142,32 @@ def test_random_microstructure_within_bounds(solvers):
     assert reuss < mean_stress_xx(E, strain, "stress") / U < voigt
 
 
+def pixel_stress(E: np.ndarray, strain: np.ndarray, plane: str) -> tuple[np.ndarray, np.ndarray]:
+    """sigma_xx and sigma_yy of each pixel from its pixel-averaged strain."""
+    lam, mu = lame_parameters(E, plane)
+    tr = strain[0] + strain[1]
+    return lam * tr + 2 * mu * strain[0], lam * tr + 2 * mu * strain[1]
+
+
+@pytest.mark.parametrize("plane", ["stress", "strain"])
+@pytest.mark.parametrize(("mode", "k"), [("pixel", 1), ("refined", 2)])
+def test_discrete_equilibrium_of_columns_and_rows(solvers, mode, k, plane):
+    # The test functions v = (phi(x), 0) and v = (0, psi(y)), piecewise linear on the pixel grid,
+    # lie in the Q1 space; their gradients are constant on each pixel, where Q1 strains are
+    # affine. So the Galerkin equations say exactly what the continuum's force balance says:
+    # every pixel column carries the same total sigma_xx (no friction under the bottom roller,
+    # a free top), and every pixel row carries zero total sigma_yy (a free top).
+    E = random_image(6)
+    sxx, syy = pixel_stress(E, solvers(mode, k, plane).solve(E), plane)
+    columns, rows = sxx.sum(axis=0), syy.sum(axis=1)  # [32] each
+    force = columns.mean()
+    assert force > 0 and np.ptp(sxx) > 0.5 * force / GRID  # a loaded, heterogeneous field
+    np.testing.assert_allclose(columns, force, rtol=1e-10)
+    np.testing.assert_allclose(rows, 0.0, atol=1e-10 * force)
+    # the pixels themselves are far from uniform: the balance holds for the sums only
+    assert np.abs(sxx.sum(axis=1) - force).max() > 1e-2 * force
+
+
 @pytest.mark.parametrize(("mode", "k"), [("pixel", 1), ("refined", 2)])
 def test_x_mirror_symmetry(solvers, mode, k):
     solver = solvers(mode, k)
