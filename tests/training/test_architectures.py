@@ -53,6 +53,21 @@ def test_res_unet_options_change_the_network():
     assert net(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)
 
 
+def test_res_unet_blocks_per_level():
+    # one count per level, finest first: the extra blocks sit at the levels named, on both
+    # sides of the U (the bottom level has one side)
+    net = build("res-unet", widths=(8, 16, 32), blocks=[1, 2, 3])
+    assert [len(stage) for stage in net.down] == [1, 2]
+    assert [len(stage) for stage in net.up] == [1, 2]
+    assert len(net.bottom) == 3
+    assert net(torch.zeros(2, 1, 32, 32)).shape == (2, 3, 32, 32)
+    same = build("res-unet", widths=(8, 16, 32), blocks=[2, 2, 2])
+    assert parameter_count(same) == parameter_count(build("res-unet", widths=(8, 16, 32), blocks=2))
+    for bad in ([1, 2], [1, 0, 1]):
+        with pytest.raises(ValueError, match="one per level"):
+            build("res-unet", widths=(8, 16, 32), blocks=bad)
+
+
 def test_coordinate_channels_follow_the_image_convention():
     c = pixel_coordinates(32)  # [1, 2, 32, 32]
     x, y = c[0, 0], c[0, 1]

@@ -30,7 +30,8 @@ from training.architectures import layers
 @dataclass(frozen=True)
 class ResUNetConfig:
     widths: tuple[int, ...] = (16, 32, 64, 128)  # channels per level, finest (32×32) first
-    blocks: int = 1  # residual blocks per level on each side of the U
+    blocks: int | tuple[int, ...] = 1  # residual blocks per level on each side of the U: one
+    # count for every level, or one per level, finest first (as ``widths``)
     coords: bool = True  # append x, y pixel-centre coordinates as input channels
     groups: int = 8  # GroupNorm groups (each width must be divisible by it)
     activation: str = "gelu"
@@ -80,9 +81,20 @@ class ResBlock(nn.Module):
         return self.skip(x) + self.body(x)
 
 
-def _stage(c_in: int, c_out: int, cfg: ResUNetConfig) -> nn.Sequential:
+def level_blocks(cfg: ResUNetConfig) -> tuple[int, ...]:
+    """Residual blocks of each level, finest first (``cfg.blocks`` spread over the levels)."""
+    counts = (cfg.blocks,) * len(cfg.widths) if isinstance(cfg.blocks, int) else cfg.blocks
+    if len(counts) != len(cfg.widths) or min(counts) < 1:
+        raise ValueError(
+            f"blocks must be a positive count or one per level ({len(cfg.widths)}), "
+            f"got {cfg.blocks!r}"
+        )
+    return tuple(counts)
+
+
+def _stage(c_in: int, c_out: int, cfg: ResUNetConfig, n_blocks: int) -> nn.Sequential:
     blocks = [ResBlock(c_in, c_out, cfg)]
-    blocks += [ResBlock(c_out, c_out, cfg) for _ in range(cfg.blocks - 1)]
+    blocks += [ResBlock(c_out, c_out, cfg) for _ in range(n_blocks - 1)]
     return nn.Sequential(*blocks)
 
 
@@ -96,17 +108,18 @@ class ResUNet(nn.Module):
         cfg = cfg or ResUNetConfig()
         self.cfg = cfg
         w = cfg.widths
+        n = level_blocks(cfg)
         if GRID % 2 ** (len(w) - 1):
             raise ValueError(f"{len(w)} levels do not fit a {GRID}-pixel grid")
         if cfg.coords:
             self.register_buffer("coords", pixel_coordinates(), persistent=False)
         c_in = in_channels + (2 if cfg.coords else 0)
         self.stem = nn.Conv2d(c_in, w[0], 3, padding=1)
-        self.down = nn.ModuleList(_stage(w[i], w[i], cfg) for i in range(len(w) - 1))
+        self.down = nn.ModuleList(_stage(w[i], w[i], cfg, n[i]) for i in range(len(w) - 1))
         self.pool_proj = nn.ModuleList(nn.Conv2d(w[i], w[i + 1], 1) for i in range(len(w) - 1))
-        self.bottom = _stage(w[-1], w[-1], cfg)
+        self.bottom = _stage(w[-1], w[-1], cfg, n[-1])
         self.up_proj = nn.ModuleList(nn.Conv2d(w[i + 1], w[i], 1) for i in range(len(w) - 1))
-        self.up = nn.ModuleList(_stage(2 * w[i], w[i], cfg) for i in range(len(w) - 1))
+        self.up = nn.ModuleList(_stage(2 * w[i], w[i], cfg, n[i]) for i in range(len(w) - 1))
         self.head = nn.Sequential(
             normalization(cfg.norm, w[0], cfg.groups),
             layers.activation(cfg.activation),
@@ -133,7 +146,7 @@ class ResUNet(nn.Module):
 
 def res_unet(
     widths: Sequence[int] = ResUNetConfig.widths,
-    blocks: int = ResUNetConfig.blocks,
+    blocks: int | Sequence[int] = ResUNetConfig.blocks,
     coords: bool = ResUNetConfig.coords,
     groups: int = ResUNetConfig.groups,
     activation: str = ResUNetConfig.activation,
@@ -142,4 +155,5 @@ def res_unet(
     """Residual U-Net with coordinate channels; the keyword arguments are :class:`ResUNetConfig`."""
     layers.activation(activation)  # an unknown name fails here, before any layer is built
     normalization(norm, 1, 1)  # likewise an unknown norm
-    return ResUNet(ResUNetConfig(tuple(widths), blocks, coords, groups, activation, norm))
+    counts = blocks if isinstance(blocks, int) else tuple(blocks)
+    return ResUNet(ResUNetConfig(tuple(widths), counts, coords, groups, activation, norm))
