@@ -196,7 +196,12 @@ class StrainRegressor(pl.LightningModule):
             raise MicrostrainError(f"loss must be one of {', '.join(LOSSES)}; got {loss!r}")
         if output_space not in OUTPUT_SPACES:
             raise MicrostrainError(f"output_space must be strain or stress; got {output_space!r}")
-        self.net = build(arch, **(arch_kwargs or {}))
+        try:
+            self.net = build(arch, **(arch_kwargs or {}))
+        except (ValueError, TypeError) as exc:  # an unknown name, option or value: one line
+            raise MicrostrainError(
+                f"model {arch!r} with arch_kwargs {arch_kwargs}: {exc}"
+            ) from None
         # no persistent state beyond today's: net.* and normalizer.* are the whole state_dict
         self.normalizer = Normalizer(output_space)
         self.physics = self._physics(plane or DEFAULT_PLANE)

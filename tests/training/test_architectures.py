@@ -63,7 +63,7 @@ def test_res_unet_blocks_per_level():
     assert net(torch.zeros(2, 1, 32, 32)).shape == (2, 3, 32, 32)
     same = build("res-unet", widths=(8, 16, 32), blocks=[2, 2, 2])
     assert parameter_count(same) == parameter_count(build("res-unet", widths=(8, 16, 32), blocks=2))
-    for bad in ([1, 2], [1, 0, 1]):
+    for bad in ([1, 2], [1, 0, 1], "[1,2,3]", [1, 1.5, 1]):  # a shell-quoted list stays text
         with pytest.raises(ValueError, match="one per level"):
             build("res-unet", widths=(8, 16, 32), blocks=bad)
 

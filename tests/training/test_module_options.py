@@ -169,6 +169,13 @@ def test_unknown_options_are_refused():
         StrainRegressor("course-cnn", loss="l1")  # type: ignore[arg-type]
     with pytest.raises(MicrostrainError, match="output_space"):
         StrainRegressor("course-cnn", output_space="displacement")  # type: ignore[arg-type]
+    # the network's own options: one MicrostrainError naming the problem, not a traceback
+    with pytest.raises(MicrostrainError, match="unknown norm 'nope'"):
+        StrainRegressor("res-unet", arch_kwargs={"norm": "nope"})
+    with pytest.raises(MicrostrainError, match="unexpected keyword argument 'widht'"):
+        StrainRegressor("res-unet", arch_kwargs={"widht": [8, 16]})
+    with pytest.raises(MicrostrainError, match="unknown architecture 'nope'"):
+        StrainRegressor("nope")
 
 
 # --- measures logged, and a model with every option restored -----------------------------------

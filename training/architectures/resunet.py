@@ -84,7 +84,11 @@ class ResBlock(nn.Module):
 def level_blocks(cfg: ResUNetConfig) -> tuple[int, ...]:
     """Residual blocks of each level, finest first (``cfg.blocks`` spread over the levels)."""
     counts = (cfg.blocks,) * len(cfg.widths) if isinstance(cfg.blocks, int) else cfg.blocks
-    if len(counts) != len(cfg.widths) or min(counts) < 1:
+    if (
+        isinstance(counts, str)
+        or len(counts) != len(cfg.widths)
+        or not all(isinstance(c, int) and c >= 1 for c in counts)
+    ):
         raise ValueError(
             f"blocks must be a positive count or one per level ({len(cfg.widths)}), "
             f"got {cfg.blocks!r}"
@@ -155,5 +159,5 @@ def res_unet(
     """Residual U-Net with coordinate channels; the keyword arguments are :class:`ResUNetConfig`."""
     layers.activation(activation)  # an unknown name fails here, before any layer is built
     normalization(norm, 1, 1)  # likewise an unknown norm
-    counts = blocks if isinstance(blocks, int) else tuple(blocks)
+    counts = blocks if isinstance(blocks, int | str) else tuple(blocks)  # a str is refused below
     return ResUNet(ResUNetConfig(tuple(widths), counts, coords, groups, activation, norm))
