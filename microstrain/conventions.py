@@ -41,6 +41,16 @@ DEFAULT_APPLIED_STRAIN: Final = 0.1  # ū on x = 1; models predict for this valu
 PLANES: Final = ("stress", "strain")
 DEFAULT_PLANE: Final = "stress"
 
+# --- periodic homogenization (SPEC §11) ----------------------------------------------------
+BOUNDARIES: Final = ("uniaxial", "periodic")  # `--boundary` of generate, solve, inspect, convergence
+DEFAULT_BOUNDARY: Final = "uniaxial"
+PERIODIC_LOAD_CASE: Final = "periodic"  # load_case.name of a periodic file or model
+# the three unit macro strains (eps_xx, eps_yy, gamma_xy) = ū e_j, always in this order
+PERIODIC_CASES: Final = ("xx", "yy", "xy")
+N_CASES: Final = len(PERIODIC_CASES)
+DS_C_EFF: Final = "C_eff"  # float64 [N, 3, 3] effective stiffness (MPa, Voigt, engineering shear)
+ONNX_C_EFF: Final = "C_eff"  # float32 [batch, 3, 3], output of a periodic model
+
 # --- discretization (SPEC §3) --------------------------------------------------------------
 MODES: Final = ("pixel", "refined")
 DEFAULT_MODE: Final = "refined"
