@@ -15,7 +15,7 @@ Beyond the default (circles, uniform centres, fibers may be cut by the edges), t
   conservatively on covering discs, so ``min_gap`` holds for every shape);
 - clustering: with ``cluster_probability`` a sample draws a few cluster centres and its fiber
   centres scatter around them (Gaussian, ``cluster_spread``);
-- edges: ``free`` (today's), ``avoid`` (every fiber keeps ``min_gap`` from the four edges) or
+- edges: ``free`` (the default), ``avoid`` (every fiber keeps ``min_gap`` from the four edges) or
   ``cut`` (every fiber crosses an edge);
 - ``radius_per_sample``: each sample draws its own sub-range of ``radius_range`` (varies the
   polydispersity between samples; used by the broad ``mixture`` preset of

@@ -155,8 +155,8 @@ def access_log_enabled() -> bool:
 def logging_config() -> dict[str, dict[str, bool]]:
     """The service's ``logging`` configuration: BentoML's access log only when asked for.
 
-    Its line per request took 0.3–0.4 ms of a one-sample ``/predict_npy`` of 3.5–3.9 ms on the
-    2-core machine (docs/serving.md, 2026-12-02). A deployment behind a proxy has the proxy's
+    Its line per request costs about a tenth of a one-sample ``/predict_npy`` (figures in
+    docs/serving.md, ``MICROSTRAIN_ACCESS_LOG``). A deployment behind a proxy has the proxy's
     access log; the request counts and latencies are in ``/metrics`` either way, and errors are
     logged either way.
     """
@@ -181,7 +181,7 @@ def request_timeout_s() -> float:
     Kept as short as that allows: BentoML 1.4's timeout middleware schedules a timer per request
     and never cancels it, so every request's tracing context (about 9 kB) stays in memory until
     its timeout has passed. Worker memory grows by request rate × this time, then levels off
-    (60 s at 20 requests/s: about 10 MB; 270 s was 48 MB).
+    (figures in docs/serving.md, "Reliability").
     """
     return 2 * verify_timeout_s() + 10
 

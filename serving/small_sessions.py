@@ -1,11 +1,11 @@
 """Which onnxruntime session answers a small request (1–4 samples): two threads while the machine
 has the cores for them, else one.
 
-A one-sample run of a BatchNorm model on 2 cores takes about 0.7× the time of a one-thread run
-when the other core is idle, and more than twice as long when another process keeps it busy: the
-second thread waits for a time slice, and spins against the event loop when it has one
-(docs/serving.md, 2026-12-02). Timing the runs cannot tell the two apart, because a spinning
-thread steals its time after the run, from the HTTP stack. So with
+On a 2-core machine a two-thread one-sample run is faster than a one-thread run while the other
+core is idle, and more than twice as slow while another process keeps it busy: the second thread
+waits for a time slice, and spins against the event loop when it has one (figures in
+docs/serving.md, "MICROSTRAIN_SMALL_THREADS"). Timing the runs cannot tell the two apart,
+because a spinning thread steals its time after the run, from the HTTP stack. So with
 ``MICROSTRAIN_SMALL_THREADS=auto`` (the default, :func:`serving.settings.small_request_threads`)
 :class:`SmallSessions` looks at what the other processes use: the machine's busy CPU time less
 this worker's own, over the last :data:`INTERVAL_S` (psutil). A session of ``t`` threads is used

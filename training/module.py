@@ -6,8 +6,8 @@ Loss (``loss``): ``"mse"`` (default) is the MSE in the network's normalized outp
 :mod:`training.measures`), ``"energy+stress"`` and ``"energy+stress+strain"`` their sums. The
 physics options ``output_space``, ``mean_strain`` and ``symmetrize`` (:mod:`training.physics`) wrap
 the network in training and in the exported graph alike; ``plane`` is the dataset's unless given.
-With every option at its default the computation is today's plain MSE on normalized strain, bit
-for bit, and the exported graph is unchanged.
+With every option at its default the computation is the bare network's plain MSE on normalized
+strain, bit for bit: the options add nothing to it or to the exported graph.
 
 Optimizer: Adam or AdamW with weight decay (the lecture's L2 regularization). Learning-rate
 schedule per epoch: ``"power"`` is the lecture's ``lr · (β·epoch + 1)^α`` (α < 0 decays),
@@ -202,7 +202,7 @@ class StrainRegressor(pl.LightningModule):
             raise MicrostrainError(
                 f"model {arch!r} with arch_kwargs {arch_kwargs}: {exc}"
             ) from None
-        # no persistent state beyond today's: net.* and normalizer.* are the whole state_dict
+        # the options add no persistent state: net.* and normalizer.* are the whole state_dict
         self.normalizer = Normalizer(output_space)
         self.physics = self._physics(plane or DEFAULT_PLANE)
         self.val_metrics = RelativeL2()
@@ -313,7 +313,7 @@ class StrainRegressor(pl.LightningModule):
         youngs_modulus, strain, fiber = batch  # [B, 1, 32, 32] MPa, [B, 3, 32, 32], bool mask
         hp: Any = self.hparams
         if self.physics.is_identity and hp.loss == "mse":
-            # the plain model: today's computation, bit for bit
+            # the plain model: the bare network's MSE step, bit for bit
             y = self.net(self.normalizer.encode_input(youngs_modulus))
             loss = F.mse_loss(y.float(), self.normalizer.encode_output(strain))
             return loss, self.normalizer.decode_output(y.float())

@@ -38,9 +38,9 @@ keeps that graph unchanged):
   each scaled to mean ε_xx = ū first, and f_sym after its scaling. The network's raw scale is
   free there (training only sees the scaled output; the default's raw mean ε_xx is a fraction
   of ū), so the unscaled halves' disagreement was mostly a difference of scale that the output
-  does not have. Comparing the scaled halves ranks the true energy-norm error of the then
-  default with Spearman ρ 0.93–0.99 on each of the ten held-out files, against 0.50–0.98
-  unscaled (docs/training.md, entry 13).
+  does not have. Comparing the scaled halves is what makes the estimate rank the true
+  energy-norm error on every held-out family (the figures are in docs/training.md, "The mirror
+  estimate, compared as the output is made").
 
 Order: network -> (compliance) -> symmetrize -> mean scaling. The mean of ε_xx is invariant under
 the mirror, so the scaling keeps the symmetry, and coming last it holds to float round-off.

@@ -2,7 +2,7 @@
 
 Plumbing on the stand-in file (``support.datasets``), tiny networks, one or two epochs. The
 physics of each option is tested in test_physics.py; here: that the module uses each option as
-it says, that the defaults are today's computation, and what is logged and restored.
+it says, that the defaults compute the bare network's MSE step, and what is logged and restored.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class _Losses(pl.Callback):
 
 
 class _Today(StrainRegressor):
-    """The training step as it was before the options: MSE on normalized strain."""
+    """The bare network's training step written out by hand: MSE on normalized strain."""
 
     def _step(self, batch):
         youngs_modulus, strain, _ = batch

@@ -7,9 +7,9 @@ with GroupNorm train stably at batch sizes down to one (BatchNorm does not); ``n
 trades that for speed: in eval mode a BatchNorm is a fixed per-channel affine map, which the
 ONNX export folds into the convolution before it, so onnxruntime runs Conv+ReLU as one fused
 node, where each GroupNorm costs reshapes, an InstanceNormalization and layout conversions
-(docs/training.md entry 16). The boundary conditions of SPEC §1 are not translation invariant
-(rollers on the left and bottom edges, load on the right, free top), so the pixel coordinates x
-and y are fed as two extra input channels.
+(measured in docs/training.md, "BatchNorm + ReLU for speed"). The boundary conditions of SPEC §1
+are not translation invariant (rollers on the left and bottom edges, load on the right, free
+top), so the pixel coordinates x and y are fed as two extra input channels.
 
 Shapes: ``[N, 1, 32, 32]`` normalized modulus -> ``[N, 3, 32, 32]`` normalized strain.
 """
