@@ -2,7 +2,11 @@
 
 ``models/<name>/`` holds ``model.onnx`` (input ``E`` raw MPa ``[batch, 1, 32, 32]``, output
 ``strain`` ``[batch, 3, 32, 32]`` for ū = 0.1; a symmetrized model also ``error_estimate``
-``[batch]``) and ``card.json``. No torch, no dolfinx.
+``[batch]``) and ``card.json``. A periodic model (SPEC §11, the card's
+``training_data.load_case.name`` is ``"periodic"``) takes ``E`` ``[batch, 1, n, n]`` for each n
+of the card's ``input_sizes`` and returns ``strain`` ``[batch, 3, 3, n, n]`` (the unit cases
+xx, yy, xy for ū = 0.1), ``C_eff`` ``[batch, 3, 3]`` MPa and ``error_estimate`` ``[batch]``
+(:meth:`SurrogateModel.predict_periodic`). No torch, no dolfinx.
 """
 
 from __future__ import annotations
@@ -20,12 +24,17 @@ from microstrain.conventions import (
     CARD_FILE,
     DEFAULT_APPLIED_STRAIN,
     DEFAULT_MODEL_NAME,
+    DEFAULT_PLANE,
+    GRID,
+    LOAD_CASE,
     MODEL_ENV_VAR,
     MODEL_FILE,
     MODELS_DIR,
+    ONNX_C_EFF,
     ONNX_ERROR_ESTIMATE,
     ONNX_INPUT,
     ONNX_OUTPUT,
+    PERIODIC_LOAD_CASE,
 )
 from microstrain.errors import InputError, MicrostrainError
 from microstrain.files import sha256_of
@@ -38,6 +47,21 @@ from microstrain.files import sha256_of
 # benchmarks/bench_error_estimate.py measures both (the shipped models' figures are in
 # docs/history.md, "The error estimate's warning threshold"); rerun it when the model changes.
 ERROR_ESTIMATE_WARNING = 0.06
+# An estimate sees disagreement, not bias: when the card's held-out median of estimate / true
+# energy-norm error lies below this, the model's estimates understate its errors (a short
+# training leaves a bias that every orientation shares) and every consumer says so
+# (:attr:`SurrogateModel.estimate_caveat`). Half: a factor two of optimism is what a user cannot
+# read off a single estimate.
+ESTIMATE_UNDERSTATES = 0.5
+
+
+@dataclass(frozen=True)
+class PeriodicPrediction:
+    """What a periodic model (SPEC §11) returns for ``N`` microstructures of ``n × n`` pixels."""
+
+    strain: np.ndarray  # float32 [N, 3, 3, n, n]: case (xx, yy, xy), component, row, column
+    c_eff: np.ndarray  # float32 [N, 3, 3] MPa, Voigt order with engineering shear
+    error_estimate: np.ndarray | None  # float32 [N], None for a graph without the output
 
 
 def repository_root() -> Path:
@@ -91,7 +115,14 @@ class SurrogateModel:
                 f"{expected[:12]}… in {CARD_FILE}): the model was changed or copied incompletely; "
                 "refusing to use it"
             )
-        return cls(directory=d, card=card, session=_session(graph, onnx_path, intra_op_threads))
+        model = cls(directory=d, card=card, session=_session(graph, onnx_path, intra_op_threads))
+        outputs = [o.name for o in model.session.get_outputs()]
+        if model.is_periodic and ONNX_C_EFF not in outputs:
+            raise MicrostrainError(
+                f"{onnx_path} has outputs {outputs} but its card says load case "
+                f"'{PERIODIC_LOAD_CASE}', whose graph also returns '{ONNX_C_EFF}'"
+            )
+        return model
 
     @classmethod
     def from_onnx(
@@ -117,6 +148,100 @@ class SurrogateModel:
         """sha256 of ``model.onnx`` (checked against the card by :meth:`load`)."""
         onnx_info = self.card.get("onnx", {})
         return str(onnx_info.get("sha256") or sha256_of(self.directory / MODEL_FILE))
+
+    @property
+    def load_case(self) -> dict[str, Any]:
+        """The card's ``training_data.load_case`` (``{}`` for a graph without a card)."""
+        value = self.card.get("training_data", {}).get("load_case", {})
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def is_periodic(self) -> bool:
+        """Whether the card says SPEC §11's periodic load case (three unit cases and C_eff)."""
+        return self.load_case.get("name", LOAD_CASE) == PERIODIC_LOAD_CASE
+
+    @property
+    def plane(self) -> str:
+        return str(self.load_case.get("plane", DEFAULT_PLANE))
+
+    @property
+    def input_sizes(self) -> list[int]:
+        """The image sizes n the graph takes (``E`` ``[batch, 1, n, n]``), from the card; a
+        uniaxial model takes 32 only."""
+        sizes = self.card.get("input_sizes")
+        if isinstance(sizes, list) and sizes and all(isinstance(n, int) for n in sizes):
+            return sorted(sizes)
+        return [GRID]
+
+    def check_input_size(self, youngs_modulus: np.ndarray) -> None:
+        """Refuse E maps ``[N, 1, n, n]`` of a size the card does not list (one line)."""
+        shape = tuple(np.shape(youngs_modulus))
+        sizes = self.input_sizes
+        if len(shape) != 4 or shape[-1] != shape[-2] or shape[-1] not in sizes:
+            listed = " or ".join(f"{n}x{n}" for n in sizes)
+            raise InputError(
+                f"model '{self.name}' takes microstructures of {listed} pixels; got shape "
+                f"{list(shape)}"
+            )
+
+    @property
+    def estimate_caveat(self) -> str | None:
+        """One line when the card's held-out figures show that the error estimate understates
+        the true error (median estimate / error below :data:`ESTIMATE_UNDERSTATES`), else None.
+
+        Export states it, and ``tau`` and every prediction repeat it: the estimate sees the
+        disagreement of the symmetry group, not the bias all orientations share."""
+        quality = self.card.get("error_estimate")
+        if not isinstance(quality, dict):
+            return None
+        ratio = quality.get("median_estimate_over_error")
+        if not isinstance(ratio, (int, float)) or ratio >= ESTIMATE_UNDERSTATES:
+            return None
+        measured_on = quality.get("measured_on", "its test split")
+        return (
+            f"model '{self.name}': its error estimate understates its true error (median "
+            f"estimate / true energy-norm error {ratio:.2f} on {measured_on}); read each "
+            "estimate as a lower bound"
+        )
+
+    def predict_periodic(
+        self,
+        youngs_modulus: np.ndarray,
+        applied_strain: float = DEFAULT_APPLIED_STRAIN,
+        batch_size: int | None = None,
+    ) -> PeriodicPrediction:
+        """The three unit cases and C_eff of a periodic model for E ``[N, 1, n, n]`` MPa.
+
+        The strain is that of unit cases of size ``applied_strain`` (the fields are linear in
+        Ē, so the model's ū = 0.1 is rescaled); C_eff does not depend on ū. ``batch_size`` as
+        in :meth:`predict`. Raises :class:`MicrostrainError` for a model that is not periodic
+        and :class:`InputError` for an image size the card does not list.
+        """
+        if not self.is_periodic:
+            raise MicrostrainError(
+                f"model '{self.name}' is not periodic (load case "
+                f"'{self.load_case.get('name', LOAD_CASE)}'): it has no unit cases or C_eff"
+            )
+        if not np.isfinite(applied_strain):
+            raise InputError("applied_strain must be a finite number")
+        e = np.ascontiguousarray(youngs_modulus, dtype=np.float32)
+        self.check_input_size(e)
+        names = [ONNX_OUTPUT, ONNX_C_EFF]
+        if self.has_error_estimate:
+            names.append(ONNX_ERROR_ESTIMATE)
+        step = batch_size if batch_size is not None and batch_size > 0 else max(e.shape[0], 1)
+        runs = [
+            self.session.run(names, {ONNX_INPUT: e[i : i + step]})
+            for i in range(0, max(e.shape[0], 1), step)
+        ]
+        outputs = [np.concatenate([r[k] for r in runs]) for k in range(len(names))]
+        strain = outputs[0]  # [N, 3, 3, n, n]
+        scale = np.float32(applied_strain / DEFAULT_APPLIED_STRAIN)
+        return PeriodicPrediction(
+            strain=strain if scale == 1 else strain * scale,
+            c_eff=outputs[1],  # [N, 3, 3]
+            error_estimate=outputs[2] if len(outputs) > 2 else None,
+        )
 
     def predict(
         self,
