@@ -38,11 +38,15 @@ MATERIALS: Final = {"fiber": asdict(FIBER), "matrix": asdict(MATRIX)}
 # --- load case (SPEC §1) -------------------------------------------------------------------
 LOAD_CASE: Final = "uniaxial-x"
 DEFAULT_APPLIED_STRAIN: Final = 0.1  # ū on x = 1; models predict for this value
+# Small-strain theory: fields are linear in ū and only meaningful for small strains; |ū| = 1 (100 %)
+# is a generous ceiling that still catches unit mistakes (percent instead of fraction).
+MAX_ABS_APPLIED_STRAIN: Final = 1.0
 PLANES: Final = ("stress", "strain")
 DEFAULT_PLANE: Final = "stress"
 
 # --- periodic homogenization (SPEC §11) ----------------------------------------------------
-BOUNDARIES: Final = ("uniaxial", "periodic")  # `--boundary` of generate, solve, inspect, convergence
+# `--boundary` of generate, solve, inspect, convergence
+BOUNDARIES: Final = ("uniaxial", "periodic")
 DEFAULT_BOUNDARY: Final = "uniaxial"
 PERIODIC_LOAD_CASE: Final = "periodic"  # load_case.name of a periodic file or model
 # the three unit macro strains (eps_xx, eps_yy, gamma_xy) = ū e_j, always in this order
