@@ -77,7 +77,8 @@ def solve(
     from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from data_gen.solver import SolverConfig, StrainSolver
-    from microstrain.fields import load_microstructures, save_strain
+    from microstrain.fields import load_microstructures
+    from microstrain.outputs import save_strain
 
     if output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise MicrostrainError(f"unsupported output format '{output.suffix}': use .npy or .h5")

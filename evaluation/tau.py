@@ -18,20 +18,19 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from evaluation.tau_plot import plot_cumulative_cost
+from evaluation.tau_report import TAU_PNG, TauReport
 from microstrain.breakeven import (
-    FORMULA,
     SurrogateTiming,
     breakeven,
-    format_tau,
     measure_surrogate,
     timing_inputs,
 )
-from microstrain.conventions import DS_E, DS_SOLVE_SECONDS, STRAIN_CHANNELS
+from microstrain.conventions import DS_E, DS_SOLVE_SECONDS
 from microstrain.dataset import read_samples, summarize
 from microstrain.errors import InputError, MicrostrainError
 from microstrain.files import write_json, write_text
@@ -39,119 +38,9 @@ from microstrain.surrogate import SurrogateModel
 
 TAU_JSON = "tau.json"
 TAU_MD = "tau.md"
-TAU_PNG = "tau.png"
 TIMES = ("T_data", "T_train", "T_simulation", "T_surrogate", "T_surrogate_batched")
 FROM_CARD = "card.json (written by export)"
 BATCH_SIZE = 256  # samples per call of the batched surrogate timing
-
-
-@dataclass
-class TauReport:
-    """Everything ``tau.json`` holds (times in seconds; T_simulation, T_surrogate per sample)."""
-
-    model: str
-    T_data: float
-    T_train: float
-    T_simulation: float
-    T_surrogate: float
-    T_surrogate_batched: float
-    tau: float | None  # None: never
-    tau_batched: float | None
-    speedup: float  # T_simulation / T_surrogate
-    speedup_batched: float
-    timing_hardware: dict[str, str]  # time name -> machine it was measured on
-    sources: dict[str, str]  # time name (and "tau") -> where the value comes from
-    surrogate_timing: dict[str, Any] | None  # SurrogateTiming when measured now
-    metrics: dict[str, Any]  # the card's held-out metrics, per split
-    dataset: dict[str, Any]  # DatasetSummary of --dataset, empty without one
-    created: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    formula: str = FORMULA
-
-    def markdown(self) -> str:
-        """The report a person reads: times, τ, speed-up and the held-out error beside it."""
-        st = self.surrogate_timing
-        hw, src = self.timing_hardware, self.sources
-        batch = f"batch {st['batch_size']}" if st else "batched"
-        use = f"batches of {st['batch_size']}" if st else "batched calls"
-        lines = [
-            f"# Breakeven τ for model `{self.model}`",
-            "",
-            f"τ = (T_data + T_train) / (T_simulation − T_surrogate) — created {self.created}.",
-            "",
-            "| quantity | seconds | source | hardware |",
-            "|---|---:|---|---|",
-            _row("T_data", self.T_data, src["T_data"], hw.get("T_data")),
-            _row("T_train", self.T_train, src["T_train"], hw.get("T_train")),
-            _row(
-                "T_simulation (per sample)",
-                self.T_simulation,
-                src["T_simulation"],
-                hw.get("T_simulation"),
-            ),
-            _row(
-                "T_surrogate, batch 1 (per sample)",
-                self.T_surrogate,
-                src["T_surrogate"],
-                hw.get("T_surrogate"),
-            ),
-            _row(
-                f"T_surrogate, {batch} (per sample)",
-                self.T_surrogate_batched,
-                src["T_surrogate_batched"],
-                hw.get("T_surrogate"),
-            ),
-            "",
-            "| surrogate use | speed-up T_sim / T_surr | τ (evaluations to break even) |",
-            "|---|---:|---:|",
-            f"| one sample per call | {self.speedup:,.0f}× | {format_tau(self.tau)} |",
-            f"| {use} | {self.speedup_batched:,.0f}× | {format_tau(self.tau_batched)} |",
-            "",
-            f"τ: {src['tau']}.",
-            "",
-            "## Accuracy at this speed (held-out relative L2, physical units)",
-            "",
-            *_metrics_table(self.metrics),
-            "",
-            "A speed-up is only worth its error: the surrogate replaces an FE solve only where "
-            "an error of this size is acceptable and the microstructure resembles the training "
-            "data.",
-        ]
-        if st:
-            lines += [
-                "",
-                "## Surrogate timing by thread count (seconds per sample)",
-                "",
-                "| intra-op threads | batch 1 | batched |",
-                "|---:|---:|---:|",
-            ]
-            for t, row in st["by_threads"].items():
-                lines.append(f"| {t} | {row['batch1']:.3g} | {row['batched']:.3g} |")
-        lines += ["", f"![cumulative cost]({TAU_PNG})", ""]
-        return "\n".join(lines)
-
-
-def _row(name: str, seconds: float, source: str, hardware: str | None) -> str:
-    return f"| {name} | {seconds:.4g} | {source} | {hardware or 'unknown'} |"
-
-
-# columns of the accuracy table, in this order when the card has them
-METRIC_COLUMNS = ("overall", *STRAIN_CHANNELS, "fiber", "matrix")
-
-
-def _metrics_table(metrics: dict[str, Any]) -> list[str]:
-    splits = [s for s, v in metrics.items() if isinstance(v, dict)]
-    keys = [k for k in METRIC_COLUMNS if any(k in metrics[s] for s in splits)]
-    if not splits or not keys:
-        return ["(no held-out metrics in the card)"]
-    lines = ["| split | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
-    for s in splits:
-        cells = [_pct(metrics[s].get(k)) for k in keys]
-        lines.append(f"| {s} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def _pct(value: Any) -> str:
-    return f"{100 * float(value):.2f}%" if isinstance(value, int | float) else "–"
 
 
 # --- collecting the times -----------------------------------------------------------------------
@@ -280,8 +169,6 @@ def collect(
 
 def write_report(report: TauReport, model_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write tau.json, tau.md and tau.png into ``model_dir``, each atomically; nothing else."""
-    from evaluation.tau_plot import plot_cumulative_cost
-
     d = Path(model_dir)
     return {
         "json": write_json(d / TAU_JSON, asdict(report)),

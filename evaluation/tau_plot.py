@@ -11,15 +11,12 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from evaluation.tau_report import TauReport
 from microstrain import plots
 from microstrain.breakeven import format_tau
-
-if TYPE_CHECKING:
-    from evaluation.tau import TauReport
 
 
 def plot_cumulative_cost(report: TauReport, path: str | os.PathLike[str]) -> Path:

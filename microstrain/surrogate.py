@@ -310,7 +310,7 @@ class SurrogateModel:
 
 def save_error_estimate(path: str | os.PathLike[str], estimate: np.ndarray) -> None:
     """Add the error estimate ``[N]`` as float32 dataset ``error_estimate`` (the graph output's
-    name) to the ``.h5`` prediction file ``path`` that :func:`microstrain.fields.save_strain`
+    name) to the ``.h5`` prediction file ``path`` that :func:`microstrain.outputs.save_strain`
     wrote (serving reaches h5py only through the core)."""
     import h5py
 

@@ -5,7 +5,7 @@ Same inputs as ``microstrain solve`` (E map in MPa or 0/1 fiber mask, ``[32, 32]
 (eps_xx, eps_yy, gamma_xy) as ``.npy`` or ``.h5``, for the requested applied strain ū. An ``.h5``
 output also holds the SPEC §9 quantities (stress, von_mises, E_x, nu_xy, max_von_mises) in the
 model's plane (card ``training_data.load_case.plane``), written by
-:func:`microstrain.fields.save_strain` as ``solve -o x.h5`` writes them; ``--png`` draws strain
+:func:`microstrain.outputs.save_strain` as ``solve -o x.h5`` writes them; ``--png`` draws strain
 and, beneath, von Mises and stress. A model with an error estimate (a symmetrized one: the
 graph's ``error_estimate`` output) adds it: a dataset ``error_estimate`` ``[N]`` in an ``.h5``
 output, a one-line summary on the console, and a warning for samples above
@@ -25,7 +25,8 @@ import typer
 from microstrain.conventions import DEFAULT_APPLIED_STRAIN, STRAIN_CHANNELS
 from microstrain.domain import out_of_distribution
 from microstrain.errors import InputError, MicrostrainError
-from microstrain.fields import load_microstructures, save_strain
+from microstrain.fields import load_microstructures
+from microstrain.outputs import save_strain
 from microstrain.surrogate import ERROR_ESTIMATE_WARNING, save_error_estimate
 from serving.validation import error_estimate_warnings
 

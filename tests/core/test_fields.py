@@ -9,10 +9,10 @@ from microstrain.errors import InputError, MicrostrainError
 from microstrain.fields import (
     fiber_fraction,
     load_microstructures,
-    save_strain,
     to_youngs_modulus,
 )
 from microstrain.files import atomic_output
+from microstrain.outputs import save_strain
 
 
 def _mask(n: int = 2) -> np.ndarray:
