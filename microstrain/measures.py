@@ -36,15 +36,25 @@ from typing import Any
 
 import numpy as np
 
-from microstrain.conventions import DEFAULT_APPLIED_STRAIN, N_STRAIN, STRAIN_CHANNELS
+from microstrain.conventions import (
+    DEFAULT_APPLIED_STRAIN,
+    FIBER,
+    MATRIX,
+    N_STRAIN,
+    PERIODIC_CASES,
+    STRAIN_CHANNELS,
+    Material,
+)
 from microstrain.errors import MicrostrainError
-from microstrain.fields import fiber_mask
 from microstrain.quantities import (
-    PIXELS,
+    CONSTANT_NAMES,
     PlaneLaw,
     blocks,
     check_applied_strain,
+    check_cases,
     check_fields,
+    effective_stiffness,
+    engineering_constants,
     pixel_moduli,
     strain_invariants,
     von_mises_squared,
@@ -149,7 +159,7 @@ def _block_measures(
     E: np.ndarray, pred: np.ndarray, ref: np.ndarray, law: PlaneLaw
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Measures of one block: E ``[n, P]``, strains ``[n, 3, P]`` -> name -> (value, defined)."""
-    fiber = fiber_mask(E).astype(np.float64)  # [n, P]
+    fiber = law.is_fiber(E).astype(np.float64)  # [n, P]
     r = ref.astype(np.float64)
     d = pred - r  # [n, 3, P] float64
     num_c, den_c = np.vecdot(d, d), np.vecdot(r, r)  # [n, 3]: Σ over pixels
@@ -191,15 +201,16 @@ def _measures_with_defined(
     predicted_strain: np.ndarray,
     reference_strain: np.ndarray,
     plane: str,
+    law: PlaneLaw | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     E, pred, ref = (np.asarray(a) for a in (youngs_modulus, predicted_strain, reference_strain))
     check_fields(E, pred, ref)
-    law = PlaneLaw.of(plane)
-    n = E.shape[0]
+    law = law or PlaneLaw.of(plane)
+    n, pixels = E.shape[0], E[0].size
     E, pred, ref = (
-        E.reshape(n, PIXELS),
-        pred.reshape(n, N_STRAIN, PIXELS),
-        ref.reshape(n, N_STRAIN, PIXELS),
+        E.reshape(n, pixels),
+        pred.reshape(n, N_STRAIN, pixels),
+        ref.reshape(n, N_STRAIN, pixels),
     )
     values = {m: np.empty(n) for m in PER_SAMPLE}
     defined = {m: np.empty(n, dtype=bool) for m in PER_SAMPLE}
@@ -240,8 +251,16 @@ class ErrorAccumulator:
         report = acc.compute()               # SPEC §10 dict
     """
 
-    def __init__(self, plane: str, applied_strain: float = DEFAULT_APPLIED_STRAIN) -> None:
-        PlaneLaw.of(plane)  # validates the plane now, not at the first update
+    def __init__(
+        self,
+        plane: str,
+        applied_strain: float = DEFAULT_APPLIED_STRAIN,
+        *,
+        fiber: Material = FIBER,
+        matrix: Material = MATRIX,
+    ) -> None:
+        # validates the plane and the phases now, not at the first update
+        self.law = PlaneLaw.of(plane, fiber, matrix)
         check_applied_strain(applied_strain)
         self.plane = plane
         self.applied_strain = applied_strain
@@ -256,7 +275,7 @@ class ErrorAccumulator:
         """Add the samples of one chunk (shapes as :func:`per_sample_measures`); returns the
         chunk's per-sample values (as :func:`per_sample_measures`)."""
         measures = _measures_with_defined(
-            youngs_modulus, predicted_strain, reference_strain, self.plane
+            youngs_modulus, predicted_strain, reference_strain, self.plane, self.law
         )
         for m, (values, defined) in measures.items():
             # NaN of a defined sample (a broken prediction) propagates; undefined ones are skipped
@@ -360,3 +379,132 @@ def energy_norm_error(
             "energy_norm_error"
         ]
     )
+
+
+# --- periodic files and models (SPEC §11) -----------------------------------------------------
+# the §9 field measures reported per load case, and as their mean over the three cases
+PERIODIC_FIELD_KEYS = ("strain_relative_l2", "stress_relative_l2", "energy_norm_error")
+# per-sample measures of the effective stiffness: ‖Ĉ − C‖_F / ‖C‖_F and |ĉ / c − 1| of each
+# engineering constant, reported as mean and max over the samples
+STIFFNESS_MEASURES = ("C_eff_error", *(f"{name}_error" for name in CONSTANT_NAMES))
+PERIODIC_REPORT_KEYS = (
+    "n",
+    *PERIODIC_FIELD_KEYS,
+    *(f"{m}_{stat}" for m in STIFFNESS_MEASURES for stat in ("mean", "max")),
+    "cases",
+)
+
+
+def stiffness_errors(
+    predicted_c_eff: np.ndarray, reference_c_eff: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per-sample errors of ``[N, 3, 3]`` stiffness matrices -> name -> float64 ``[N]``.
+
+    ``C_eff_error`` ‖Ĉ − C‖_F / ‖C‖_F; ``E_1_error`` … ``nu_12_error`` |ĉ / c − 1| of the
+    engineering constants (:func:`microstrain.quantities.engineering_constants`).
+    """
+    pred = np.asarray(predicted_c_eff, dtype=np.float64)
+    ref = np.asarray(reference_c_eff, dtype=np.float64)
+    if pred.shape != ref.shape or ref.ndim != 3 or ref.shape[1:] != (N_STRAIN, N_STRAIN):
+        raise MicrostrainError(
+            f"C_eff must be [N, 3, 3] in both; got {list(pred.shape)} and {list(ref.shape)}"
+        )
+    out = {"C_eff_error": _ratio(*_squared_sums(pred, ref, None))[0]}
+    c_pred, c_ref = engineering_constants(pred), engineering_constants(ref)
+    for name in CONSTANT_NAMES:
+        out[f"{name}_error"] = np.abs(c_pred[name] - c_ref[name]) / np.abs(c_ref[name])
+    return out
+
+
+class PeriodicErrorAccumulator:
+    """SPEC §11 measures of a periodic prediction, accumulated chunk by chunk.
+
+    Per load case the §9 field measures (:class:`ErrorAccumulator`: strain, stress, energy norm,
+    per sample then mean); the mean of each over the three cases; and the C_eff and
+    engineering-constant errors (per sample, then mean and max). Stress and energy use each
+    pixel's own phase (``fiber``, ``matrix``).
+    """
+
+    def __init__(
+        self,
+        plane: str,
+        applied_strain: float = DEFAULT_APPLIED_STRAIN,
+        *,
+        fiber: Material = FIBER,
+        matrix: Material = MATRIX,
+    ) -> None:
+        self.plane, self.applied_strain = plane, applied_strain
+        self.fiber, self.matrix = fiber, matrix
+        self.cases = {
+            case: ErrorAccumulator(plane, applied_strain, fiber=fiber, matrix=matrix)
+            for case in PERIODIC_CASES
+        }
+        self._stiffness: dict[str, list[np.ndarray]] = {m: [] for m in STIFFNESS_MEASURES}
+
+    @property
+    def n(self) -> int:
+        return self.cases[PERIODIC_CASES[0]].n
+
+    def update(
+        self,
+        youngs_modulus: np.ndarray,
+        predicted_cases: np.ndarray,
+        reference_cases: np.ndarray,
+        predicted_c_eff: np.ndarray | None = None,
+        reference_c_eff: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Add one chunk: E ``[n, 1, s, s]`` MPa, the unit cases ``[n, 3, 3, s, s]`` (at the ū of
+        the accumulator) and, where known, C_eff ``[n, 3, 3]`` (else computed from the cases).
+        Returns the chunk's per-sample stiffness errors (name -> ``[n]``)."""
+        E, pred, ref = (np.asarray(a) for a in (youngs_modulus, predicted_cases, reference_cases))
+        check_cases(E, pred)
+        check_cases(E, ref)
+        phases = {"fiber": self.fiber, "matrix": self.matrix}
+        for j, case in enumerate(PERIODIC_CASES):
+            self.cases[case].update(E, pred[:, j], ref[:, j])
+        if predicted_c_eff is None:
+            predicted_c_eff = effective_stiffness(
+                E, pred, self.plane, self.applied_strain, **phases
+            )
+        if reference_c_eff is None:
+            reference_c_eff = effective_stiffness(E, ref, self.plane, self.applied_strain, **phases)
+        errors = stiffness_errors(predicted_c_eff, reference_c_eff)
+        for m in STIFFNESS_MEASURES:
+            self._stiffness[m].append(errors[m])
+        return errors
+
+    def compute(self) -> dict[str, Any]:
+        """``{"n", <field keys: mean over the cases>, <stiffness keys>_mean/_max, "cases": {xx:
+        {strain_relative_l2, strain_relative_l2_per_channel, stress_relative_l2,
+        energy_norm_error}, yy: ..., xy: ...}}`` (:data:`PERIODIC_REPORT_KEYS`)."""
+        if self.n == 0:
+            raise MicrostrainError("no samples to compute error measures of")
+        per_case = {case: acc.compute() for case, acc in self.cases.items()}
+        out: dict[str, Any] = {"n": self.n}
+        for key in PERIODIC_FIELD_KEYS:
+            means = [per_case[c][key] for c in PERIODIC_CASES]
+            out[key] = None if None in means else float(np.mean(means))
+        for m in STIFFNESS_MEASURES:
+            values = np.concatenate(self._stiffness[m])
+            out[f"{m}_mean"], out[f"{m}_max"] = float(values.mean()), float(values.max())
+        keep = (*PERIODIC_FIELD_KEYS, "strain_relative_l2_per_channel")
+        out["cases"] = {c: {k: per_case[c][k] for k in keep} for c in PERIODIC_CASES}
+        return out
+
+
+def periodic_error_measures(
+    youngs_modulus: np.ndarray,
+    predicted_cases: np.ndarray,
+    reference_cases: np.ndarray,
+    plane: str,
+    applied_strain: float = DEFAULT_APPLIED_STRAIN,
+    *,
+    predicted_c_eff: np.ndarray | None = None,
+    reference_c_eff: np.ndarray | None = None,
+    fiber: Material = FIBER,
+    matrix: Material = MATRIX,
+) -> dict[str, Any]:
+    """The SPEC §11 measures of one batch (:class:`PeriodicErrorAccumulator`), shapes as there."""
+    acc = PeriodicErrorAccumulator(plane, applied_strain, fiber=fiber, matrix=matrix)
+    acc.update(youngs_modulus, predicted_cases, reference_cases, predicted_c_eff, reference_c_eff)
+    return acc.compute()
