@@ -11,6 +11,13 @@ Layout (names from :mod:`microstrain.conventions`)::
            created, complete, plus n_requested, wall_seconds (T_data summed over all runs) and
            runs (JSON list: one entry per run of ``generate`` that wrote to the file).
 
+A periodic file (SPEC §11, ``load_case.name == "periodic"``) holds E ``[N, 1, n, n]``, strain
+``[N, 3, 3, n, n]`` (load case xx, yy, xy; component; row; column), ``C_eff`` float64 ``[N, 3, 3]``
+and the same per-sample columns; n is 32 or a multiple of it. :func:`read_info` tells the two
+modes apart (:attr:`DatasetInfo.boundary`), and every consumer states the mode it takes
+(``boundary=`` of :func:`load_samples` and :func:`open_union`, or :func:`check_boundary`), so a
+file of the other mode is refused with one line that says what it is.
+
 Every stage reads datasets through this module: ``data_gen`` (inspect, resume), ``training``
 (the datamodule), the reports (T_data, T_simulation) and evaluation. The resumable writer of
 ``generate`` lives in :mod:`data_gen.dataset`; :func:`write_dataset` writes a whole file at once
@@ -50,22 +57,32 @@ from microstrain.conventions import (
     ATTR_SOFTWARE,
     ATTR_WALL_SECONDS,
     DEFAULT_APPLIED_STRAIN,
+    DEFAULT_BOUNDARY,
     DEFAULT_PLANE,
+    DS_C_EFF,
     DS_E,
     DS_FIBER_FRACTION,
     DS_SEED,
     DS_SOLVE_SECONDS,
     DS_STRAIN,
     E_SHAPE,
+    FIBER,
+    GRID,
     LOAD_CASE,
-    MATERIALS,
+    MATRIX,
+    N_CASES,
+    N_STRAIN,
+    PERIODIC_CASES,
+    PERIODIC_LOAD_CASE,
     SCHEMA_VERSION,
     STRAIN_CHANNELS,
     STRAIN_SHAPE,
+    Material,
 )
 from microstrain.errors import MicrostrainError
-from microstrain.fields import fiber_fraction
+from microstrain.fields import fiber_fraction, materials_attr, materials_of
 from microstrain.files import atomic_output, sha256_of
+from microstrain.quantities import effective_stiffness
 
 # dataset name -> (dtype, per-sample shape)
 FIELDS: dict[str, tuple[str, tuple[int, ...]]] = {
@@ -75,6 +92,36 @@ FIELDS: dict[str, tuple[str, tuple[int, ...]]] = {
     DS_SEED: ("int64", ()),
     DS_SOLVE_SECONDS: ("float64", ()),
 }
+
+
+def fields_of(boundary: str = DEFAULT_BOUNDARY, side: int = GRID) -> dict[str, tuple[str, tuple]]:
+    """Dataset name -> (dtype, per-sample shape) of a file of ``boundary`` with n = ``side``."""
+    if boundary == DEFAULT_BOUNDARY and side == GRID:
+        return FIELDS
+    if boundary != PERIODIC_LOAD_CASE:
+        raise MicrostrainError(f"a {boundary} file holds {GRID}x{GRID} images only")
+    return {
+        DS_E: ("float32", (1, side, side)),
+        DS_STRAIN: ("float32", (N_CASES, N_STRAIN, side, side)),
+        DS_C_EFF: ("float64", (N_STRAIN, N_CASES)),
+        DS_FIBER_FRACTION: ("float32", ()),
+        DS_SEED: ("int64", ()),
+        DS_SOLVE_SECONDS: ("float64", ()),
+    }
+
+
+def load_case_attr(boundary: str, applied_strain: float, plane: str) -> dict[str, Any]:
+    """The ``load_case`` attribute (SPEC §4, §11) of a file of ``boundary``."""
+    if boundary == PERIODIC_LOAD_CASE:
+        return {
+            "name": PERIODIC_LOAD_CASE,
+            "cases": list(PERIODIC_CASES),
+            "applied_strain": applied_strain,
+            "plane": plane,
+        }
+    return {"name": LOAD_CASE, "applied_strain": applied_strain, "plane": plane}
+
+
 CHUNK_SAMPLES = 64  # HDF5 chunk length along N
 # gzip is readable by every HDF5 tool; level 1 + shuffle compresses the fields nearly as well as
 # level 9 at a fraction of the time (pixel-mode generation is only a few ms per sample).
@@ -125,6 +172,25 @@ class DatasetInfo:
     wall_seconds: float | None
     runs: list[dict[str, Any]]
     shard: dict[str, Any] | None = None  # {index, count, first_sample, n_total} of generate --shard
+    grid: int = GRID  # n of the n x n images
+
+    @property
+    def boundary(self) -> str:
+        """``"periodic"`` for a SPEC §11 file, else ``"uniaxial"`` (SPEC §1)."""
+        return "periodic" if self.load_case_name == PERIODIC_LOAD_CASE else DEFAULT_BOUNDARY
+
+    @property
+    def phases(self) -> tuple[Material, Material]:
+        """(fiber, matrix) the file was solved with (the lecture's where it records none)."""
+        return materials_of(self.materials)
+
+    @property
+    def fiber(self) -> Material:
+        return self.phases[0]
+
+    @property
+    def matrix(self) -> Material:
+        return self.phases[1]
 
     @property
     def applied_strain(self) -> float:
@@ -154,6 +220,36 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+BOUNDARY_WORDS = {
+    "uniaxial": "a uniaxial file (SPEC §1: strain [N, 3, n, n] of the pull along x)",
+    "periodic": "a periodic file (SPEC §11: three load cases [N, 3, 3, n, n] and C_eff)",
+}
+
+
+def check_boundary(info: DatasetInfo, boundary: str, consumer: str = "this command") -> None:
+    """One :class:`MicrostrainError` line unless the file is of ``boundary`` (uniaxial/periodic)."""
+    if info.boundary != boundary:
+        raise MicrostrainError(
+            f"{info.path} is {BOUNDARY_WORDS[info.boundary]}; {consumer} takes "
+            f"{boundary} files{' (--boundary periodic)' if boundary == 'periodic' else ''}"
+        )
+
+
+def _schema(f: Any, p: Path) -> tuple[dict[str, tuple[str, tuple]], int]:
+    """The fields a file must hold, by its load case and image size; and that size."""
+    lc = _as_dict(json_attr(f.attrs.get(ATTR_LOAD_CASE, "{}")))
+    boundary = "periodic" if lc.get("name") == PERIODIC_LOAD_CASE else DEFAULT_BOUNDARY
+    side = GRID
+    if boundary == "periodic" and DS_E in f and f[DS_E].ndim == 4:
+        side = int(f[DS_E].shape[-1])
+        if side < GRID or side % GRID or f[DS_E].shape[-2] != side:
+            raise MicrostrainError(
+                f"{p}: dataset '{DS_E}' has shape {list(f[DS_E].shape)}, expected [N, 1, n, n] "
+                f"with n a multiple of {GRID}"
+            )
+    return fields_of(boundary, side), side
+
+
 def read_info(path: str | os.PathLike[str]) -> DatasetInfo:
     """Validate a dataset file against SPEC §4 and return its attributes.
 
@@ -165,7 +261,8 @@ def read_info(path: str | os.PathLike[str]) -> DatasetInfo:
     h5py = _h5py()
     try:
         with h5py.File(p, "r") as f:
-            for name, (_, shape) in FIELDS.items():
+            fields, side = _schema(f, p)
+            for name, (_, shape) in fields.items():
                 if name not in f:
                     raise MicrostrainError(f"{p} is not a microstrain dataset: no '{name}' dataset")
                 if f[name].shape[1:] != shape:
@@ -174,7 +271,7 @@ def read_info(path: str | os.PathLike[str]) -> DatasetInfo:
                         f"expected [N, {', '.join(map(str, shape))}]".replace(", ]", "]")
                     )
             n = f[DS_E].shape[0]
-            if any(f[name].shape[0] != n for name in FIELDS):
+            if any(f[name].shape[0] != n for name in fields):
                 raise MicrostrainError(f"{p}: datasets have different lengths (damaged file)")
             a = f.attrs
             if ATTR_COMPLETE not in a:
@@ -198,6 +295,7 @@ def read_info(path: str | os.PathLike[str]) -> DatasetInfo:
                     wall_seconds=(float(a[ATTR_WALL_SECONDS]) if ATTR_WALL_SECONDS in a else None),
                     runs=[r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else [],
                     shard=_as_dict(json_attr(a.get(ATTR_SHARD, "{}"))) or None,
+                    grid=side,
                 )
             except (ValueError, TypeError) as exc:
                 raise MicrostrainError(f"{p}: malformed attribute ({exc})") from None
@@ -234,6 +332,8 @@ class Samples:
     strain: np.ndarray  # float32 [N, 3, 32, 32] for ū = DEFAULT_APPLIED_STRAIN
     fiber_fraction: np.ndarray  # float32 [N]
     indices: np.ndarray  # int64 [N]: which samples of the file these are
+    # periodic files: strain is [N, 3, 3, n, n] and this the file's float64 [N, 3, 3] (MPa)
+    c_eff: np.ndarray | None = None
 
 
 def check_readable(info: DatasetInfo, allow_incomplete: bool = False) -> None:
@@ -265,15 +365,18 @@ def load_samples(
     *,
     allow_incomplete: bool = False,
     indices: np.ndarray | None = None,
+    boundary: str = DEFAULT_BOUNDARY,
 ) -> Samples:
-    """Read E and strain of a SPEC §4 file for learning or judging a model.
+    """Read E and strain of a SPEC §4 file (or a §11 one, ``boundary="periodic"``) for learning
+    or judging a model.
 
-    Refuses (one :class:`MicrostrainError` line) a file that is incomplete (unless
-    ``allow_incomplete``: then the complete samples are read), empty, recorded for ū = 0, or
-    whose E or strain holds NaN or infinite values.
+    Refuses (one :class:`MicrostrainError` line) a file of the other mode, one that is
+    incomplete (unless ``allow_incomplete``: then the complete samples are read), empty, recorded
+    for ū = 0, or whose E or strain holds NaN or infinite values.
     """
     info = read_info(path)
     p = info.path
+    check_boundary(info, boundary)
     check_readable(info, allow_incomplete)
     if indices is not None:
         idx = np.asarray(indices, dtype=np.int64)
@@ -281,9 +384,12 @@ def load_samples(
             raise MicrostrainError(f"{p}: sample index out of range [0, {info.n})")
     else:
         idx = np.arange(info.n, dtype=np.int64)
-    raw = read_samples(p, (DS_E, DS_STRAIN), indices=idx)
-    youngs_modulus = np.asarray(raw[DS_E], dtype=np.float32)  # [N, 1, 32, 32]
-    strain = np.asarray(raw[DS_STRAIN], dtype=np.float32)  # [N, 3, 32, 32]
+    periodic = info.boundary == "periodic"
+    raw = read_samples(
+        p, (DS_E, DS_STRAIN, DS_C_EFF) if periodic else (DS_E, DS_STRAIN), indices=idx
+    )
+    youngs_modulus = np.asarray(raw[DS_E], dtype=np.float32)  # [N, 1, n, n]
+    strain = np.asarray(raw[DS_STRAIN], dtype=np.float32)  # [N, 3, 32, 32] or [N, 3, 3, n, n]
     for name, values in ((DS_E, youngs_modulus), (DS_STRAIN, strain)):
         _refuse_non_finite(p, name, values, idx)
     if info.applied_strain != DEFAULT_APPLIED_STRAIN:
@@ -292,15 +398,16 @@ def load_samples(
         info=info,
         youngs_modulus=youngs_modulus,
         strain=strain,
-        fiber_fraction=fiber_fraction(youngs_modulus),
+        fiber_fraction=fiber_fraction(youngs_modulus, fiber=info.fiber, matrix=info.matrix),
         indices=idx,
+        c_eff=np.asarray(raw[DS_C_EFF], dtype=np.float64) if periodic else None,
     )
 
 
 # --- many files read as one dataset ----------------------------------------------------------
 
 # What the files of one dataset must share (DatasetInfo attributes); ū may differ (rescaled).
-MATCHING = ("schema_version", "load_case_name", "plane", "materials", "discretization")
+MATCHING = ("schema_version", "load_case_name", "plane", "materials", "discretization", "grid")
 READ_SPAN = 4096  # most samples one contiguous read takes: bounds a read's temporary memory
 OPEN_FILES = 16  # open HDF5 files a union keeps (a directory may hold thousands of shards)
 
@@ -354,16 +461,19 @@ def open_union(
     source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     allow_incomplete: bool = False,
+    boundary: str = DEFAULT_BOUNDARY,
 ) -> DatasetUnion:
     """Check the files ``source`` names (:func:`dataset_files`) and join them into one dataset.
 
-    Each file must be readable (:func:`check_readable`) and agree with the first on schema
+    Each file must be of ``boundary`` (:func:`check_boundary`), readable
+    (:func:`check_readable`) and agree with the first on schema
     version, load case, plane, materials and discretization (:data:`MATCHING`); the message names
     the odd file. Their order is fixed by :func:`_order`, so a split over the union is the same
     whichever way the files were listed.
     """
     infos = [read_info(p) for p in dataset_files(source)]
     for info in infos:
+        check_boundary(info, boundary)
         check_readable(info, allow_incomplete)
     first = infos[0]
     for info in infos[1:]:
@@ -449,15 +559,17 @@ class DatasetUnion:
     def read(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """E ``[n, 1, 32, 32]`` MPa and strain ``[n, 3, 32, 32]`` (ū = 0.1) of samples ``indices``.
 
-        Any order, repeats allowed. Refuses NaN or infinite values, naming file and sample.
+        Periodic files: E ``[n, 1, s, s]`` and strain ``[n, 3, 3, s, s]``. Any order, repeats
+        allowed. Refuses NaN or infinite values, naming file and sample.
         """
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= self.n):
             raise MicrostrainError(f"{self.description}: sample index out of range [0, {self.n})")
         order = np.argsort(idx, kind="stable")
         wanted = idx[order]  # sorted: each file's samples are one run of it
-        youngs_modulus = np.empty((idx.size, *E_SHAPE), np.float32)
-        strain = np.empty((idx.size, *STRAIN_SHAPE), np.float32)
+        shapes = fields_of(self.infos[0].boundary, self.infos[0].grid)
+        youngs_modulus = np.empty((idx.size, *shapes[DS_E][1]), np.float32)
+        strain = np.empty((idx.size, *shapes[DS_STRAIN][1]), np.float32)
         bounds = np.searchsorted(wanted, self.offsets)
         for j, (lo, hi) in enumerate(itertools.pairwise(bounds)):
             if lo == hi:
@@ -622,41 +734,65 @@ def write_dataset(
     solve_seconds: np.ndarray | None = None,
     wall_seconds: float | None = None,
     complete: bool = True,
+    fiber: Material = FIBER,
+    matrix: Material = MATRIX,
+    c_eff: np.ndarray | None = None,
+    extra: dict[str, tuple[np.ndarray, dict[str, Any]]] | None = None,
+    attrs: dict[str, Any] | None = None,
 ) -> Path:
     """Write E ``[N, 1, 32, 32]`` and strain ``[N, 3, 32, 32]`` (for ``applied_strain``) atomically.
 
-    A SPEC §4 file; missing per-sample seeds count from 0, missing solve times are NaN.
+    A SPEC §4 file; missing per-sample seeds count from 0, missing solve times are NaN. Strain
+    ``[N, 3, 3, n, n]`` (the three unit cases) makes a periodic SPEC §11 file, with E
+    ``[N, 1, n, n]`` and ``c_eff`` ``[N, 3, 3]`` MPa (computed from the strain when not given).
+    ``fiber``, ``matrix``: the phases (recorded in ``materials``); ``extra``: more datasets, name
+    -> (values ``[N, ...]``, their attributes); ``attrs``: more root attributes.
     """
-    e = np.asarray(youngs_modulus, dtype=np.float32).reshape(-1, *E_SHAPE)
-    s = np.asarray(strain, dtype=np.float32).reshape(-1, *STRAIN_SHAPE)
+    periodic = np.ndim(strain) == 5
+    side = int(np.shape(youngs_modulus)[-1]) if periodic else GRID
+    shapes = fields_of("periodic" if periodic else DEFAULT_BOUNDARY, side)
+    e = np.asarray(youngs_modulus, dtype=np.float32).reshape(-1, *shapes[DS_E][1])
+    s = np.asarray(strain, dtype=np.float32).reshape(-1, *shapes[DS_STRAIN][1])
     n = e.shape[0]
     if s.shape[0] != n:
         raise MicrostrainError(f"E holds {n} samples but strain {s.shape[0]}")
     arrays = {
         DS_E: e,
         DS_STRAIN: s,
-        DS_FIBER_FRACTION: fiber_fraction(e),
+        DS_FIBER_FRACTION: fiber_fraction(e, fiber=fiber, matrix=matrix),
         DS_SEED: np.arange(n, dtype=np.int64) if seed is None else np.asarray(seed, np.int64),
         DS_SOLVE_SECONDS: (
             np.full(n, np.nan) if solve_seconds is None else np.asarray(solve_seconds, np.float64)
         ),
     }
+    if periodic:
+        if c_eff is None:
+            c_eff = effective_stiffness(e, s, plane, applied_strain, fiber=fiber, matrix=matrix)
+        arrays[DS_C_EFF] = np.asarray(c_eff, dtype=np.float64).reshape(n, N_STRAIN, N_CASES)
+    more = {name: np.asarray(values) for name, (values, _) in (extra or {}).items()}
     h5py = _h5py()
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
-        for name, values in arrays.items():
+        for name, values in {**arrays, **more}.items():
             chunks = (min(CHUNK_SAMPLES, max(n, 1)), *values.shape[1:])
             f.create_dataset(name, data=values, chunks=chunks, **COMPRESSION)
+        for name, (_, dataset_attrs) in (extra or {}).items():
+            for key, value in dataset_attrs.items():
+                f[name].attrs[key] = value
         f[DS_STRAIN].attrs["channels"] = list(STRAIN_CHANNELS)
+        if periodic:
+            f[DS_STRAIN].attrs["cases"] = list(PERIODIC_CASES)
+            f[DS_C_EFF].attrs["units"] = "MPa"
         f.attrs[ATTR_SCHEMA_VERSION] = SCHEMA_VERSION
-        f.attrs[ATTR_LOAD_CASE] = json.dumps(
-            {"name": LOAD_CASE, "applied_strain": applied_strain, "plane": plane}
-        )
-        f.attrs[ATTR_MATERIALS] = json.dumps(MATERIALS)
+        boundary = "periodic" if periodic else DEFAULT_BOUNDARY
+        f.attrs[ATTR_LOAD_CASE] = json.dumps(load_case_attr(boundary, applied_strain, plane))
+        f.attrs[ATTR_MATERIALS] = json.dumps(materials_attr(fiber, matrix))
         f.attrs[ATTR_GENERATOR] = json.dumps(generator or {})
         f.attrs[ATTR_DISCRETIZATION] = json.dumps(discretization or {"mode": "pixel", "k": 1})
         f.attrs[ATTR_SOFTWARE] = json.dumps({})
         f.attrs[ATTR_CREATED] = now()
         if wall_seconds is not None:
             f.attrs[ATTR_WALL_SECONDS] = wall_seconds
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
         f.attrs[ATTR_COMPLETE] = complete
     return Path(path)
