@@ -1,4 +1,4 @@
-"""Fast path, part 1: element matrices, strain rows and Dirichlet dofs, read from dolfinx once.
+"""Fast path, part 1: element matrices, strain rows, boundary conditions, read from dolfinx once.
 
 Part of the fast path of :mod:`data_gen.solver`; the problem itself is stated in
 :mod:`data_gen.elasticity`, and ``tests/data_gen/test_solver_reference.py`` checks the fast path
@@ -10,8 +10,8 @@ so the per-cell matrices A_c, B_c [8, 8] of the compiled UFL forms are all the s
 dolfinx's assembler. They are read back from assemblies with a DG0 indicator of one of four cell
 colours (cells of one colour share no vertex), so every assembled entry belongs to one cell.
 Besides them: the centroid strain operator of each cell, the Dirichlet dofs of SPEC §1, the
-cell -> pixel map and a COO -> PETSc helper. :mod:`data_gen.condensation` combines them into the
-per-sample maps.
+periodic identification of SPEC §11, the cell -> pixel map and a COO -> PETSc helper.
+:mod:`data_gen.condensation` combines them into the per-sample maps.
 """
 
 from __future__ import annotations
@@ -22,18 +22,17 @@ import numpy as np
 
 from microstrain.conventions import GRID, N_STRAIN
 
-N_PIXELS = GRID * GRID
 DOFS_PER_CELL = 8  # Q1 vector element: 4 vertices x 2 components
 
 
-def cell_pixels(centroids: np.ndarray) -> np.ndarray:
+def cell_pixels(centroids: np.ndarray, grid: int = GRID) -> np.ndarray:
     """Cell centroids [n_cells, >=2] in the unit square -> flat pixel index (SPEC §2) [n_cells].
 
-    Row i = 0 is the top (y = 1), column j = 0 the left edge.
+    grid: pixels per side. Row i = 0 is the top (y = 1), column j = 0 the left edge.
     """
-    j = np.clip(np.floor(centroids[:, 0] * GRID), 0, GRID - 1).astype(np.int64)
-    i = np.clip(np.floor((1.0 - centroids[:, 1]) * GRID), 0, GRID - 1).astype(np.int64)
-    return i * GRID + j
+    j = np.clip(np.floor(centroids[:, 0] * grid), 0, grid - 1).astype(np.int64)
+    i = np.clip(np.floor((1.0 - centroids[:, 1]) * grid), 0, grid - 1).astype(np.int64)
+    return i * grid + j
 
 
 def coo_matrix(shape: tuple[int, int], rows, cols, vals) -> Any:
@@ -160,3 +159,29 @@ def dirichlet_dofs(V, applied_strain: float) -> tuple[np.ndarray, np.ndarray]:
     )
     dofs, first = np.unique(dofs, return_index=True)
     return dofs, values[first]
+
+
+def periodic_masters(V, n_cells_per_side: int) -> np.ndarray:
+    """SPEC §11 identification: the master dof of every unrolled dof, int64 [n_dofs].
+
+    Node (i, j) of the (n + 1)² grid is node (i mod n, j mod n): the right edge repeats the left,
+    the top the bottom, the four corners are one node. Masters are their own master.
+    """
+    n = n_cells_per_side
+    xy = V.tabulate_dof_coordinates()[:, :2]  # [n_nodes, 2], node = dof block
+    grid_index = np.rint(xy * n).astype(np.int64)  # [n_nodes, 2]
+    node_at = np.full((n + 1, n + 1), -1, dtype=np.int64)
+    node_at[grid_index[:, 0], grid_index[:, 1]] = np.arange(xy.shape[0])
+    master_node = node_at[grid_index[:, 0] % n, grid_index[:, 1] % n]  # [n_nodes]
+    return (2 * master_node[:, None] + np.arange(2)).ravel()
+
+
+def affine_dof_values(V, macro_strain: np.ndarray) -> np.ndarray:
+    """u = Ē·x at every unrolled dof [n_dofs] for Ē = (eps_xx, eps_yy, gamma_xy).
+
+    The symmetric gradient, as :func:`data_gen.elasticity.affine_displacement`.
+    """
+    from data_gen.elasticity import affine_displacement
+
+    xy = V.tabulate_dof_coordinates()[:, :2]  # [n_nodes, 2]
+    return affine_displacement(xy.T, macro_strain).T.ravel()  # node-major, component-minor

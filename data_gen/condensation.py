@@ -23,6 +23,18 @@ mat-vec of the phase-split modulus vector θ = [E·fiber; E·matrix] (2·1024), 
 mat-vec that evaluates both phases' T followed by a per-pixel select. k = 1 has no interior nodes:
 then Ŝ is the element matrix and the same code is the plain pixel-mode assembly.
 
+The boundary condition only decides how the skeleton dofs become unknowns. Every skeleton dof d
+has a known offset u_0(d) and at most one unknown w(d): u = u_0 + P w with P a 0/1 map.
+
+- uniaxial (SPEC §1): u_0 is the prescribed displacement on the Dirichlet dofs (no unknown
+  there), zero elsewhere; every other skeleton dof is its own unknown.
+- periodic (SPEC §11): u_0 = Ē·x on every dof, one per load case (an affine field passes the
+  patch test, so it loads no pixel interior and condensation is unchanged); each dof's unknown
+  is that of its periodic master, and the node (0, 0) has none (ũ pinned there).
+
+The skeleton system is P^T K P w = −P^T K u_0, linear in θ for both: values and right-hand sides
+are mat-vecs of θ, one right-hand side per load case, all sharing one factorization.
+
 All pixels of the uniform mesh are congruent, so one reference pixel is built from dolfinx's
 element matrices (brought into a geometric vertex order); every cell is checked to agree with it.
 """
@@ -36,15 +48,17 @@ import numpy as np
 
 from data_gen.assembly import (
     DOFS_PER_CELL,
-    N_PIXELS,
+    affine_dof_values,
     cell_pixels,
     centroid_strain_rows,
     coo_matrix,
     dirichlet_dofs,
     element_matrices,
+    periodic_masters,
     unrolled_cell_dofs,
 )
-from microstrain.conventions import GRID, N_STRAIN
+from data_gen.elasticity import unit_macro_strains
+from microstrain.conventions import BOUNDARIES, GRID, N_STRAIN
 
 N_PHASES = 2  # 0 = fiber, 1 = matrix: the order of θ and of the strain map's row blocks
 _UNIFORMITY_TOL = 1e-10  # relative: cells of create_unit_square are congruent squares
@@ -61,43 +75,50 @@ class SuperElement:
 
 @dataclass
 class CondensedOperators:
-    """Everything a sample needs, on the free skeleton dofs (PETSc matrices on COMM_SELF).
+    """Everything a sample needs, on the skeleton unknowns (PETSc matrices on COMM_SELF).
 
-    stiffness_map P [nnz, 2·1024]: θ -> CSR values of the skeleton K_ff (SPD);
-    load_map R [n_free, 2·1024]: θ -> b_f = −K_fD u_D;
-    strain_map S [2·3·1024, n_free] and strain_offset [2·3·1024]: u_f -> pixel strain as if each
-    pixel were fiber (first 3·1024 rows) or matrix (last 3·1024 rows).
+    With P = n² pixels (n = grid) and C load cases (1 uniaxial, 3 periodic):
+    stiffness_map [nnz, 2P]: θ -> CSR values of the skeleton K_ff = P^T K P (SPD);
+    load_maps, C of [n_free, 2P]: θ -> b_f = −P^T K u_0 of each case;
+    strain_map S [2·3·P, n_free] and strain_offsets [C, 2·3·P]: w -> pixel strain as if each
+    pixel were fiber (first 3·P rows) or matrix (last 3·P rows).
     """
 
+    boundary: str  # "uniaxial" or "periodic"
+    grid: int  # pixels per side
     n_dofs: int  # all unrolled displacement dofs of the Q1 space
-    free_dofs: np.ndarray  # int64 [n_free] unrolled dof of each unknown (skeleton, non-Dirichlet)
-    dirichlet_dofs: np.ndarray  # int64 [n_D]
-    dirichlet_values: np.ndarray  # float64 [n_D]
-    boundary_dofs: np.ndarray  # int64 [1024, n_b] unrolled dofs of each pixel's boundary nodes
-    interior_dofs: np.ndarray  # int64 [1024, n_i] unrolled dofs of each pixel's interior nodes
+    free_dofs: np.ndarray  # int64 [n_free] unrolled dof of each unknown (its periodic master)
+    unknown_of_dof: np.ndarray  # int64 [n_dofs] unknown of each dof, −1 where there is none
+    offsets: np.ndarray  # float64 [C, n_dofs] u_0 of each case (prescribed or Ē·x)
+    boundary_dofs: np.ndarray  # int64 [P, n_b] unrolled dofs of each pixel's boundary nodes
+    interior_dofs: np.ndarray  # int64 [P, n_i] unrolled dofs of each pixel's interior nodes
     phases: tuple[SuperElement, SuperElement]  # fiber, matrix
     indptr: np.ndarray  # PETSc int [n_free + 1] CSR pattern of K_ff
     indices: np.ndarray  # PETSc int [nnz]
-    stiffness_map: Any  # PETSc.Mat [nnz, 2*1024]
-    load_map: Any  # PETSc.Mat [n_free, 2*1024]
-    strain_map: Any  # PETSc.Mat [2*3*1024, n_free]
-    strain_offset: np.ndarray  # float64 [2*3*1024]
+    stiffness_map: Any  # PETSc.Mat [nnz, 2P]
+    load_maps: list[Any]  # C x PETSc.Mat [n_free, 2P]
+    strain_map: Any  # PETSc.Mat [2·3·P, n_free]
+    strain_offsets: np.ndarray  # float64 [C, 2·3·P]
     cell_pixel: np.ndarray  # int64 [n_cells] flat pixel index (row-major, row 0 = top) per cell
 
     @property
     def n_free(self) -> int:
         return int(self.free_dofs.size)
 
-    def displacement(self, u_free: np.ndarray, fiber: np.ndarray) -> np.ndarray:
-        """Skeleton solution [n_free] + fiber mask [1024] -> all unrolled dofs [n_dofs].
+    @property
+    def n_cases(self) -> int:
+        return int(self.offsets.shape[0])
 
-        Inserts the Dirichlet values and recovers every pixel's interior with its phase's R.
+    def displacement(self, u_free: np.ndarray, fiber: np.ndarray, case: int = 0) -> np.ndarray:
+        """Skeleton solution w [n_free] of ``case`` + fiber mask [P] -> all unrolled dofs [n_dofs].
+
+        u = u_0 + P w on the skeleton; every pixel's interior recovered with its phase's R.
         """
-        u = np.zeros(self.n_dofs)
-        u[self.free_dofs] = u_free
-        u[self.dirichlet_dofs] = self.dirichlet_values
+        u = self.offsets[case].copy()
+        has_unknown = self.unknown_of_dof >= 0
+        u[has_unknown] += u_free[self.unknown_of_dof[has_unknown]]
         if self.interior_dofs.shape[1]:
-            u_b = u[self.boundary_dofs]  # [1024, n_b]
+            u_b = u[self.boundary_dofs]  # [P, n_b]
             fib, mat = (np.einsum("ib,pb->pi", ph.recovery, u_b) for ph in self.phases)
             u[self.interior_dofs] = np.where(np.asarray(fiber).ravel()[:, None], fib, mat)
         return u
@@ -108,7 +129,7 @@ class PixelLayout:
     """Canonical local numbering of a pixel: node (a, b), a, b in 0..k, is a + (k + 1) b."""
 
     k: int
-    nodes: np.ndarray  # int64 [1024, (k+1)^2] global node (dof block) of each local node
+    nodes: np.ndarray  # int64 [P, (k+1)^2] global node (dof block) of each local node
     boundary: np.ndarray  # int64 [n_b] local dofs (2 * local node + component) on pixel edges
     interior: np.ndarray  # int64 [n_i] the other local dofs
 
@@ -117,13 +138,13 @@ class PixelLayout:
         return 2 * (self.k + 1) ** 2
 
     def global_dofs(self, local: np.ndarray) -> np.ndarray:
-        """Local dofs [m] -> unrolled global dofs of every pixel [1024, m]."""
+        """Local dofs [m] -> unrolled global dofs of every pixel [P, m]."""
         return 2 * self.nodes[:, local // 2] + local % 2
 
 
-def pixel_layout(node_coords: np.ndarray, k: int) -> PixelLayout:
+def pixel_layout(node_coords: np.ndarray, k: int, grid: int = GRID) -> PixelLayout:
     """Local numbering of every pixel from the Q1 node coordinates [n_nodes, >=2] (unit square)."""
-    n = GRID * k
+    n = grid * k
     gx = np.rint(node_coords[:, 0] * n).astype(np.int64)
     gy = np.rint(node_coords[:, 1] * n).astype(np.int64)
     node_at = np.full((n + 1, n + 1), -1, dtype=np.int64)
@@ -131,9 +152,9 @@ def pixel_layout(node_coords: np.ndarray, k: int) -> PixelLayout:
     if np.any(node_at < 0):
         raise RuntimeError("the Q1 nodes do not form the expected structured grid")
     b, a = np.divmod(np.arange((k + 1) ** 2), k + 1)  # local node l = a + (k + 1) b
-    i, j = np.divmod(np.arange(N_PIXELS), GRID)  # image row (0 = top) and column
-    x0, y0 = j * k, (GRID - 1 - i) * k  # grid index of the pixel's lower-left node
-    nodes = node_at[x0[:, None] + a[None, :], y0[:, None] + b[None, :]]  # [1024, (k+1)^2]
+    i, j = np.divmod(np.arange(grid * grid), grid)  # image row (0 = top) and column
+    x0, y0 = j * k, (grid - 1 - i) * k  # grid index of the pixel's lower-left node
+    nodes = node_at[x0[:, None] + a[None, :], y0[:, None] + b[None, :]]  # [P, (k+1)^2]
     on_edge = np.repeat((a == 0) | (a == k) | (b == 0) | (b == k), 2)  # per local dof
     return PixelLayout(
         k=k,
@@ -165,13 +186,15 @@ def _reference_cell(per_cell: np.ndarray, name: str) -> np.ndarray:
     return ref
 
 
-def reference_pixel(V, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def reference_pixel(
+    V, k: int, grid: int = GRID
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pixel matrices from dolfinx's element matrices, in ``PixelLayout`` local dof order.
 
     Returns A, B [2(k+1)², 2(k+1)²] (λ- and μ-parts of the stiffness, K = λ A + μ B), W
     [3, 2(k+1)²] (pixel-mean centroid strain) and the cell -> pixel index [n_cells].
     """
-    n = GRID * k
+    n = grid * k
     cell_dofs = unrolled_cell_dofs(V)  # [n_cells, 8]
     node_coords = V.tabulate_dof_coordinates()  # [n_nodes, 3]
     centroids = node_coords[cell_dofs[:, 0::2] // 2].mean(axis=1)  # [n_cells, 3]
@@ -205,7 +228,7 @@ def reference_pixel(V, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
             A_pix[np.ix_(dofs, dofs)] += a_cell
             B_pix[np.ix_(dofs, dofs)] += b_cell
             W_pix[:, dofs] += w_cell / k**2
-    return A_pix, B_pix, W_pix, cell_pixels(centroids)
+    return A_pix, B_pix, W_pix, cell_pixels(centroids, grid)
 
 
 def condense(K: np.ndarray, W: np.ndarray, boundary: np.ndarray, interior: np.ndarray):
@@ -223,101 +246,145 @@ def condense(K: np.ndarray, W: np.ndarray, boundary: np.ndarray, interior: np.nd
     )
 
 
+def _unknowns(V, k: int, grid: int, boundary: str, applied_strain: float, boundary_dofs):
+    """How skeleton dofs become unknowns (module docstring).
+
+    Returns free_dofs [n_free], unknown_of_dof [n_dofs] (−1: none), offsets [C, n_dofs] and
+    loads [n_dofs] bool: the dofs whose offset enters the right-hand side and the strain offset.
+    """
+    n_dofs = V.dofmap.index_map.size_local * V.dofmap.index_map_bs
+    skeleton = np.zeros(n_dofs, dtype=bool)
+    skeleton[boundary_dofs] = True
+    if boundary == "uniaxial":
+        d_dofs, d_values = dirichlet_dofs(V, applied_strain)
+        offsets = np.zeros((1, n_dofs))
+        offsets[0, d_dofs] = d_values
+        is_free = skeleton.copy()
+        is_free[d_dofs] = False  # the skeleton minus the Dirichlet dofs (all on the domain edge)
+        free_dofs = np.flatnonzero(is_free)
+        unknown_of_dof = np.full(n_dofs, -1, dtype=np.int64)
+        unknown_of_dof[free_dofs] = np.arange(free_dofs.size)
+        return free_dofs, unknown_of_dof, offsets, unknown_of_dof < 0
+    if boundary != "periodic":
+        raise ValueError(f"boundary must be one of {BOUNDARIES}; got {boundary!r}")
+    master = periodic_masters(V, grid * k)  # [n_dofs]
+    xy = V.tabulate_dof_coordinates()[:, :2]
+    pinned_node = int(np.argmin(np.abs(xy).sum(axis=1)))  # the node at (0, 0)
+    is_free = np.zeros(n_dofs, dtype=bool)
+    is_free[master[skeleton]] = True  # masters of the skeleton (a master is a skeleton dof) ...
+    is_free[2 * pinned_node : 2 * pinned_node + 2] = False  # ... minus the pinned node
+    free_dofs = np.flatnonzero(is_free)
+    unknown_of_master = np.full(n_dofs, -1, dtype=np.int64)
+    unknown_of_master[free_dofs] = np.arange(free_dofs.size)
+    unknown_of_dof = np.where(skeleton, unknown_of_master[master], -1)
+    offsets = np.stack([affine_dof_values(V, e) for e in unit_macro_strains(applied_strain)])
+    return free_dofs, unknown_of_dof, offsets, np.ones(n_dofs, dtype=bool)
+
+
 def build_condensed_operators(
-    V, k: int, unit_lame: np.ndarray, applied_strain: float
+    V,
+    k: int,
+    unit_lame: np.ndarray,
+    applied_strain: float,
+    boundary: str = "uniaxial",
+    grid: int = GRID,
 ) -> CondensedOperators:
     """All maps of the module docstring for the Q1 space ``V`` with k x k cells per pixel.
 
     unit_lame [2 phases (fiber, matrix), 2 (λ̂, μ̂)]: Lamé parameters per MPa of E (λ̂ is λ* in
     plane stress), so that the stiffness of a pixel of modulus E is E (λ̂ A + μ̂ B).
+    boundary: "uniaxial" (SPEC §1) or "periodic" (SPEC §11); grid: pixels per side.
     """
     from petsc4py import PETSc
 
-    A, B, W, cell_pixel = reference_pixel(V, k)
-    layout = pixel_layout(V.tabulate_dof_coordinates(), k)
+    n_pixels = grid * grid
+    A, B, W, cell_pixel = reference_pixel(V, k, grid)
+    layout = pixel_layout(V.tabulate_dof_coordinates(), k, grid)
     phases = tuple(
         condense(lam * A + mu * B, W, layout.boundary, layout.interior) for lam, mu in unit_lame
     )
     n_dofs = V.dofmap.index_map.size_local * V.dofmap.index_map_bs
-    boundary_dofs = layout.global_dofs(layout.boundary)  # [1024, n_b]
-    interior_dofs = layout.global_dofs(layout.interior)  # [1024, n_i]
-
-    d_dofs, d_values = dirichlet_dofs(V, applied_strain)
-    u_dirichlet = np.zeros(n_dofs)
-    u_dirichlet[d_dofs] = d_values
-    is_free = np.zeros(n_dofs, dtype=bool)
-    is_free[boundary_dofs] = True  # the skeleton ...
-    is_free[d_dofs] = False  # ... minus the Dirichlet dofs (all on the domain edge)
-    free_dofs = np.flatnonzero(is_free)
-    free_index = np.full(n_dofs, -1, dtype=np.int64)
-    free_index[free_dofs] = np.arange(free_dofs.size)
+    boundary_dofs = layout.global_dofs(layout.boundary)  # [P, n_b]
+    interior_dofs = layout.global_dofs(layout.interior)  # [P, n_i]
+    free_dofs, unknown_of_dof, offsets, loads = _unknowns(
+        V, k, grid, boundary, applied_strain, boundary_dofs
+    )
     n_free = free_dofs.size
 
-    # Entry (p, r, s) of every pixel's super-element, flat [1024 * n_b²].
+    # Entry (p, r, s) of every pixel's super-element, flat [P * n_b²].
     n_b = layout.boundary.size
     r = np.repeat(boundary_dofs[:, :, None], n_b, axis=2).ravel()
     s = np.repeat(boundary_dofs[:, None, :], n_b, axis=1).ravel()
-    pix = np.repeat(np.arange(N_PIXELS), n_b * n_b)
-    vals = [np.broadcast_to(ph.stiffness, (N_PIXELS, n_b, n_b)).ravel() for ph in phases]
-    fr, fs = free_index[r], free_index[s]
-    theta_col = [pix, N_PIXELS + pix]  # θ = [E·fiber; E·matrix]
+    pix = np.repeat(np.arange(n_pixels), n_b * n_b)
+    vals = [np.broadcast_to(ph.stiffness, (n_pixels, n_b, n_b)).ravel() for ph in phases]
+    fr, fs = unknown_of_dof[r], unknown_of_dof[s]
+    theta_col = [pix, n_pixels + pix]  # θ = [E·fiber; E·matrix]
 
-    ff = (fr >= 0) & (fs >= 0)
+    ff = (fr >= 0) & (fs >= 0)  # P^T K P: entries of periodic images sum into their masters
     keys, pos = np.unique(fr[ff] * n_free + fs[ff], return_inverse=True)
     indptr = np.searchsorted(keys // n_free, np.arange(n_free + 1)).astype(PETSc.IntType)
     indices = (keys % n_free).astype(PETSc.IntType)
     stiffness_map = coo_matrix(
-        (keys.size, N_PHASES * N_PIXELS),
+        (keys.size, N_PHASES * n_pixels),
         np.concatenate([pos, pos]),
         np.concatenate([c[ff] for c in theta_col]),
         np.concatenate([v[ff] for v in vals]),
     )
 
-    fd = (fr >= 0) & (fs < 0)  # lifting b_f = −K_fD u_D, linear in θ too
-    lift = -u_dirichlet[s[fd]]
-    load_map = coo_matrix(
-        (n_free, N_PHASES * N_PIXELS),
-        np.concatenate([fr[fd], fr[fd]]),
-        np.concatenate([c[fd] for c in theta_col]),
-        np.concatenate([v[fd] * lift for v in vals]),
-    )
+    fd = (fr >= 0) & loads[s]  # lifting b_f = −P^T K u_0, linear in θ too
+    load_maps = [
+        coo_matrix(
+            (n_free, N_PHASES * n_pixels),
+            np.concatenate([fr[fd], fr[fd]]),
+            np.concatenate([c[fd] for c in theta_col]),
+            np.concatenate([v[fd] * -offset[s[fd]] for v in vals]),
+        )
+        for offset in offsets
+    ]
 
     # Strain rows (phase, channel, pixel) acting on the pixel's boundary dofs.
     row = (
-        np.arange(N_PHASES)[:, None, None, None] * N_STRAIN * N_PIXELS
-        + np.arange(N_STRAIN)[None, :, None, None] * N_PIXELS
-        + np.arange(N_PIXELS)[None, None, :, None]
-    )  # [2, 3, 1024, 1]
-    shape = (N_PHASES, N_STRAIN, N_PIXELS, n_b)
+        np.arange(N_PHASES)[:, None, None, None] * N_STRAIN * n_pixels
+        + np.arange(N_STRAIN)[None, :, None, None] * n_pixels
+        + np.arange(n_pixels)[None, None, :, None]
+    )  # [2, 3, P, 1]
+    shape = (N_PHASES, N_STRAIN, n_pixels, n_b)
     row = np.broadcast_to(row, shape).ravel()
     col = np.broadcast_to(boundary_dofs[None, None], shape).ravel()
     w = np.stack([np.broadcast_to(ph.strain[:, None, :], shape[1:]) for ph in phases]).ravel()
-    free_col = free_index[col]
+    free_col = unknown_of_dof[col]
     strain_map = coo_matrix(
-        (N_PHASES * N_STRAIN * N_PIXELS, n_free),
+        (N_PHASES * N_STRAIN * n_pixels, n_free),
         row[free_col >= 0],
         free_col[free_col >= 0],
         w[free_col >= 0],
     )
-    fixed = free_col < 0
-    strain_offset = np.bincount(
-        row[fixed],
-        weights=w[fixed] * u_dirichlet[col[fixed]],
-        minlength=N_PHASES * N_STRAIN * N_PIXELS,
+    fixed = loads[col]
+    strain_offsets = np.stack(
+        [
+            np.bincount(
+                row[fixed],
+                weights=w[fixed] * offset[col[fixed]],
+                minlength=N_PHASES * N_STRAIN * n_pixels,
+            )
+            for offset in offsets
+        ]
     )
     return CondensedOperators(
+        boundary=boundary,
+        grid=grid,
         n_dofs=n_dofs,
         free_dofs=free_dofs,
-        dirichlet_dofs=d_dofs,
-        dirichlet_values=d_values,
+        unknown_of_dof=unknown_of_dof,
+        offsets=offsets,
         boundary_dofs=boundary_dofs,
         interior_dofs=interior_dofs,
         phases=phases,  # type: ignore[arg-type]
         indptr=indptr,
         indices=indices,
         stiffness_map=stiffness_map,
-        load_map=load_map,
+        load_maps=load_maps,
         strain_map=strain_map,
-        strain_offset=strain_offset,
+        strain_offsets=strain_offsets,
         cell_pixel=cell_pixel,
     )

@@ -1,21 +1,25 @@
-"""The fast path of the FE solve: many 32x32 images, one precomputed discretization (SPEC §1, §3).
+"""The fast path of the FE solve: many n x n images, one precomputed discretization.
 
-The problem is the one :mod:`data_gen.elasticity` states as a weak form and solves the textbook
-dolfinx way; read that module first. This one gives the same pixel-averaged strain (checked
-against it to 1e-11 at k = 1, 2, 4 by ``tests/data_gen/test_solver_reference.py``) at a fraction
-of the cost per image.
+SPEC §1 (uniaxial test), §3 (discretization), §11 (periodic RVE). The problems are the ones
+:mod:`data_gen.elasticity` states as weak forms and solves the textbook dolfinx way; read that
+module first. This one gives the same pixel-averaged strain (checked against it to 1e-11 at
+k = 1, 2, 4 by ``tests/data_gen/test_solver_reference.py``, and for the periodic RVE to 1e-10 by
+``tests/data_gen/test_periodic_solver.py``) at a fraction of the cost per image.
 
 Everything that does not depend on the material — mesh, function space, element matrices, the
-condensed pixel super-elements of both phases, the sparsity pattern, the Dirichlet elimination,
-the strain operators and the symbolic factorization — is built once in :class:`StrainSolver`.
-The pixel interiors are statically condensed (see :mod:`data_gen.condensation`, whose element
-matrices come from :mod:`data_gen.assembly`), so the linear system lives on the pixel skeleton.
-Per sample, with θ = [E·fiber; E·matrix] per pixel:
+condensed pixel super-elements of both phases, the sparsity pattern, the Dirichlet elimination or
+periodic identification, the strain operators and the symbolic factorization — is built once in
+:class:`StrainSolver`. The pixel interiors are statically condensed (see
+:mod:`data_gen.condensation`, whose element matrices come from :mod:`data_gen.assembly`), so the
+linear system lives on the pixel skeleton. Per sample, with θ = [E·fiber; E·matrix] per pixel:
 
     values(K_ff) = P @ θ           (written in place into the PETSc matrix, same pattern)
-    b_f          = R @ θ
-    K_ff u_f     = b_f             (numeric Cholesky refactorization + triangular solves)
-    strain       = S @ u_f + s_0   (both phases' pixel strain, then each pixel picks its phase)
+    b_c          = R_c @ θ         (one right-hand side per load case c)
+    K_ff u_c     = b_c             (one numeric Cholesky refactorization, triangular solves per c)
+    strain_c     = S @ u_c + s_c   (both phases' pixel strain, then each pixel picks its phase)
+
+The uniaxial test has one load case; the periodic RVE has three (xx, yy, xy) sharing one
+factorization, so a periodic sample costs about one uniaxial solve.
 
 The linear solver is MUMPS Cholesky with the controls measured in docs/solver.md; the comparison
 with other factorizations lives in ``benchmarks/bench_solver.py``.
@@ -24,6 +28,8 @@ Usage::
 
     solver = StrainSolver(SolverConfig(mode="refined", k=4))
     strain = solver.solve(E)            # E [32, 32] MPa -> float64 [3, 32, 32]
+    periodic = StrainSolver(SolverConfig(boundary="periodic", grid=64))
+    strains = periodic.solve(E64)       # E [64, 64] MPa -> float64 [3 cases, 3, 64, 64]
 """
 
 from __future__ import annotations
@@ -37,9 +43,17 @@ from typing import Any
 
 import numpy as np
 
-from data_gen.elasticity import lame_parameters, load_fe_stack, pixel_moduli
+from data_gen.elasticity import (
+    PHASE_TOLERANCE,
+    lame_parameters,
+    load_fe_stack,
+    phase_mask,
+    pixel_moduli,
+)
 from microstrain.conventions import (
+    BOUNDARIES,
     DEFAULT_APPLIED_STRAIN,
+    DEFAULT_BOUNDARY,
     DEFAULT_K,
     DEFAULT_MODE,
     DEFAULT_PLANE,
@@ -47,11 +61,12 @@ from microstrain.conventions import (
     GRID,
     MATRIX,
     MODES,
+    N_CASES,
+    N_STRAIN,
     PLANES,
-    STRAIN_SHAPE,
+    Material,
 )
 from microstrain.errors import InputError
-from microstrain.fields import fiber_mask
 
 # MUMPS controls, measured on the condensed skeleton (docs/solver.md): no scaling, which an SPD
 # matrix factored without pivoting does not need and which costs a pass over the matrix in every
@@ -72,22 +87,39 @@ def mumps_ordering(k: int) -> int:
 
 
 _instance_counter = itertools.count()
+MAX_CELLS_PER_SIDE = 1024  # grid x k: a 1024² Q1 mesh already takes minutes per solve
+
+
+def _check_material(material: Material) -> None:
+    E, nu = material.youngs_modulus, material.poisson_ratio
+    if not (math.isfinite(E) and E > 0):
+        raise InputError(f"{material.name} Young's modulus must be finite and positive; got {E}")
+    if not (math.isfinite(nu) and -1.0 < nu < 0.5):
+        raise InputError(f"{material.name} Poisson's ratio must lie in (-1, 0.5); got {nu}")
 
 
 @dataclass(frozen=True)
 class SolverConfig:
-    """Discretization and load case of one solver.
+    """Discretization, load case and materials of one solver.
 
     mode: "refined" (k x k Q1 elements per pixel) or "pixel" (= refined with k = 1).
     k: elements per pixel side in refined mode (ignored by pixel mode).
     plane: "stress" (thin sheet) or "strain".
-    applied_strain: ū, the displacement of the right edge of the unit square (= mean eps_xx).
+    applied_strain: ū. Uniaxial: the displacement of the right edge of the unit square (= mean
+    eps_xx); periodic: the size of each unit macro strain Ē = ū e_j.
+    boundary: "uniaxial" (SPEC §1) or "periodic" (SPEC §11).
+    fiber, matrix: the two isotropic phases (E in MPa, ν); a pixel's E says which it is.
+    grid: n, pixels per side of the images, a multiple of 32.
     """
 
     mode: str = DEFAULT_MODE
     k: int = DEFAULT_K
     plane: str = DEFAULT_PLANE
     applied_strain: float = DEFAULT_APPLIED_STRAIN
+    boundary: str = DEFAULT_BOUNDARY
+    fiber: Material = FIBER
+    matrix: Material = MATRIX
+    grid: int = GRID
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -98,11 +130,41 @@ class SolverConfig:
             raise InputError(f"k must be an integer from 1 to 16; got {self.k}")
         if not math.isfinite(self.applied_strain):
             raise InputError(f"applied strain must be finite; got {self.applied_strain}")
+        if self.boundary not in BOUNDARIES:
+            raise InputError(
+                f"boundary must be one of {', '.join(BOUNDARIES)}; got '{self.boundary}'"
+            )
+        _check_material(self.fiber)
+        _check_material(self.matrix)
+        e_f, e_m = self.fiber.youngs_modulus, self.matrix.youngs_modulus
+        if abs(e_f - e_m) <= 2 * PHASE_TOLERANCE * max(e_f, e_m):
+            raise InputError(
+                "fiber and matrix need different Young's moduli (a pixel's E says its phase); "
+                f"got {e_f:g} and {e_m:g} MPa"
+            )
+        if int(self.grid) != self.grid or self.grid < GRID or self.grid % GRID:
+            raise InputError(f"grid must be a multiple of {GRID} pixels; got {self.grid}")
+        if self.grid * self.elements_per_pixel > MAX_CELLS_PER_SIDE:
+            raise InputError(
+                f"grid x k must be at most {MAX_CELLS_PER_SIDE} elements per side; "
+                f"got {self.grid} x {self.elements_per_pixel}"
+            )
 
     @property
     def elements_per_pixel(self) -> int:
         """k of the mesh actually built: 1 in pixel mode."""
         return 1 if self.mode == "pixel" else int(self.k)
+
+    @property
+    def n_cases(self) -> int:
+        """Load cases per image: 1 (uniaxial) or 3 (periodic: xx, yy, xy)."""
+        return N_CASES if self.boundary == "periodic" else 1
+
+    @property
+    def strain_shape(self) -> tuple[int, ...]:
+        """Shape of one image's strain: (3, n, n) uniaxial, (3 cases, 3, n, n) periodic."""
+        field = (N_STRAIN, self.grid, self.grid)
+        return (N_CASES, *field) if self.boundary == "periodic" else field
 
     def discretization(self) -> dict[str, Any]:
         """The ``discretization`` attribute of SPEC §4: {mode, k}."""
@@ -110,7 +172,7 @@ class SolverConfig:
 
 
 class StrainSolver:
-    """Pixel-averaged strain of 32x32 microstructures for one :class:`SolverConfig`.
+    """Pixel-averaged strain of n x n microstructures for one :class:`SolverConfig`.
 
     Build once, call :meth:`solve` many times. Runs on ``MPI.COMM_SELF``: parallel data
     generation gives every rank its own solver and its own samples.
@@ -118,9 +180,6 @@ class StrainSolver:
     ``ksp`` is the PETSc linear solver of K_ff u_f = b_f (MUMPS Cholesky). It factorizes on the
     first solve, so until then its controls can still be changed (benchmarks do).
     """
-
-    # representative E of the two phases (fiber, matrix), the order of the θ blocks
-    _phase_moduli = np.array([FIBER.youngs_modulus, MATRIX.youngs_modulus])
 
     def __init__(self, config: SolverConfig | None = None) -> None:
         t0 = time.perf_counter()
@@ -134,7 +193,8 @@ class StrainSolver:
 
         self.config = config or SolverConfig()
         k = self.config.elements_per_pixel
-        self.n_cells_per_side = GRID * k
+        grid = self.config.grid
+        self.n_cells_per_side = grid * k
         self.mesh = dolfinx.mesh.create_unit_square(
             MPI.COMM_SELF,
             self.n_cells_per_side,
@@ -142,10 +202,16 @@ class StrainSolver:
             dolfinx.mesh.CellType.quadrilateral,
         )
         self.V = dolfinx.fem.functionspace(self.mesh, ("Lagrange", 1, (2,)))
-        # Lamé parameters per MPa of E of the two phases: a pixel's stiffness is E times its phase's
-        lam, mu = lame_parameters(self._phase_moduli, self.config.plane)
-        unit_lame = np.stack([lam, mu], axis=1) / self._phase_moduli[:, None]  # [2, 2]
-        self.ops = build_condensed_operators(self.V, k, unit_lame, self.config.applied_strain)
+        # Lamé parameters per MPa of E of the two phases (fiber, matrix: the order of the θ
+        # blocks): a pixel's stiffness is E times its phase's
+        phases = (self.config.fiber, self.config.matrix)
+        moduli = np.array([m.youngs_modulus for m in phases])
+        poisson = np.array([m.poisson_ratio for m in phases])
+        lam, mu = lame_parameters(moduli, poisson, self.config.plane)
+        unit_lame = np.stack([lam, mu], axis=1) / moduli[:, None]  # [2, 2]
+        self.ops = build_condensed_operators(
+            self.V, k, unit_lame, self.config.applied_strain, self.config.boundary, grid
+        )
 
         # K_ff shares its value array with numpy: the stiffness map writes straight into it.
         nnz = self.ops.indices.size
@@ -160,10 +226,10 @@ class StrainSolver:
         self._theta = PETSc.Vec().createSeq(
             self.ops.stiffness_map.getSize()[1], comm=PETSc.COMM_SELF
         )
-        self._b = self._K.createVecLeft()
-        self._u = self._K.createVecRight()
-        self._strain = self.ops.strain_map.createVecLeft()  # [2*3*1024]: as fiber, as matrix
-        self._fiber = np.zeros(GRID * GRID, dtype=bool)  # phase of each pixel in the last solve
+        self._b = [self._K.createVecLeft() for _ in range(self.ops.n_cases)]  # per load case
+        self._u = [self._K.createVecRight() for _ in range(self.ops.n_cases)]
+        self._strain = self.ops.strain_map.createVecLeft()  # [2*3*n²]: as fiber, as matrix
+        self._fiber = np.zeros(grid * grid, dtype=bool)  # phase of each pixel in the last solve
         self.ksp = self._make_ksp()
         self.setup_seconds = time.perf_counter() - t0
         self.last_solve_seconds = float("nan")
@@ -193,34 +259,44 @@ class StrainSolver:
 
     # --- per sample ----------------------------------------------------------------------
     def _solve_free(self, youngs_modulus: np.ndarray) -> None:
-        """Assemble, factor and solve for one image; leaves u_f in ``self._u``."""
+        """Assemble, factor and solve every load case of one image; u_c in ``self._u``."""
         t0 = time.perf_counter()
-        E = pixel_moduli(youngs_modulus).ravel()  # [1024]
-        self._fiber = fiber_mask(E)  # [1024] phase of each pixel: ν and the condensed pixel
-        theta = self._theta.getArray()  # [2048] = [E·fiber; E·matrix]
+        config = self.config
+        E = pixel_moduli(youngs_modulus, config.grid).ravel()  # [n²]
+        # phase of each pixel: ν and the condensed pixel
+        self._fiber = phase_mask(E, config.fiber, config.matrix)  # [n²]
+        theta = self._theta.getArray()  # [2n²] = [E·fiber; E·matrix]
         np.copyto(theta[: E.size], np.where(self._fiber, E, 0.0))
         np.copyto(theta[E.size :], np.where(self._fiber, 0.0, E))
         self.ops.stiffness_map.mult(self._theta, self._values_vec)
         self._K.stateIncrease()  # values changed in place: refactor numerically
-        self.ops.load_map.mult(self._theta, self._b)
+        for load_map, b in zip(self.ops.load_maps, self._b, strict=True):
+            load_map.mult(self._theta, b)
         t1 = time.perf_counter()
-        self.ksp.solve(self._b, self._u)
-        reason = self.ksp.getConvergedReason()
-        if reason < 0:
-            raise RuntimeError(f"linear solve failed (PETSc reason {reason})")
+        for b, u in zip(self._b, self._u, strict=True):
+            self.ksp.solve(b, u)  # the first call factors K_ff, the others reuse the factors
+            reason = self.ksp.getConvergedReason()
+            if reason < 0:
+                raise RuntimeError(f"linear solve failed (PETSc reason {reason})")
         self._t_assembly, self._t_factor = t1 - t0, time.perf_counter() - t1
 
     def solve(self, youngs_modulus: np.ndarray) -> np.ndarray:
-        """Young's modulus [32, 32] (or [1, 32, 32]) in MPa -> strain float64 [3, 32, 32].
+        """Young's modulus [n, n] (or [1, n, n]) in MPa, n = ``config.grid`` -> strain float64.
 
+        Uniaxial: [3, n, n]; periodic: [3 cases, 3, n, n] for Ē = ū e_case (cases xx, yy, xy).
         Channels eps_xx, eps_yy, gamma_xy; image convention of SPEC §2 (row 0 = top).
         """
         t0 = time.perf_counter()
         self._solve_free(youngs_modulus)
         t1 = time.perf_counter()
-        self.ops.strain_map.mult(self._u, self._strain)
-        both = (self._strain.getArray() + self.ops.strain_offset).reshape(2, -1, GRID * GRID)
-        strain = np.where(self._fiber, both[0], both[1]).reshape(STRAIN_SHAPE)  # [3, 32, 32]
+        n_pixels = self.config.grid**2
+        strains = []
+        for u, offset in zip(self._u, self.ops.strain_offsets, strict=True):
+            self.ops.strain_map.mult(u, self._strain)
+            both = (self._strain.getArray() + offset).reshape(2, -1, n_pixels)
+            strains.append(np.where(self._fiber, both[0], both[1]))  # [3, n²]
+        shape = self.config.strain_shape
+        strain = (strains[0] if len(strains) == 1 else np.stack(strains)).reshape(shape)
         t2 = time.perf_counter()
         self.last_solve_seconds = t2 - t0
         self.last_timings = {
@@ -231,31 +307,37 @@ class StrainSolver:
         return strain
 
     def solve_batch(self, youngs_modulus: np.ndarray) -> np.ndarray:
-        """E maps [N, 1, 32, 32] (or [N, 32, 32]) in MPa -> strain float64 [N, 3, 32, 32]."""
+        """E maps [N, 1, n, n] (or [N, n, n]) in MPa -> strain float64 [N, *strain_shape].
+
+        Uniaxial [N, 3, n, n]; periodic [N, 3 cases, 3, n, n].
+        """
         E = np.asarray(youngs_modulus, dtype=np.float64)
-        if E.ndim not in (3, 4) or E.shape[-2:] != (GRID, GRID) or E.size % (GRID * GRID):
-            raise InputError(f"E batch must be [N, 1, {GRID}, {GRID}]; got shape {list(E.shape)}")
-        E = E.reshape(-1, GRID, GRID)
+        n = self.config.grid
+        if E.ndim not in (3, 4) or E.shape[-2:] != (n, n) or (E.ndim == 4 and E.shape[1] != 1):
+            raise InputError(f"E batch must be [N, 1, {n}, {n}]; got shape {list(E.shape)}")
+        E = E.reshape(-1, n, n)
         return np.stack([self.solve(e) for e in E])
 
-    def solve_fields(self, youngs_modulus: np.ndarray):
+    def solve_fields(self, youngs_modulus: np.ndarray, case: int = 0):
         """Solve one image and return its full-resolution fields, see :meth:`last_fields`."""
         self.solve(youngs_modulus)
-        return self.last_fields()
+        return self.last_fields(case)
 
-    def last_fields(self):
-        """Full-resolution fields of the last solve, for visualisation (``--xdmf``).
+    def last_fields(self, case: int = 0):
+        """Full-resolution fields of one load case of the last solve, for visualisation.
 
-        Returns (u, strain): u a dolfinx Function in the Q1 vector space (displacement), strain a
-        DG0 vector Function with the 3 components (eps_xx, eps_yy, gamma_xy) at each element
-        centroid.
+        case: 0 (uniaxial), or 0, 1, 2 = xx, yy, xy of a periodic solver. Returns (u, strain): u
+        a dolfinx Function in the Q1 vector space (displacement), strain a DG0 vector Function
+        with the 3 components (eps_xx, eps_yy, gamma_xy) at each element centroid.
         """
+        if not 0 <= case < self.ops.n_cases:
+            raise InputError(f"load case must be 0 to {self.ops.n_cases - 1}; got {case}")
         import dolfinx.fem
 
         from data_gen.assembly import centroid_strain_rows, unrolled_cell_dofs
 
         u = dolfinx.fem.Function(self.V, name="displacement")
-        u.x.array[:] = self.ops.displacement(self._u.getArray(), self._fiber)
+        u.x.array[:] = self.ops.displacement(self._u[case].getArray(), self._fiber, case)
         W = dolfinx.fem.functionspace(self.mesh, ("DG", 0, (3,)))
         strain = dolfinx.fem.Function(W, name="strain")
         cell_dofs = unrolled_cell_dofs(self.V)  # [n_cells, 8]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_gen.elasticity import lame_parameters, solve_elasticity
+from data_gen.elasticity import pixel_lame, solve_elasticity
 from data_gen.solver import SolverConfig, StrainSolver
 from microstrain.conventions import FIBER, GRID, MATRIX
 from microstrain.errors import InputError
@@ -84,7 +84,7 @@ def stripes(axis: int, period: int = 8, fiber_width: int = 3) -> np.ndarray:
 def pixel_stress(E: np.ndarray, strain: np.ndarray, plane: str) -> tuple[np.ndarray, np.ndarray]:
     """sigma_xx and sigma_yy of each pixel from its pixel-averaged strain, in float64 (the core's
     ``microstrain.quantities.stress`` answers float32, too coarse for these round-off checks)."""
-    lam, mu = lame_parameters(E, plane)
+    lam, mu = pixel_lame(E, plane)
     tr = strain[0] + strain[1]
     return lam * tr + 2 * mu * strain[0], lam * tr + 2 * mu * strain[1]
 
@@ -101,7 +101,7 @@ def reuss_voigt(E: np.ndarray, plane: str) -> tuple[float, float]:
     is free). Voigt: the uniform strain (ū, c, 0) with the best c is kinematically admissible and
     lies in the Q1 space, so it bounds the FE solution too.
     """
-    lam, mu = lame_parameters(E, plane)
+    lam, mu = pixel_lame(E, plane)
     c11, c12 = lam + 2 * mu, lam
     nu = np.where(E > 10_000, FIBER.poisson_ratio, MATRIX.poisson_ratio)
     s11 = 1 / E if plane == "stress" else (1 - nu**2) / E

@@ -1,10 +1,12 @@
 """Static condensation of the pixel interiors: exact properties of the super-elements.
 
-The end-to-end equality with a plain dolfinx solve (k = 1, 2, 4, and moduli other than the two
-phases) lives in test_solver_reference.py; here the pieces are checked against closed forms.
+The end-to-end equality with a plain dolfinx solve (k = 1, 2, 4, and materials other than the
+lecture's) lives in test_solver_reference.py; here the pieces are checked against closed forms.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from data_gen.condensation import condense, pixel_layout, reference_pixel
 from data_gen.elasticity import lame_parameters
 from data_gen.solver import SolverConfig, StrainSolver
-from microstrain.conventions import FIBER, GRID, MATRIX
+from microstrain.conventions import FIBER, GRID, MATRIX, Material
 
 
 @pytest.fixture(scope="module", params=[2, 4], ids=["k2", "k4"])
@@ -40,7 +42,11 @@ def test_skeleton_sizes(solver):
     assert ops.interior_dofs.shape == (GRID * GRID, 2 * (k - 1) ** 2)
     n_nodes = (GRID * k + 1) ** 2
     skeleton = 2 * (n_nodes - GRID * GRID * (k - 1) ** 2)  # 14 850 dofs at k = 4
-    assert ops.n_free + ops.dirichlet_dofs.size == skeleton
+    dirichlet = np.unique(ops.boundary_dofs)[ops.unknown_of_dof[np.unique(ops.boundary_dofs)] < 0]
+    assert ops.n_free + dirichlet.size == skeleton
+    pulled = dirichlet[ops.offsets[0, dirichlet] != 0]  # u_x = ū on the right edge, 0 elsewhere
+    assert pulled.size == GRID * k + 1 and np.all(pulled % 2 == 0)
+    np.testing.assert_array_equal(ops.offsets[0, pulled], solver.config.applied_strain)
     # every dof is a skeleton dof or the interior dof of exactly one pixel
     everything = np.concatenate([np.unique(ops.boundary_dofs), ops.interior_dofs.ravel()])
     np.testing.assert_array_equal(np.sort(everything), np.arange(ops.n_dofs))
@@ -82,8 +88,9 @@ def test_super_element_scales_with_youngs_modulus(solver):
     k = solver.config.k
     A, B, _, _ = reference_pixel(solver.V, k)
     layout = pixel_layout(solver.V.tabulate_dof_coordinates(), k)
-    for element, E in zip(solver.ops.phases, (60_000.0, 3_000.0), strict=True):
-        lam, mu = lame_parameters(np.array(E), "stress")
+    materials = ((60_000.0, FIBER.poisson_ratio), (3_000.0, MATRIX.poisson_ratio))
+    for element, (E, nu) in zip(solver.ops.phases, materials, strict=True):
+        lam, mu = lame_parameters(E, nu, "stress")
         direct = condense(lam * A + mu * B, np.zeros((3, A.shape[0])), layout.boundary,
                           layout.interior)  # fmt: skip
         scale = np.abs(direct.stiffness).max()
@@ -94,8 +101,25 @@ def test_super_element_scales_with_youngs_modulus(solver):
 
 
 def test_scaling_every_modulus_leaves_the_strain_unchanged(solver):
+    # a solver built for both moduli times 1.3 gives the same strain; changing one phase's E
+    # changes it, and so does changing one phase's ν alone
     rng = np.random.default_rng(3)
-    E = np.where(rng.random((GRID, GRID)) < 0.4, FIBER.youngs_modulus, MATRIX.youngs_modulus)
+    fiber = rng.random((GRID, GRID)) < 0.4
+    E = np.where(fiber, FIBER.youngs_modulus, MATRIX.youngs_modulus)
     strain = solver.solve(E)
-    np.testing.assert_allclose(solver.solve(1.3 * E), strain, atol=1e-12, rtol=0)
-    assert np.abs(solver.solve(np.where(E > 10_000, E, 2 * E)) - strain).max() > 1e-3
+    config = solver.config
+
+    def scaled(material: Material, factor: float, nu: float | None = None) -> Material:
+        nu = material.poisson_ratio if nu is None else nu
+        return Material(material.name, factor * material.youngs_modulus, nu)
+
+    def solve_with(fiber_material: Material, matrix_material: Material) -> np.ndarray:
+        other = StrainSolver(replace(config, fiber=fiber_material, matrix=matrix_material))
+        image = np.where(fiber, fiber_material.youngs_modulus, matrix_material.youngs_modulus)
+        return other.solve(image)
+
+    np.testing.assert_allclose(
+        solve_with(scaled(FIBER, 1.3), scaled(MATRIX, 1.3)), strain, atol=1e-11, rtol=0
+    )
+    assert np.abs(solve_with(FIBER, scaled(MATRIX, 2.0)) - strain).max() > 1e-3
+    assert np.abs(solve_with(FIBER, scaled(MATRIX, 1.0, nu=0.3)) - strain).max() > 1e-3

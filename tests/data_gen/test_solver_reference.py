@@ -19,7 +19,8 @@ import pytest
 
 from data_gen.elasticity import solve_elasticity
 from data_gen.solver import SolverConfig, StrainSolver
-from microstrain.conventions import FIBER, GRID, MATRIX
+from microstrain.conventions import FIBER, GRID, MATRIX, Material
+from microstrain.errors import InputError
 
 U = 0.1
 
@@ -38,17 +39,26 @@ def test_fast_path_equals_textbook_solve(k, plane):
     assert cell_strain.x.array.size == 3 * (GRID * k) ** 2
 
 
-def test_moduli_other_than_the_two_phases_match_textbook_solve():
-    # the condensed pixel is E times its phase's unit super-element (ν follows the phase), so
-    # any positive moduli are solved exactly, not only FIBER and MATRIX
+def test_user_materials_match_textbook_solve():
+    # glass fiber in epoxy: the condensed pixels are built for the config's E and ν per phase
+    glass, epoxy = Material("fiber", 72_000.0, 0.22), Material("matrix", 3_500.0, 0.35)
     rng = np.random.default_rng(5)
-    fiber = rng.random((GRID, GRID)) < 0.4
-    E = np.where(
-        fiber, rng.uniform(50_000, 120_000, fiber.shape), rng.uniform(500, 40_000, fiber.shape)
-    )
-    solver = StrainSolver(SolverConfig(mode="refined", k=2, plane="stress", applied_strain=U))
-    reference, _ = solve_elasticity(E, k=2, plane="stress", applied_strain=U)
-    np.testing.assert_allclose(solver.solve(E), reference, atol=1e-11, rtol=0)
+    E = np.where(rng.random((GRID, GRID)) < 0.4, glass.youngs_modulus, epoxy.youngs_modulus)
+    config = SolverConfig(mode="refined", k=2, applied_strain=U, fiber=glass, matrix=epoxy)
+    reference, _ = solve_elasticity(E, k=2, applied_strain=U, fiber=glass, matrix=epoxy)
+    np.testing.assert_allclose(StrainSolver(config).solve(E), reference, atol=1e-11, rtol=0)
+
+
+def test_moduli_of_neither_phase_are_refused():
+    solver = StrainSolver(SolverConfig(mode="pixel"))
+    E = np.full((GRID, GRID), MATRIX.youngs_modulus)
+    E[3, 4] = 40_000.0
+    with pytest.raises(InputError, match=r"40000 MPa.*fiber 85000 MPa, matrix 3000 MPa"):
+        solver.solve(E)
+    with pytest.raises(InputError, match="neither phase"):
+        solve_elasticity(E, k=1)
+    E[3, 4] = FIBER.youngs_modulus * (1 + 1e-7)  # float32 round-off of a modulus is a phase
+    assert solver.solve(E).shape == (3, GRID, GRID)
 
 
 MPI_SCRIPT = textwrap.dedent(
