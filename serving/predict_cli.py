@@ -130,22 +130,12 @@ def plot_prediction(
     applied_strain: float,
     title: str,
 ) -> None:
-    """One sample as the specimen stands: E ``[1, 1, 32, 32]`` MPa and its strain
-    ``[1, 3, 32, 32]`` in the first row; von Mises (under E) and stress in the second, with
-    E_x and the peak von Mises stress in the title (strain only when ū = 0)."""
+    """One sample as the specimen stands (:func:`serving.images.prediction_figure`), at ``path``."""
     from microstrain import plots
-    from microstrain.quantities import quantities
+    from serving.images import PICTURE_DPI, prediction_figure
 
-    rows = [plots.field_panels(youngs_modulus[0, 0], strain[0])]
-    if applied_strain:
-        q = quantities(youngs_modulus, strain, plane, applied_strain)
-        rows.append(plots.stress_panels(q["stress"][0], q["von_mises"][0]))
-        title += (
-            f"\nE_x = {q['E_x'][0]:,.0f} MPa, ν_xy = {q['nu_xy'][0]:.3f}, "
-            f"peak von Mises {q['max_von_mises'][0]:,.0f} MPa (plane {plane})"
-        )
-    fig = plots.figure(rows, title, panel_size=(3.5, 3.0))
-    plots.save(fig, path, dpi=110)
+    fig = prediction_figure(youngs_modulus, strain, plane, applied_strain, title)
+    plots.save(fig, path, dpi=PICTURE_DPI)
 
 
 def register(app: typer.Typer) -> None:

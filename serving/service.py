@@ -1,4 +1,10 @@
-"""The REST service (SPEC §8): one BentoML service class over the exported model (onnxruntime).
+"""The REST service (SPEC §8, §11): one BentoML service class over every served model.
+
+The service serves several exported models (:mod:`serving.registry`: every model under
+``models/`` or those ``microstrain serve --model`` names); a request names one with ``"model"``
+(JSON, multipart) or ``?model=`` (``/predict_npy``), the default model when absent, and
+``GET /models`` lists them. A periodic model (SPEC §11) answers its effective stiffness and unit
+cases, or a macro load's fields (:mod:`serving.periodic`).
 
 BentoML APIs: ``POST /predict`` (JSON E maps or fiber masks, optionally with the SPEC §9
 quantities), ``POST /predict_image`` (PNG mask in, JSON or PNG picture out), ``POST /verify``
@@ -16,19 +22,20 @@ keeps serving. Model calls (:meth:`MicrostrainService.run_model`): up to :data:`
 samples run on a two-thread onnxruntime session while other processes leave the cores idle, on
 a one-thread one while they keep them busy and a second thread would wait and spin
 (:mod:`serving.small_sessions`; ``MICROSTRAIN_SMALL_THREADS`` fixes the count), larger batches on a
-session with the worker's share of the cores, in chunks of :data:`CHUNK` samples
+session with the worker's share of the cores, in chunks of :data:`serving.registry.CHUNK` samples
 (onnxruntime's arena keeps the peak of the largest run: about 1 GB for 512 samples at once,
 0.2 GB in chunks of 64, at the same speed). Each session runs one call at a time; a small
-request does not wait for a large one.
+request does not wait for a large one. Each served model has sessions of its own.
 
 Run with ``microstrain serve`` or ``bentoml serve serving.service:MicrostrainService``; the
-environment variables are those of :mod:`serving.settings` and ``MICROSTRAIN_MODEL``,
+environment variables are those of :mod:`serving.settings`, ``MICROSTRAIN_MODELS`` /
+``MICROSTRAIN_MODEL`` (:mod:`serving.registry`),
 ``MICROSTRAIN_MAX_BODY_BYTES``, ``MICROSTRAIN_STATE_DIR``. Imports no torch and no dolfinx.
 """
 
 from __future__ import annotations
 
-import threading
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,12 +50,13 @@ from starlette.responses import Response
 from microstrain.conventions import DEFAULT_APPLIED_STRAIN, STRAIN_CHANNELS
 from microstrain.domain import out_of_distribution
 from microstrain.errors import MicrostrainError
-from microstrain.surrogate import ERROR_ESTIMATE_WARNING, SurrogateModel, default_model_dir
-from serving import images, routes, validation, verify
+from microstrain.surrogate import ERROR_ESTIMATE_WARNING, SurrogateModel
+from serving import images, periodic, routes, validation, verify
 from serving.answers import JSON_MEDIA_TYPE, json_bytes, quantity_fields
 from serving.auth import TokenMiddleware
 from serving.fe_slots import Busy, SolveSlots
 from serving.middleware import BodySizeLimitMiddleware, MediaTypeMiddleware
+from serving.registry import SMALL_BATCH, ServedModel, load_models, model_directories
 from serving.settings import (
     configured_workers,
     intra_op_threads,
@@ -60,12 +68,10 @@ from serving.settings import (
     verify_queue,
     verify_timeout_s,
 )
-from serving.small_sessions import SmallSessions
-from serving.state import PredictionCounter, breakeven_report, state_dir
+from serving.state import breakeven_report, state_dir
 
 T = TypeVar("T")
-SMALL_BATCH = 4  # samples up to which a request runs inline, on the small-request session
-CHUNK = 64  # samples per onnxruntime run of a large batch: bounds the activation memory
+logger = logging.getLogger("microstrain.serving")
 
 
 class PredictInput(BaseModel):
@@ -77,45 +83,86 @@ class PredictInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    model: str | None = Field(
+        None,
+        description="name of a served model (GET /models lists them); the default model when "
+        "absent",
+    )
     E: list[Any] | None = Field(
         None,
-        description="Young's modulus in MPa (3000 matrix, 85000 fiber), [32,32], [N,32,32] or "
-        "[N,1,32,32]; row 0 is the top of the specimen",
+        description="Young's modulus in MPa (3000 matrix, 85000 fiber), [n,n], [N,n,n] or "
+        "[N,1,n,n] with n = 32 (a periodic model: the sizes GET /models lists); row 0 is the top",
     )
     fiber_mask: list[Any] | None = Field(
         None, description="instead of E: 1 = fiber, 0 = matrix, same shapes"
     )
-    applied_strain: float = Field(
-        DEFAULT_APPLIED_STRAIN,
+    applied_strain: float | None = Field(
+        None,
         strict=True,
-        description="prescribed displacement ū on x = 1 (= mean eps_xx); 0 < |ū| ≤ 1",
+        description="uniaxial models: prescribed displacement ū on x = 1 (= mean eps_xx); "
+        f"0 < |ū| ≤ 1, default {DEFAULT_APPLIED_STRAIN}",
+    )
+    # Any: a malformed load gets the message of serving.periodic, not pydantic's
+    macro_strain: Any = Field(
+        None,
+        description="periodic models: the macro strain [eps_xx, eps_yy, gamma_xy] (engineering "
+        "shear) whose fields to answer",
+    )
+    macro_stress: Any = Field(
+        None,
+        description="periodic models: instead of macro_strain, the macro stress [sigma_xx, "
+        "sigma_yy, tau_xy] in MPa (the macro strain is C_eff^-1 of it)",
+    )
+    plane: str | None = Field(
+        None,
+        description="optional check: 'stress' or 'strain', which must be the model's plane "
+        "(GET /models)",
     )
     quantities: bool = Field(
         False,
         strict=True,
         description="also answer the SPEC §9 quantities: stress, von_mises, E_x, nu_xy, "
-        "max_von_mises (and fiber_fraction, voigt_bound, reuss_bound beside E_x)",
+        "max_von_mises (and fiber_fraction, voigt_bound, reuss_bound beside E_x); for a "
+        "periodic model with a load, that load's stress and von Mises",
     )
 
 
 class PredictAnswer(BaseModel):
     """What /predict answers (documentation of the JSON; the service writes it as bytes)."""
 
-    strain: list[Any] = Field(description="[N, 3, 32, 32] eps_xx, eps_yy, gamma_xy")
+    strain: list[Any] = Field(
+        description="uniaxial: [N, 3, 32, 32] eps_xx, eps_yy, gamma_xy; periodic: the three unit "
+        "cases [N, 3, 3, n, n] (case xx, yy, xy; component), or with a load its [N, 3, n, n]"
+    )
     channels: list[str]
     applied_strain: float
     model: dict[str, str] = Field(description="name, version, sha256 of the model")
     warnings: list[str] = Field(description="inputs outside the training distribution")
-    stress: list[Any] | None = Field(None, description="[N, 3, 32, 32] MPa, with quantities")
-    von_mises: list[Any] | None = Field(None, description="[N, 32, 32] MPa, with quantities")
-    E_x: list[float] | None = Field(None, description="[N] apparent modulus, MPa")
-    nu_xy: list[float] | None = Field(None, description="[N] apparent Poisson's ratio")
+    stress: list[Any] | None = Field(None, description="[N, 3, n, n] MPa, with quantities")
+    von_mises: list[Any] | None = Field(None, description="[N, n, n] MPa, with quantities")
+    E_x: list[float] | None = Field(None, description="[N] apparent modulus, MPa (uniaxial)")
+    nu_xy: list[float] | None = Field(None, description="[N] apparent Poisson's ratio (uniaxial)")
     max_von_mises: list[float] | None = Field(None, description="[N] MPa")
     error_estimate: list[float] | None = Field(
         None,
-        description="[N] relative error estimate (x-mirror disagreement in the energy norm); "
-        "only for models that have it; a warning above "
+        description="[N] relative error estimate (the model's symmetry disagreement in the "
+        "energy norm); only for models that have it; a warning above "
         f"{ERROR_ESTIMATE_WARNING:.0%}",
+    )
+    cases: list[str] | None = Field(None, description="periodic: the unit cases xx, yy, xy")
+    C_eff: list[Any] | None = Field(
+        None, description="periodic: [N, 3, 3] effective stiffness, MPa (Voigt, engineering shear)"
+    )
+    engineering_constants: dict[str, Any] | None = Field(
+        None,
+        description="periodic: E_1, E_2 (MPa), nu_12, G_12 (MPa), each [N], from C_eff^-1, "
+        "with their Voigt and Reuss bounds",
+    )
+    macro_strain: list[Any] | None = Field(
+        None, description="periodic with a load: the load's macro strain [N, 3]"
+    )
+    macro_stress: list[Any] | None = Field(
+        None, description="periodic with a load: the load's macro stress [N, 3], MPa"
     )
 
 
@@ -141,60 +188,44 @@ def error_response(exc: MicrostrainError, status: int | None = None) -> Response
     threads=2,
 )
 class MicrostrainService:
-    """Strain fields of fiber/matrix composites from the exported surrogate (onnxruntime)."""
+    """Strain fields of fiber/matrix composites from exported surrogates (onnxruntime)."""
 
     def __init__(self) -> None:
-        directory = default_model_dir()
         self.threads = intra_op_threads(configured_workers())
-        self.model = SurrogateModel.load(directory, intra_op_threads=self.threads)
-        small = {  # sessions of their own: a small request never waits for a large one
-            threads: SurrogateModel.load(directory, intra_op_threads=threads)
-            for threads in small_request_threads(configured_workers())
-        }
-        if any(m.sha256 != self.model.sha256 for m in small.values()):
-            raise MicrostrainError(f"{directory} changed while it was being loaded")
-        self.small = SmallSessions(small)  # two threads while the machine has the cores
-        self.model_info = {
-            "name": self.model.name,
-            "version": self.model.version,
-            "sha256": self.model.sha256,
-        }
-        self.mode, self.k, self.plane = verify.discretization(self.model.card)
-        self.counter = PredictionCounter.for_model(self.model.sha256)
-        self.counter.start()  # written once a second, not per request
+        self.models = load_models(
+            model_directories(), self.threads, small_request_threads(configured_workers())
+        )
+        for line in self.models.refused:  # the others are served; the CLI printed these too
+            logger.warning(line)
+        for served in self.models:
+            served.counter.start()  # written once a second, not per request
         self.slots = SolveSlots.in_directory(
             state_dir() / "verify-slots", verify_concurrency(), verify_queue()
         )
         self.verify_timeout_s = verify_timeout_s()
-        self._locks = {id(m): threading.Lock() for m in (self.model, *self.small.sessions.values())}
         self._limiter: anyio.CapacityLimiter | None = None  # threads for large requests
-        # one warm-up run so the first client does not pay for ORT's lazy initialisation
-        for model in (self.model, *self.small.sessions.values()):
-            model.predict(np.full((1, 1, 32, 32), 3000.0, np.float32))
+        for served in self.models:
+            served.warm_up()
 
     @bentoml.on_shutdown
     def _write_count(self) -> None:
-        self.counter.stop()
+        for served in self.models:
+            served.counter.stop()
+
+    @property
+    def model(self) -> SurrogateModel:
+        """The default model's large session (its card is what ``GET /model`` answers)."""
+        return self.models.default.large
 
     def run_model(
-        self, youngs_modulus: np.ndarray, applied_strain: float = DEFAULT_APPLIED_STRAIN
+        self,
+        youngs_modulus: np.ndarray,
+        applied_strain: float = DEFAULT_APPLIED_STRAIN,
+        served: ServedModel | None = None,
     ) -> np.ndarray:
         """Strain ``[N, 3, 32, 32]`` of E ``[N, 1, 32, 32]`` MPa at ū (module doc)."""
-        return self.run_model_with_estimate(youngs_modulus, applied_strain, estimate=False)[0]
-
-    def run_model_with_estimate(
-        self, youngs_modulus: np.ndarray, applied_strain: float, estimate: bool = True
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """:meth:`run_model` and the model's error estimate ``[N]`` (None if it has none, or
-        without ``estimate``). Up to SMALL_BATCH samples run on a small-request session (two
-        threads while the machine has the cores, :mod:`serving.small_sessions`), more on the
-        large one."""
-        small = youngs_modulus.shape[0] <= SMALL_BATCH
-        model = self.small.pick() if small else self.model
-        with self._locks[id(model)]:
-            if estimate:
-                return model.predict_with_estimate(youngs_modulus, applied_strain, CHUNK)
-            return model.predict(youngs_modulus, applied_strain, CHUNK), None
+        served = served or self.models.default
+        return served.run_uniaxial(youngs_modulus, applied_strain, estimate=False)[0]
 
     async def offload(self, n: int, work: Callable[..., T], *args: Any) -> T:
         """``work(*args)`` for a request of ``n`` samples: inline up to SMALL_BATCH samples
@@ -206,50 +237,78 @@ class MicrostrainService:
             self._limiter = anyio.CapacityLimiter(2)
         return await anyio.to_thread.run_sync(work, *args, limiter=self._limiter)
 
-    def answer(self, e: np.ndarray, strain_value: float, with_quantities: bool) -> dict[str, Any]:
-        """The /predict answer for validated E ``[N, 1, 32, 32]`` (numpy values, not lists);
-        with ``error_estimate`` ``[N]`` when the model has it (and a warning where it is high)."""
-        warnings = out_of_distribution(e, self.model.card)
-        strain, estimate = self.run_model_with_estimate(e, strain_value)  # [N, 3, 32, 32], [N]
-        self.counter.add(e.shape[0])
+    def answer(
+        self, served: ServedModel, e: np.ndarray, strain_value: float, with_quantities: bool
+    ) -> dict[str, Any]:
+        """The uniaxial /predict answer for validated E ``[N, 1, 32, 32]`` (numpy values, not
+        lists); with ``error_estimate`` ``[N]`` when the model has it (and a warning where it
+        is high)."""
+        warnings = out_of_distribution(e, served.card)
+        # [N, 3, 32, 32], [N]
+        strain, estimate = served.run_uniaxial(e, strain_value)
+        served.counter.add(e.shape[0])
         answer: dict[str, Any] = {
             "strain": strain,
             "channels": list(STRAIN_CHANNELS),
             "applied_strain": strain_value,
-            "model": self.model_info,
+            "model": served.info,
             "warnings": warnings,
         }
         if estimate is not None:
             answer["error_estimate"] = estimate
             warnings.extend(validation.error_estimate_warnings(estimate))
         if with_quantities:
-            answer.update(quantity_fields(e, strain, self.plane, strain_value))
+            answer.update(quantity_fields(e, strain, served.plane, strain_value))
         return answer
 
     @bentoml.api(input_spec=PredictInput)
     async def predict(
         self,
+        model: str | None = None,
         E: list[Any] | None = None,
         fiber_mask: list[Any] | None = None,
-        applied_strain: float = DEFAULT_APPLIED_STRAIN,
+        applied_strain: float | None = None,
+        macro_strain: Any = None,
+        macro_stress: Any = None,
+        plane: str | None = None,
         quantities: bool = False,
     ) -> PredictAnswer:
-        """Strain [N, 3, 32, 32] (eps_xx, eps_yy, gamma_xy) for E maps or fiber masks; with
-        ``"quantities": true`` also stress, von Mises, E_x, nu_xy and the peak von Mises."""
+        """Uniaxial models: strain [N, 3, 32, 32] (eps_xx, eps_yy, gamma_xy) for E maps or fiber
+        masks; with ``"quantities": true`` also stress, von Mises, E_x, nu_xy and the peak von
+        Mises. Periodic models: C_eff and the three unit cases, or a load's fields."""
+        request = PredictInput.model_construct(
+            model=model,
+            E=E,
+            fiber_mask=fiber_mask,
+            applied_strain=applied_strain,
+            macro_strain=macro_strain,
+            macro_stress=macro_stress,
+            plane=plane,
+            quantities=quantities,
+        )
         n = validation.batch_size(E if E is not None else fiber_mask)
-        answer = await self.offload(n, self.predict_json, E, fiber_mask, applied_strain, quantities)
+        answer = await self.offload(n, self.predict_json, request)
         return answer  # type: ignore[return-value]
 
-    def predict_json(
-        self, E: Any, fiber_mask: Any, applied_strain: float, quantities: bool
-    ) -> Response:
+    def predict_json(self, request: PredictInput) -> Response:
         """The /predict answer (validation errors included) as a response."""
         try:
-            inputs = validation.microstructures(E, fiber_mask)
-            strain_value = validation.applied_strain(applied_strain)
+            served = self.models.get(request.model)
+            validation.check_plane(request.plane, served.name, served.plane)
+            if served.periodic:
+                load = periodic.request_load(request, served.name)
+                e = validation.microstructures(request.E, request.fiber_mask, served.sizes)
+                return json_response(
+                    periodic.answer(served, e.youngs_modulus, load, request.quantities)
+                )
+            periodic.refuse_load(request, served.name, self.models.periodic_names())
+            inputs = validation.microstructures(request.E, request.fiber_mask)
+            strain_value = validation.applied_strain(request.applied_strain)
         except validation.RequestError as exc:
             return error_response(exc)
-        return json_response(self.answer(inputs.youngs_modulus, strain_value, quantities))
+        return json_response(
+            self.answer(served, inputs.youngs_modulus, strain_value, request.quantities)
+        )
 
     @bentoml.api
     def predict_image(
@@ -259,27 +318,43 @@ class MicrostrainService:
             bool, Field(description="answer with a PNG of the strain channels")
         ] = False,
         applied_strain: float = DEFAULT_APPLIED_STRAIN,
+        model: Annotated[
+            str | None, Field(description="a served uniaxial model; the default when absent")
+        ] = None,
     ) -> dict[str, Any]:
-        """Fiber mask as a PNG upload (multipart field 'image'); JSON or, with picture=true, PNG."""
+        """Fiber mask as a PNG upload (multipart field 'image'); JSON or, with picture=true, PNG
+        (titled panels of E, strain, stress and von Mises with colour bars and units)."""
         try:
+            served = self.models.get(model)
+            if served.periodic:
+                raise validation.RequestError(
+                    f"model {served.name!r} is periodic; /predict_image answers uniaxial models "
+                    "(POST /predict with 'macro_strain' or 'macro_stress' for a periodic one)"
+                )
             if image.stat().st_size > images.MAX_PNG_BYTES:
                 raise validation.RequestError("image is larger than a 32x32 PNG can be", 413)
             e = images.mask_from_png(image.read_bytes())
             strain_value = validation.applied_strain(applied_strain)
         except validation.RequestError as exc:
             return error_response(exc)  # type: ignore[return-value]
-        answer = self.answer(e, strain_value, with_quantities=False)
+        answer = self.answer(served, e, strain_value, with_quantities=False)
         if picture:
-            png = images.strain_png(answer["strain"][0])
+            png = images.prediction_png(
+                e, answer["strain"], served.plane, strain_value, served.name
+            )
             return Response(png, media_type="image/png")  # type: ignore[return-value]
         return json_response(answer)  # type: ignore[return-value]
 
     @bentoml.api(input_spec=PredictInput)
     async def verify(
         self,
+        model: str | None = None,
         E: list[Any] | None = None,
         fiber_mask: list[Any] | None = None,
-        applied_strain: float = DEFAULT_APPLIED_STRAIN,
+        applied_strain: float | None = None,
+        macro_strain: Any = None,
+        macro_stress: Any = None,
+        plane: str | None = None,
         quantities: bool = False,
     ) -> dict[str, Any]:
         """Surrogate vs FE solve of the same input (≤ 8 samples): the SPEC §9 error measures,
@@ -288,6 +363,12 @@ class MicrostrainService:
         if not verify.fe_solver_available():
             return error_response(verify.SolverUnavailable(), 501)  # type: ignore[return-value]
         try:
+            served = self.models.get(model)
+            validation.check_plane(plane, served.name, served.plane)
+            if served.periodic:
+                raise validation.RequestError(
+                    f"FE checks of the periodic model {served.name!r} are not available yet"
+                )
             inputs = validation.microstructures(E, fiber_mask)
             strain_value = validation.applied_strain(applied_strain)
             if inputs.youngs_modulus.shape[0] > verify.MAX_VERIFY_BATCH:
@@ -299,12 +380,14 @@ class MicrostrainService:
         e = inputs.youngs_modulus
         start = time.perf_counter()
         # [N, 3, 32, 32] at ū = 0.1, like the solver
-        surrogate = await self.offload(e.shape[0], self.run_model, e)
+        surrogate = await self.offload(
+            e.shape[0], self.run_model, e, DEFAULT_APPLIED_STRAIN, served
+        )
         surrogate_seconds = time.perf_counter() - start
         try:
             async with self.slots.slot(wait_s=self.verify_timeout_s):
                 reference, fe_seconds = await verify.fe_solve(
-                    e, self.mode, self.k, self.plane, timeout_s=self.verify_timeout_s
+                    e, served.fe_mode, served.k, served.plane, timeout_s=self.verify_timeout_s
                 )
         except Busy as exc:
             return error_response(exc)  # type: ignore[return-value]
@@ -319,27 +402,32 @@ class MicrostrainService:
         prediction, fe = surrogate * scale, reference * scale
         answer: dict[str, Any] = {
             **verify.comparison(surrogate, reference),
-            "measures": verify.measures(e, surrogate, reference, self.plane),
+            "measures": verify.measures(e, surrogate, reference, served.plane),
             "surrogate_seconds": surrogate_seconds,
             "fe_seconds": fe_seconds,
-            "fe_discretization": {"mode": self.mode, "k": self.k, "plane": self.plane},
+            "fe_discretization": {"mode": served.fe_mode, "k": served.k, "plane": served.plane},
             "speedup": fe_seconds / max(surrogate_seconds, 1e-9),
             "strain": prediction,
             "strain_fe": fe,
             "channels": list(STRAIN_CHANNELS),
             "applied_strain": strain_value,
-            "model": self.model_info,
+            "model": served.info,
         }
         if quantities:
-            answer["quantities"] = quantity_fields(e, prediction, self.plane, strain_value)
-            answer["quantities_fe"] = quantity_fields(e, fe, self.plane, strain_value)
+            answer["quantities"] = quantity_fields(e, prediction, served.plane, strain_value)
+            answer["quantities_fe"] = quantity_fields(e, fe, served.plane, strain_value)
         return json_response(answer)  # type: ignore[return-value]
 
-    def breakeven(self) -> dict[str, Any]:
+    def breakeven(self, served: ServedModel | None = None) -> dict[str, Any]:
         """Predictions served against τ (SPEC §6), as ``GET /breakeven`` answers."""
-        state = self.counter.read()
-        report = breakeven_report(int(state.get("predictions", 0)), self.model.card)
-        report.update(first_served=state.get("first_served"), state_file=str(self.counter.path))
+        served = served or self.models.default
+        state = served.counter.read()
+        report = breakeven_report(int(state.get("predictions", 0)), served.card)
+        report.update(
+            model=served.name,
+            first_served=state.get("first_served"),
+            state_file=str(served.counter.path),
+        )
         return report
 
 

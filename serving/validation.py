@@ -12,20 +12,20 @@ it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from microstrain.conventions import FIBER, GRID, MATRIX, MAX_BATCH
+from microstrain.conventions import DEFAULT_APPLIED_STRAIN, FIBER, GRID, MATRIX, MAX_BATCH, PLANES
 from microstrain.errors import InputError, MicrostrainError
-from microstrain.fields import InputKind, mask_to_youngs_modulus, to_youngs_modulus
+from microstrain.fields import (
+    InputKind,
+    mask_to_youngs_modulus,
+    to_youngs_modulus,
+    validate_applied_strain,
+)
 from microstrain.surrogate import ERROR_ESTIMATE_WARNING
-
-# Small-strain theory: the model is linear in ū and only meaningful for small strains; |ū| = 1
-# (100 %) is a generous ceiling that still catches unit mistakes (percent instead of fraction).
-MAX_ABS_APPLIED_STRAIN = 1.0
 
 
 class RequestError(MicrostrainError):
@@ -62,12 +62,15 @@ def _leading_count(value: list[Any], depth: int) -> int:
     return len(value) if depth >= 3 else 1
 
 
-def microstructures(E: Any = None, fiber_mask: Any = None) -> Microstructures:
+def microstructures(
+    E: Any = None, fiber_mask: Any = None, sizes: tuple[int, ...] = (GRID,)
+) -> Microstructures:
     """Exactly one of ``E`` (MPa) or ``fiber_mask`` (0/1), nested lists of numbers.
 
-    Returns float32 ``[N, 1, 32, 32]`` E maps. Raises :class:`RequestError` (422) for both or
-    neither field, non-numeric or ragged arrays, bad shapes, NaN/inf, values outside the two
-    moduli (or 0/1 for masks) and batches over ``MAX_BATCH``.
+    Returns float32 ``[N, 1, n, n]`` E maps, n one of ``sizes`` (the model's input sizes).
+    Raises :class:`RequestError` (422) for both or neither field, non-numeric or ragged arrays,
+    bad shapes, NaN/inf, values outside the two moduli (or 0/1 for masks) and batches over
+    ``MAX_BATCH``.
     """
     if E is not None and fiber_mask is not None:
         raise RequestError("give either 'E' or 'fiber_mask', not both")
@@ -87,39 +90,59 @@ def microstructures(E: Any = None, fiber_mask: Any = None) -> Microstructures:
     if arr.dtype.kind not in "iuf":
         # strings, booleans, nulls or mixed nesting: numpy would quietly coerce some of them
         raise RequestError(f"'{field}' must hold only numbers (found {arr.dtype.kind!r} values)")
-    e = youngs_modulus(arr, "E" if field == "E" else "mask", name=field)
+    e = youngs_modulus(arr, "E" if field == "E" else "mask", name=field, sizes=sizes)
     return Microstructures(e, field)
 
 
-def youngs_modulus(arr: np.ndarray, kind: InputKind, name: str) -> np.ndarray:
-    """A numeric array -> float32 ``[N, 1, 32, 32]`` MPa under the rules of ``to_youngs_modulus``.
+def youngs_modulus(
+    arr: np.ndarray, kind: InputKind, name: str, sizes: tuple[int, ...] = (GRID,)
+) -> np.ndarray:
+    """A numeric array -> float32 ``[N, 1, n, n]`` MPa under the rules of ``to_youngs_modulus``.
 
     The valid layouts with exactly the two moduli (or 0/1 for a mask) are converted here; any
     other array goes to :func:`microstrain.fields.to_youngs_modulus`, which accepts it by the
-    same rules or raises the shared message (as a 422 :class:`RequestError`).
+    same rules or raises the shared message (as a 422 :class:`RequestError`). n is one of
+    ``sizes``: 32 for a uniaxial model, the card's sizes for a periodic one.
     """
-    e = _plain_case(arr, kind)
+    side = _side(arr)
+    e = _plain_case(arr, kind, side) if side in sizes else None
     if e is None:
         try:
-            e = to_youngs_modulus(arr, kind, name=name)
+            e = to_youngs_modulus(arr, kind, name=name, larger=sizes != (GRID,))
         except InputError as exc:
-            raise RequestError(str(exc)) from None
+            raise RequestError(_sizes_message(str(exc), sizes)) from None
+        if e.shape[-1] not in sizes:
+            raise RequestError(_sizes_message(f"{name} has shape {list(arr.shape)}", sizes))
     if e.shape[0] > MAX_BATCH:
         raise RequestError(f"{name} holds {e.shape[0]} microstructures; at most {MAX_BATCH}")
     return e
 
 
-def _plain_case(arr: np.ndarray, kind: InputKind) -> np.ndarray | None:
-    """float32 ``[N, 1, 32, 32]`` MPa if ``arr`` is a well-formed E map or mask, else None."""
+def _side(arr: np.ndarray) -> int:
+    """n of an array shaped ``[..., n, n]`` (0 for anything else)."""
+    return int(arr.shape[-1]) if arr.ndim >= 2 and arr.shape[-1] == arr.shape[-2] else 0
+
+
+def _sizes_message(message: str, sizes: tuple[int, ...]) -> str:
+    """The shared message, with the sizes a model of several sizes takes (a shape problem)."""
+    if sizes == (GRID,) or "shape" not in message:
+        return message
+    listed = " or ".join(f"{n}x{n}" for n in sizes)
+    return f"{message}; this model takes microstructures of {listed} pixels"
+
+
+def _plain_case(arr: np.ndarray, kind: InputKind, side: int = GRID) -> np.ndarray | None:
+    """float32 ``[N, 1, n, n]`` MPa (n = ``side``) if ``arr`` is a well-formed E map or mask,
+    else None."""
     if arr.ndim == 2:
         n = 1
     elif arr.ndim == 3 or (arr.ndim == 4 and arr.shape[1] == 1):
         n = arr.shape[0]
     else:
         return None
-    if n == 0 or arr.shape[-2:] != (GRID, GRID) or arr.dtype.kind not in "fiub":
+    if n == 0 or arr.shape[-2:] != (side, side) or arr.dtype.kind not in "fiub":
         return None
-    shaped = arr.reshape(n, 1, GRID, GRID)
+    shaped = arr.reshape(n, 1, side, side)
     # NaN compares unequal to everything: it fails both tests and goes to the full check
     if kind != "E" and bool(((shaped == 0) | (shaped == 1)).all()):
         return mask_to_youngs_modulus(shaped)
@@ -130,21 +153,33 @@ def _plain_case(arr: np.ndarray, kind: InputKind) -> np.ndarray | None:
     return None
 
 
-def from_npy_array(arr: np.ndarray) -> Microstructures:
+def from_npy_array(arr: np.ndarray, sizes: tuple[int, ...] = (GRID,)) -> Microstructures:
     """The array of a ``.npy`` body (E in MPa or a 0/1 mask, told apart by the values)."""
-    return Microstructures(youngs_modulus(arr, "auto", name="the .npy array"), "body")
+    return Microstructures(youngs_modulus(arr, "auto", name="the .npy array", sizes=sizes), "body")
 
 
-def applied_strain(value: float) -> float:
-    """ū: finite, non-zero, ``|ū| ≤ 1``; the model predicts for 0.1 and results scale linearly."""
-    if not math.isfinite(value):
-        raise RequestError("'applied_strain' must be a finite number")
-    if value == 0 or abs(value) > MAX_ABS_APPLIED_STRAIN:
-        raise RequestError(
-            f"'applied_strain' = {value:g} is outside 0 < |ū| ≤ {MAX_ABS_APPLIED_STRAIN:g} "
-            "(small-strain theory; give a fraction, not percent)"
-        )
-    return float(value)
+def applied_strain(value: float | None) -> float:
+    """ū (the default when None) by the core's one rule (:func:`validate_applied_strain`:
+    finite, non-zero, ``|ū| ≤ 1``); the model predicts for 0.1 and results scale linearly."""
+    if value is None:
+        return DEFAULT_APPLIED_STRAIN
+    try:
+        return validate_applied_strain(value)
+    except InputError as exc:
+        raise RequestError(f"'applied_strain': {exc}") from None
+
+
+def check_plane(plane: str | None, model: str, model_plane: str) -> None:
+    """A request may state the plane it means (``"plane"``); it must be the model's, which
+    the message names (a model answers only the plane it was trained in)."""
+    if plane is None or plane == model_plane:
+        return
+    if plane not in PLANES:
+        raise RequestError(f"'plane' must be one of {', '.join(PLANES)}; got {plane!r}")
+    raise RequestError(
+        f"model {model!r} was trained in plane {model_plane}; it cannot answer plane {plane} "
+        "(leave 'plane' out, or name a model trained in that plane: GET /models)"
+    )
 
 
 def error_estimate_warnings(

@@ -1,30 +1,37 @@
-"""Fixtures of the serving tests: a fixture model (no torch), the service in-process and as a
-process on a free loopback port, a mask."""
+"""Fixtures of the serving tests: fixture models (no torch), the service in-process and as a
+process on a free loopback port (:mod:`serving.local_server`), a mask."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
-from support.models import make_model_dir
+from support.models import make_model_dir, make_periodic_model_dir
 
 from microstrain.conventions import FIBER, GRID, MATRIX, MODEL_ENV_VAR
+from serving.local_server import ServerFailed, running_server
+from serving.registry import MODELS_ENV_VAR
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def model_dir(models_root: Path) -> Path:
     """``model.onnx`` (fixed 3x3 conv, see support.models) + ``card.json``."""
-    return make_model_dir(tmp_path_factory.mktemp("models") / "fixture")
+    return make_model_dir(models_root / "fixture")
+
+
+@pytest.fixture(scope="session")
+def periodic_model_dir(models_root: Path) -> Path:
+    """The periodic fixture (SPEC §11, support.models), served as ``periodic``."""
+    return make_periodic_model_dir(models_root / "periodic")
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +45,6 @@ def service_env(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 
 
 REPO = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 120
 # the process tests: one FE check at a time and 4 waiting, so that a flood of /verify is refused
 SERVER_SETTINGS = {
     "MICROSTRAIN_VERIFY_CONCURRENCY": "1",
@@ -47,48 +53,16 @@ SERVER_SETTINGS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
-def serve_process(model: Path, env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """``microstrain serve --model MODEL`` on a free loopback port until the block ends; yields
-    its base URL. Its output goes to ``log_path`` (a file: a full pipe would block the server)."""
-    port = free_port()
-    env = {**os.environ, **env}
-    env.pop("MICROSTRAIN_MODEL", None)  # --model must be what selects the model
-    cmd = [sys.executable, "-m", "microstrain_cli", "serve", "--port", str(port)]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [*cmd, "--model", str(model)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its BentoML workers share the group: stopped together
-        )
-    url = f"http://127.0.0.1:{port}"
+def serve_process(model: Path | list[Path], env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """``microstrain serve --model MODEL ...`` on a free loopback port until the block ends;
+    yields its base URL (a test failure, with the log's tail, if it does not start)."""
+    models = model if isinstance(model, list) else [model]
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"serve exited early: {log_path.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.3)
-        else:
-            pytest.fail("serve did not become ready")
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # BentoML's arbiter stops its workers
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        with running_server(models, env, log_path) as url:
+            yield url
+    except ServerFailed as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")
@@ -126,13 +100,20 @@ def page_server(
 
 
 @pytest.fixture(scope="session")
-def client(service_env: dict[str, str]) -> Iterator[object]:
-    """Starlette TestClient over BentoML's ASGI app of the service (lifespan included); one per
-    session: BentoML registers its Prometheus metrics once per process."""
+def client(
+    service_env: dict[str, str], model_dir: Path, periodic_model_dir: Path
+) -> Iterator[object]:
+    """Starlette TestClient over BentoML's ASGI app of the service (lifespan included) serving
+    the uniaxial fixture (the default: served first) and the periodic one; one per session:
+    BentoML registers its Prometheus metrics once per process."""
     from starlette.testclient import TestClient
 
-    saved = {k: os.environ.get(k) for k in service_env}
-    os.environ.update(service_env)
+    env = {
+        **service_env,
+        MODELS_ENV_VAR: os.pathsep.join([str(model_dir), str(periodic_model_dir)]),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         from serving.service import MicrostrainService
 

@@ -1,0 +1,117 @@
+"""A real ``microstrain serve`` on a free loopback port, started and stopped from Python.
+
+The one harness of the tests, the benchmarks and ``make demo``: :func:`running_server` starts
+the command as a child process (its own process group, so BentoML's workers stop with it),
+waits until ``/readyz`` answers 200 (bounded, and failing at once if the process exits), yields
+its base URL and stops it with SIGTERM (SIGKILL after a bound). Its output goes to a log file:
+a full pipe would block the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from microstrain.conventions import MODEL_ENV_VAR
+from microstrain.errors import MicrostrainError
+from serving.registry import MODELS_ENV_VAR
+
+START_TIMEOUT_S = 120.0  # a cold start imports BentoML and loads every model's sessions
+STOP_TIMEOUT_S = 30.0
+POLL_S = 0.3
+
+
+class ServerFailed(MicrostrainError):
+    """The server exited or did not become ready in time (the message holds its log's tail)."""
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def is_ready(url: str, timeout_s: float = 2.0) -> bool:
+    """Whether ``url/readyz`` answers 200."""
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=timeout_s) as response:
+            return int(response.status) == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _tail(log_path: Path, chars: int = 3000) -> str:
+    try:
+        return log_path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
+
+
+@contextlib.contextmanager
+def running_server(
+    models: Sequence[Path] = (),
+    env: dict[str, str] | None = None,
+    log_path: Path | None = None,
+    extra_args: Sequence[str] = (),
+    start_timeout_s: float = START_TIMEOUT_S,
+) -> Iterator[str]:
+    """``microstrain serve --model M ...`` (each of ``models``; none: the command's default,
+    every model under ``models/``) on a free loopback port until the block ends; yields its base
+    URL. ``env`` is added to this process's environment; the model variables are dropped so
+    that only ``models`` select. :class:`ServerFailed` if it exits or is not ready in time."""
+    port = free_port()
+    full_env = {**os.environ, **(env or {})}
+    for name in (MODEL_ENV_VAR, MODELS_ENV_VAR):
+        full_env.pop(name, None)
+    cmd = [sys.executable, "-m", "microstrain_cli", "serve", "--port", str(port)]
+    for model in models:
+        cmd += ["--model", str(model)]
+    cmd += list(extra_args)
+    log_path = log_path or Path(os.devnull)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            cmd,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its BentoML workers share the group: stopped together
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while not is_ready(url):
+            if proc.poll() is not None:
+                raise ServerFailed(f"serve exited with {proc.returncode}: {_tail(log_path)}")
+            if time.monotonic() > deadline:
+                raise ServerFailed(
+                    f"serve was not ready after {start_timeout_s:g} s: {_tail(log_path)}"
+                )
+            time.sleep(POLL_S)
+        yield url
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's process group (BentoML's arbiter stops its workers), SIGKILL
+    after :data:`STOP_TIMEOUT_S`."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
