@@ -125,7 +125,7 @@ def phase_mask(
 
 
 def lame_parameters(
-    youngs_modulus: np.ndarray, poisson_ratio: np.ndarray | float, plane: str
+    youngs_modulus: np.ndarray | float, poisson_ratio: np.ndarray | float, plane: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """E (MPa) and ν (broadcastable) -> (λ, μ) in MPa.
 

@@ -44,7 +44,6 @@ from typing import Any
 import numpy as np
 
 from data_gen.elasticity import (
-    PHASE_TOLERANCE,
     lame_parameters,
     load_fe_stack,
     phase_mask,
@@ -67,6 +66,7 @@ from microstrain.conventions import (
     Material,
 )
 from microstrain.errors import InputError
+from microstrain.fields import check_phases
 
 # MUMPS controls, measured on the condensed skeleton (docs/solver.md): no scaling, which an SPD
 # matrix factored without pivoting does not need and which costs a pass over the matrix in every
@@ -88,14 +88,6 @@ def mumps_ordering(k: int) -> int:
 
 _instance_counter = itertools.count()
 MAX_CELLS_PER_SIDE = 1024  # grid x k: a 1024² Q1 mesh already takes minutes per solve
-
-
-def _check_material(material: Material) -> None:
-    E, nu = material.youngs_modulus, material.poisson_ratio
-    if not (math.isfinite(E) and E > 0):
-        raise InputError(f"{material.name} Young's modulus must be finite and positive; got {E}")
-    if not (math.isfinite(nu) and -1.0 < nu < 0.5):
-        raise InputError(f"{material.name} Poisson's ratio must lie in (-1, 0.5); got {nu}")
 
 
 @dataclass(frozen=True)
@@ -134,14 +126,7 @@ class SolverConfig:
             raise InputError(
                 f"boundary must be one of {', '.join(BOUNDARIES)}; got '{self.boundary}'"
             )
-        _check_material(self.fiber)
-        _check_material(self.matrix)
-        e_f, e_m = self.fiber.youngs_modulus, self.matrix.youngs_modulus
-        if abs(e_f - e_m) <= 2 * PHASE_TOLERANCE * max(e_f, e_m):
-            raise InputError(
-                "fiber and matrix need different Young's moduli (a pixel's E says its phase); "
-                f"got {e_f:g} and {e_m:g} MPa"
-            )
+        check_phases(self.fiber, self.matrix)
         if int(self.grid) != self.grid or self.grid < GRID or self.grid % GRID:
             raise InputError(f"grid must be a multiple of {GRID} pixels; got {self.grid}")
         if self.grid * self.elements_per_pixel > MAX_CELLS_PER_SIDE:
