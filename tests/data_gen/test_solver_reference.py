@@ -75,7 +75,8 @@ MPI_SCRIPT = textwrap.dedent(
     rng = np.random.default_rng(7)  # same sample on every rank
     E = np.where(rng.random((32, 32)) < 0.4, 85000.0, 3000.0)
     strain = StrainSolver(SolverConfig(mode="refined", k=2)).solve(E)
-    gathered = comm.gather(strain, root=0)
+    periodic = StrainSolver(SolverConfig(mode="refined", k=2, boundary="periodic")).solve(E)
+    gathered = comm.gather(np.concatenate([strain[None], periodic]), root=0)  # [4, 3, 32, 32]
     if comm.rank == 0:
         np.save(sys.argv[1], np.stack(gathered))
     """
@@ -101,9 +102,11 @@ def test_each_rank_solves_on_comm_self_identically(tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     strains = np.load(out)
-    assert strains.shape == (2, 3, GRID, GRID)
+    assert strains.shape == (2, 4, 3, GRID, GRID)  # rank, (uniaxial, periodic xx, yy, xy)
     np.testing.assert_array_equal(strains[0], strains[1])
     rng = np.random.default_rng(7)
     E = np.where(rng.random((32, 32)) < 0.4, 85000.0, 3000.0)
     serial = StrainSolver(SolverConfig(mode="refined", k=2)).solve(E)
-    np.testing.assert_allclose(strains[0], serial, atol=1e-13, rtol=0)
+    np.testing.assert_allclose(strains[0, 0], serial, atol=1e-13, rtol=0)
+    periodic = StrainSolver(SolverConfig(mode="refined", k=2, boundary="periodic")).solve(E)
+    np.testing.assert_allclose(strains[0, 1:], periodic, atol=1e-13, rtol=0)
