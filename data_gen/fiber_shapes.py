@@ -22,7 +22,7 @@ Rasterization follows SPEC §2: a pixel is fiber when its centre lies inside the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -269,3 +269,69 @@ def clearance(cand: FiberSet, placed: FiberSet, gap: float) -> tuple[np.ndarray,
     pair[qa, qb] = ok
     pair[qb, qa] = ok
     return free, pair
+
+
+# --- periodic geometry (SPEC §11): the unit square is one period of the torus ----------------
+# offsets of a fiber's periodic images that can reach into the square or near a fiber in it
+IMAGE_SHIFTS = tuple((dx, dy) for dx in (-1.0, 0.0, 1.0) for dy in (-1.0, 0.0, 1.0))
+
+
+def shifted(fibers: FiberSet, dx: float, dy: float) -> FiberSet:
+    """The periodic image of ``fibers`` moved by (dx, dy) (whole periods)."""
+    move = np.array([dx, dy])
+    return replace(fibers, c=fibers.c + move, disc_c=fibers.disc_c + move)
+
+
+def clear_pairs(a: FiberSet, b: FiberSet, gap: float) -> np.ndarray:
+    """bool [A, B]: fiber i of ``a`` and fiber j of ``b`` are ``gap`` apart, by covering discs."""
+    if len(a.disc_r) == len(a) and len(b.disc_r) == len(b):  # one disc per fiber: the test
+        return discs_clear(a.disc_c, a.disc_r, b.disc_c, b.disc_r, gap)
+    near_a, near_b = np.nonzero(~discs_clear(a.c, a.bound, b.c, b.bound, gap))  # [P]
+    out = np.ones((len(a), len(b)), dtype=bool)
+    out[near_a, near_b] = _groups_clear(a, near_a, b, near_b, gap)
+    return out
+
+
+def with_images(fibers: FiberSet) -> FiberSet:
+    """``fibers`` and their periodic images, one copy per :data:`IMAGE_SHIFTS` entry in order."""
+    m, f = len(IMAGE_SHIFTS), len(fibers)
+    moves = np.array(IMAGE_SHIFTS)  # [9, 2]
+
+    def tile(values: np.ndarray) -> np.ndarray:
+        return np.tile(values, (m, *([1] * (values.ndim - 1))))
+
+    return FiberSet(
+        (fibers.c[None] + moves[:, None]).reshape(-1, 2), tile(fibers.r), tile(fibers.kinds),
+        tile(fibers.aspects), tile(fibers.angles), tile(fibers.sides),
+        (fibers.owner[None] + f * np.arange(m)[:, None]).reshape(-1),
+        (fibers.disc_c[None] + moves[:, None]).reshape(-1, 2), tile(fibers.disc_r),
+    )  # fmt: skip
+
+
+def periodic_clearance(
+    cand: FiberSet, placed: FiberSet, gap: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`clearance` on the torus: every test also against the periodic images.
+
+    Returns which candidates keep ``gap`` from every placed fiber and its images (bool [B]),
+    from each other candidate and its images (bool [B, B], the diagonal left True), and from
+    their own images (bool [B]: false for a fiber too large for one period).
+    """
+    b = len(cand)
+    free = clear_pairs(cand, with_images(placed), gap).all(axis=1) if len(placed) else None
+    cross = clear_pairs(cand, with_images(cand), gap).reshape(b, len(IMAGE_SHIFTS), b)
+    diagonal = np.eye(b, dtype=bool)
+    others = [k for k, shift in enumerate(IMAGE_SHIFTS) if shift != (0.0, 0.0)]
+    own = np.diagonal(cross[:, others], axis1=0, axis2=2).all(axis=0)  # [8, B] -> [B]
+    pair = (cross | diagonal[:, None, :]).all(axis=1)  # [B, B]
+    return (np.ones(b, dtype=bool) if free is None else free), pair, own
+
+
+def periodic_shape_mask(
+    kind: int, cx: float, cy: float, r: float, aspect: float, angle: float, sides: int
+) -> np.ndarray:
+    """bool [32, 32]: pixels whose centre lies in the fiber or one of its periodic images."""
+    mask = np.zeros((GRID, GRID), dtype=bool)
+    for dx, dy in IMAGE_SHIFTS:
+        mask |= shape_mask(kind, cx + dx, cy + dy, r, aspect, angle, sides)
+    return mask

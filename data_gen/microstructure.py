@@ -5,8 +5,11 @@ Algorithm (random sequential addition): for each sample a target fiber fraction 
 are placed at random centres and kept when they keep at least ``min_gap`` from every fiber
 already placed. Fibers are added until the *rasterized* fiber fraction reaches the target (or
 ``max_attempts`` placements have failed in a row, or ``max_fibers`` are placed — the sample then
-keeps the fraction it reached). The square is **not periodic**: the load case of SPEC §1 has
-roller and free edges, not periodic ones, so a fiber whose centre lies near an edge is cut by it.
+keeps the fraction it reached). By default the square is **not periodic**: the load case of
+SPEC §1 has roller and free edges, not periodic ones, so a fiber whose centre lies near an edge is
+cut by it. With ``periodic`` (the geometry of periodic datasets, SPEC §11) the square is one
+period of the torus: a fiber cut by an edge continues on the opposite edge, clearance is tested
+against every fiber's periodic images, and a fiber too large for one period is not placed.
 
 Beyond the default (circles, uniform centres, fibers may be cut by the edges), the config draws
 
@@ -50,6 +53,8 @@ from data_gen.fiber_shapes import (
     disc_mask,
     discs_clear,
     half_width,
+    periodic_clearance,
+    periodic_shape_mask,
     shape_mask,
 )
 from microstrain.conventions import GRID
@@ -102,7 +107,7 @@ class GeneratorConfig:
     cluster_spread: float = 0.08  # standard deviation of fiber centres around their cluster
     edges: str = "free"  # "free" | "avoid" (no fiber within min_gap of an edge) | "cut"
     algorithm: str = field(default=ALGORITHM, init=False)
-    periodic: bool = field(default=False, init=False)
+    periodic: bool = False  # fibers on the torus (periodic datasets, SPEC §11)
 
     def __post_init__(self) -> None:
         lo, hi = self.fiber_fraction_min, self.fiber_fraction_max
@@ -279,6 +284,8 @@ def _draw_batch(
         )
     else:
         c = u
+    if config.periodic:  # a centre off the square is the same fiber as its image on it
+        c = np.mod(c, 1.0)
     ellipse_discs = math.ceil(3.0 * config.aspect_max)  # see fiber_shapes.covering_discs
     cand = FiberSet.build(c, r, kinds, aspects, angles, sides, ellipse_discs)
 
@@ -287,7 +294,7 @@ def _draw_batch(
         lo = cand.disc_r + config.min_gap  # [D] nearest allowed disc centre to an edge
         inside = np.all((cand.disc_c >= lo[:, None]) & (cand.disc_c <= 1.0 - lo[:, None]), 1)
         allowed = np.logical_and.reduceat(inside, cand.disc_start)
-    elif clusters is not None:  # like uniform placement: centres inside the square
+    elif clusters is not None and not config.periodic:  # centres inside the square
         allowed = np.all((c >= 0.0) & (c <= 1.0), axis=1)
     return cand, allowed
 
@@ -312,7 +319,10 @@ def microstructure(config: GeneratorConfig, per_sample_seed: int) -> Microstruct
 
     while going(len(placed)):
         cand, allowed = _draw_batch(sample, clusters, rng)
-        if circles:  # every fiber is its own covering disc: test all pairs at once
+        if config.periodic:
+            free, pair_clear, own = periodic_clearance(cand, placed, config.min_gap)
+            allowed = allowed & own
+        elif circles:  # every fiber is its own covering disc: test all pairs at once
             free = discs_clear(cand.c, cand.r, placed.c, placed.r, config.min_gap).all(axis=1)
             pair_clear = discs_clear(cand.c, cand.r, cand.c, cand.r, config.min_gap)  # [B, B]
         else:
@@ -326,7 +336,13 @@ def microstructure(config: GeneratorConfig, per_sample_seed: int) -> Microstruct
                 continue
             failures = 0
             accepted.append(b)
-            if cand.kinds[b] == CIRCLE:
+            if config.periodic:
+                mask |= periodic_shape_mask(
+                    int(cand.kinds[b]), float(cand.c[b, 0]), float(cand.c[b, 1]),
+                    float(cand.r[b]), float(cand.aspects[b]), float(cand.angles[b]),
+                    int(cand.sides[b]),
+                )  # fmt: skip
+            elif cand.kinds[b] == CIRCLE:
                 mask |= disc_mask(cand.c[b, 0], cand.c[b, 1], cand.r[b])
             else:
                 mask |= shape_mask(

@@ -349,3 +349,67 @@ def test_invalid_new_options_are_input_errors(kw, message):
         GeneratorConfig(**kw)
     with pytest.raises(InputError, match="unknown preset"):
         configure("nonesuch")
+
+
+# --- periodic geometry (SPEC §11) -------------------------------------------------------------
+SHIFTS = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+
+
+def _tiled(ms):
+    """The fibers of ``ms`` with their eight periodic images, as one Microstructure."""
+
+    def tile(a):
+        return np.concatenate([a] * len(SHIFTS))
+
+    centres = np.concatenate([ms.centres + s for s in SHIFTS])
+    return replace(
+        ms, centres=centres, radii=tile(ms.radii), kinds=tile(ms.kinds),
+        aspects=tile(ms.aspects), angles=tile(ms.angles), sides=tile(ms.sides),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("shapes", "min_gap", "edges"),
+    [(("circle",), 0.01, "free"), (("circle",), 0.0, "cut"), (SHAPES, 0.01, "free")],
+)
+def test_periodic_fibers_keep_the_gap_across_the_edges(shapes, min_gap, edges):
+    config = GeneratorConfig(shapes=shapes, min_gap=min_gap, edges=edges, periodic=True,
+                             radius_max=0.1, fiber_fraction_max=0.35, max_attempts=300)  # fmt: skip
+    crossing = 0
+    for i in range(3):
+        ms = microstructure(config, sample_seed(4, i))
+        assert np.all((ms.centres >= 0) & (ms.centres < 1))
+        _check_clearances(_tiled(ms), min_gap)  # images included: no overlap through an edge
+        expected = np.zeros((GRID, GRID), dtype=bool)
+        for f in range(len(ms.radii)):
+            kind, x, y, *rest = _fiber(ms, f)
+            for dx, dy in SHIFTS:
+                expected |= shape_mask(kind, x + dx, y + dy, *rest)
+        np.testing.assert_array_equal(ms.mask, expected)  # cut fibers continue opposite
+        crossing += int(
+            np.sum(np.any(ms.mask[:, 0] & ms.mask[:, -1]) + np.any(ms.mask[0] & ms.mask[-1]))
+        )
+    assert crossing > 0  # some fiber does cross an edge and shows on both sides
+
+
+def test_a_periodic_sample_is_a_torus_whatever_the_cut():
+    """Rolling a periodic sample's fibers rolls its mask: it has no special edge."""
+    config = GeneratorConfig(periodic=True)
+    ms = microstructure(config, sample_seed(5, 0))
+    moved = np.zeros((GRID, GRID), dtype=bool)
+    for f in range(len(ms.radii)):
+        kind, x, y, *rest = _fiber(ms, f)
+        for dx, dy in SHIFTS:  # every fiber moved 3 pixels right and 5 pixels down
+            moved |= shape_mask(kind, (x + 3 / GRID) % 1 + dx, (y - 5 / GRID) % 1 + dy, *rest)
+    np.testing.assert_array_equal(moved, np.roll(ms.mask, (5, 3), axis=(0, 1)))
+
+
+def test_periodic_geometry_is_recorded_and_leaves_the_default_unchanged():
+    config = GeneratorConfig(periodic=True)
+    attr = config.to_json_dict(3)
+    assert attr["periodic"] is True
+    assert GeneratorConfig.from_json_dict(attr) == config
+    assert GeneratorConfig().to_json_dict(3)["periodic"] is False
+    e_plain, _ = sample_microstructures(GeneratorConfig(), 3, range(4))
+    e_torus, _ = sample_microstructures(config, 3, range(4))
+    assert not np.array_equal(e_plain, e_torus)
