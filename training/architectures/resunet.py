@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -36,6 +37,11 @@ class ResUNetConfig:
     groups: int = 8  # GroupNorm groups (each width must be divisible by it)
     activation: str = "gelu"
     norm: str = "group"  # "group" (GroupNorm of ``groups``) or "batch" (BatchNorm)
+    # SPEC §11's periodic cell: circular padding and periodic upsampling, so the network is
+    # exactly equivariant under whole-pixel shifts by multiples of its coarsest pixel and takes
+    # any n x n image (n a multiple of that pixel); it has no coordinates to see
+    periodic: bool = False
+    out_channels: int = N_STRAIN  # 9 for the periodic model's three unit cases
 
 
 def pixel_coordinates(grid: int = GRID) -> torch.Tensor:
@@ -51,6 +57,21 @@ def pixel_coordinates(grid: int = GRID) -> torch.Tensor:
 
 
 NORMS = ("group", "batch")
+
+
+def padding_mode(cfg: ResUNetConfig) -> Literal["circular", "zeros"]:
+    return "circular" if cfg.periodic else "zeros"
+
+
+def upsample(h: torch.Tensor, periodic: bool) -> torch.Tensor:
+    """Bilinear ×2 ``[N, C, H, W]`` -> ``[N, C, 2H, 2W]``; ``periodic``: of the periodic
+    continuation (one wrapped pixel each side, upsampled, two output pixels cropped), so the
+    edges see their neighbours across the cell boundary instead of a clamped border."""
+    if not periodic:
+        return F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=False)
+    wrapped = F.pad(h, (1, 1, 1, 1), mode="circular")  # [N, C, H + 2, W + 2]
+    up = F.interpolate(wrapped, scale_factor=2, mode="bilinear", align_corners=False)
+    return up[..., 2:-2, 2:-2]
 
 
 def normalization(kind: str, channels: int, groups: int) -> nn.Module:
@@ -70,10 +91,10 @@ class ResBlock(nn.Module):
         self.body = nn.Sequential(
             normalization(cfg.norm, c_in, cfg.groups),
             layers.activation(cfg.activation),
-            nn.Conv2d(c_in, c_out, 3, padding=1),
+            nn.Conv2d(c_in, c_out, 3, padding=1, padding_mode=padding_mode(cfg)),
             normalization(cfg.norm, c_out, cfg.groups),
             layers.activation(cfg.activation),
-            nn.Conv2d(c_out, c_out, 3, padding=1),
+            nn.Conv2d(c_out, c_out, 3, padding=1, padding_mode=padding_mode(cfg)),
         )
         self.skip = nn.Identity() if c_in == c_out else nn.Conv2d(c_in, c_out, 1)
 
@@ -118,7 +139,9 @@ class ResUNet(nn.Module):
         if cfg.coords:
             self.register_buffer("coords", pixel_coordinates(), persistent=False)
         c_in = in_channels + (2 if cfg.coords else 0)
-        self.stem = nn.Conv2d(c_in, w[0], 3, padding=1)
+        if cfg.periodic and cfg.coords:
+            raise ValueError("a periodic network has no coordinates: set coords false")
+        self.stem = nn.Conv2d(c_in, w[0], 3, padding=1, padding_mode=padding_mode(cfg))
         self.down = nn.ModuleList(_stage(w[i], w[i], cfg, n[i]) for i in range(len(w) - 1))
         self.pool_proj = nn.ModuleList(nn.Conv2d(w[i], w[i + 1], 1) for i in range(len(w) - 1))
         self.bottom = _stage(w[-1], w[-1], cfg, n[-1])
@@ -127,7 +150,7 @@ class ResUNet(nn.Module):
         self.head = nn.Sequential(
             normalization(cfg.norm, w[0], cfg.groups),
             layers.activation(cfg.activation),
-            nn.Conv2d(w[0], N_STRAIN, 1),
+            nn.Conv2d(w[0], cfg.out_channels, 1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -142,7 +165,7 @@ class ResUNet(nn.Module):
             h = proj(F.avg_pool2d(h, 2))  # [N, w_{l+1}, H/2, W/2]
         h = self.bottom(h)
         for level in reversed(range(len(skips))):
-            h = F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=False)
+            h = upsample(h, self.cfg.periodic)
             h = self.up_proj[level](h)  # [N, w_l, H, W]
             h = self.up[level](torch.cat([h, skips[level]], dim=1))
         return self.head(h)  # [N, 3, 32, 32]
@@ -155,9 +178,14 @@ def res_unet(
     groups: int = ResUNetConfig.groups,
     activation: str = ResUNetConfig.activation,
     norm: str = ResUNetConfig.norm,
+    periodic: bool = ResUNetConfig.periodic,
+    out_channels: int = ResUNetConfig.out_channels,
 ) -> nn.Module:
     """Residual U-Net with coordinate channels; the keyword arguments are :class:`ResUNetConfig`."""
     layers.activation(activation)  # an unknown name fails here, before any layer is built
     normalization(norm, 1, 1)  # likewise an unknown norm
     counts = blocks if isinstance(blocks, int | str) else tuple(blocks)  # a str is refused below
-    return ResUNet(ResUNetConfig(tuple(widths), counts, coords, groups, activation, norm))
+    config = ResUNetConfig(
+        tuple(widths), counts, coords, groups, activation, norm, periodic, out_channels
+    )
+    return ResUNet(config)
