@@ -1,7 +1,10 @@
 """Command: predict (offline prediction with an exported model, onnxruntime only).
 
 Same inputs as ``microstrain solve`` (E map in MPa or 0/1 fiber mask, ``[32, 32]``,
-``[N, 32, 32]`` or ``[N, 1, 32, 32]``, ``.npy`` or ``.h5``); output strain ``[N, 3, 32, 32]``
+``[N, 32, 32]`` or ``[N, 1, 32, 32]``, ``.npy`` or ``.h5``) and as ``POST /predict_image`` (a
+32×32 PNG mask picture, :func:`serving.images.mask_from_png`); ū obeys the one rule of
+:func:`microstrain.fields.validate_applied_strain`, ``--plane`` the one of REST
+(:func:`serving.validation.check_plane`). Output strain ``[N, 3, 32, 32]``
 (eps_xx, eps_yy, gamma_xy) as ``.npy`` or ``.h5``, for the requested applied strain ū. An ``.h5``
 output also holds the SPEC §9 quantities (stress, von_mises, E_x, nu_xy, max_von_mises) in the
 model's plane (card ``training_data.load_case.plane``), written by
@@ -15,7 +18,6 @@ output, a one-line summary on the console, and a warning for samples above
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -25,10 +27,11 @@ import typer
 from microstrain.conventions import DEFAULT_APPLIED_STRAIN, STRAIN_CHANNELS
 from microstrain.domain import out_of_distribution
 from microstrain.errors import InputError, MicrostrainError
-from microstrain.fields import load_microstructures
+from microstrain.fields import load_microstructures, validate_applied_strain
 from microstrain.outputs import save_strain
 from microstrain.surrogate import ERROR_ESTIMATE_WARNING, save_error_estimate
-from serving.validation import error_estimate_warnings
+from serving.images import mask_from_png
+from serving.validation import check_plane, error_estimate_warnings
 
 OUTPUT_SUFFIXES = (".npy", ".h5", ".hdf5")
 CHUNK = 256  # samples per onnxruntime call: bounds the memory of intermediate activations
@@ -43,7 +46,7 @@ def predict(
         typer.Argument(
             metavar="INPUT",
             help="E maps (MPa) or 0/1 fiber masks, .npy or .h5, shaped [32,32], [N,32,32] or "
-            "[N,1,32,32].",
+            "[N,1,32,32]; or a 32x32 PNG picture of a mask (gray >= 128 is fiber).",
         ),
     ],
     output: Annotated[
@@ -51,8 +54,18 @@ def predict(
     ],
     applied_strain: Annotated[
         float,
-        typer.Option("--applied-strain", "-u", help="Prescribed displacement ū on x = 1."),
+        typer.Option(
+            "--applied-strain", "-u", help="Prescribed displacement ū on x = 1; 0 < |ū| ≤ 1."
+        ),
     ] = DEFAULT_APPLIED_STRAIN,
+    plane: Annotated[
+        str | None,
+        typer.Option(
+            help="Check that the model was trained in this plane (stress or strain); a model "
+            "answers only its own plane (its card).",
+            show_default=False,
+        ),
+    ] = None,
     png: Annotated[
         Path | None,
         typer.Option(
@@ -64,7 +77,6 @@ def predict(
     """Predict strain fields with an exported surrogate (no FE solve, no torch); an .h5 output
     also holds stress, von Mises, E_x, nu_xy and the peak von Mises stress."""
     from microstrain.surrogate import SurrogateModel
-    from serving.verify import discretization
 
     if output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise MicrostrainError(f"unsupported output format '{output.suffix}': use .npy or .h5")
@@ -73,15 +85,18 @@ def predict(
     for target in (output, png):
         if target is not None and not target.parent.is_dir():
             raise MicrostrainError(f"output directory does not exist: {target.parent}")
-    if not math.isfinite(applied_strain):
-        raise InputError("--applied-strain must be a finite number")
-    youngs_modulus = load_microstructures(input_path)  # [N, 1, 32, 32] MPa
+    try:
+        validate_applied_strain(applied_strain)
+    except InputError as exc:
+        raise InputError(f"--applied-strain: {exc}") from None
+    youngs_modulus = load_input(input_path)  # [N, 1, 32, 32] MPa
     if not 0 <= sample < youngs_modulus.shape[0]:
         raise InputError(
             f"--sample {sample} out of range: the input holds {youngs_modulus.shape[0]}"
         )
     model = SurrogateModel.load(model_dir)  # refuses a model.onnx that does not match its card
-    plane = discretization(model.card)[2]
+    check_plane(plane, model.name, model.plane, "--plane", "leave --plane out")
+    plane = model.plane
     # [N, 3, 32, 32] and [N] (None when the model has no estimate)
     strain, estimate = model.predict_with_estimate(youngs_modulus, applied_strain, CHUNK)
     warnings = out_of_distribution(youngs_modulus, model.card)
@@ -91,10 +106,7 @@ def predict(
         "model_sha256": model.sha256,
         "channels": json.dumps(list(STRAIN_CHANNELS)),
     }
-    if applied_strain:
-        save_strain(output, strain, youngs_modulus, attrs, plane, applied_strain)
-    else:  # the quantities need ū ≠ 0; with ū = 0 the .h5 holds strain only, like an .npy
-        save_strain(output, strain, youngs_modulus, attrs)
+    save_strain(output, strain, youngs_modulus, attrs, plane, applied_strain)
     if estimate is not None:
         warnings.extend(error_estimate_warnings(estimate))
         if output.suffix.lower() != ".npy":
@@ -111,6 +123,16 @@ def predict(
         typer.echo(estimate_summary(estimate))
     if png is not None:
         typer.echo(f"wrote {png}")
+
+
+def load_input(path: Path) -> np.ndarray:
+    """E ``[N, 1, 32, 32]`` MPa of INPUT: ``.npy``/``.h5`` as ``solve`` reads them, a ``.png``
+    mask picture as ``POST /predict_image`` reads it."""
+    if path.suffix.lower() != ".png":
+        return load_microstructures(path)
+    if not path.is_file():
+        raise MicrostrainError(f"input file not found: {path}")
+    return mask_from_png(path.read_bytes())
 
 
 def estimate_summary(estimate: np.ndarray) -> str:

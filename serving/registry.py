@@ -227,6 +227,9 @@ def load_models(
 ) -> ServedModels:
     """Every loadable model of ``directories``; one that fails is refused alone (a line in
     ``refused``), a second model of the same name too. :class:`MicrostrainError` if none loads."""
+    if len(directories) == 1:  # one model: its own error is the one line
+        only = load_model(directories[0], threads, small_threads)
+        return ServedModels({only.name: only})
     models: dict[str, ServedModel] = {}
     refused: list[str] = []
     for directory in directories:

@@ -169,16 +169,22 @@ def applied_strain(value: float | None) -> float:
         raise RequestError(f"'applied_strain': {exc}") from None
 
 
-def check_plane(plane: str | None, model: str, model_plane: str) -> None:
-    """A request may state the plane it means (``"plane"``); it must be the model's, which
-    the message names (a model answers only the plane it was trained in)."""
+def check_plane(
+    plane: str | None,
+    model: str,
+    model_plane: str,
+    field: str = "'plane'",
+    hint: str = "leave 'plane' out, or name a model trained in that plane: GET /models",
+) -> None:
+    """A request may state the plane it means; it must be the model's, which the message names
+    (a model answers only the plane it was trained in). One rule for REST and ``predict``."""
     if plane is None or plane == model_plane:
         return
     if plane not in PLANES:
-        raise RequestError(f"'plane' must be one of {', '.join(PLANES)}; got {plane!r}")
+        raise RequestError(f"{field} must be one of {', '.join(PLANES)}; got {plane!r}")
     raise RequestError(
         f"model {model!r} was trained in plane {model_plane}; it cannot answer plane {plane} "
-        "(leave 'plane' out, or name a model trained in that plane: GET /models)"
+        f"({hint})"
     )
 
 

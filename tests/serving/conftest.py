@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
-from support.models import make_model_dir, make_periodic_model_dir
+from support.models import KERNEL, make_model_dir, make_periodic_model_dir
 
-from microstrain.conventions import FIBER, GRID, MATRIX, MODEL_ENV_VAR
+from microstrain.conventions import FIBER, GRID, MATRIX, MODEL_ENV_VAR, MODEL_FILE
 from serving.local_server import ServerFailed, running_server
 from serving.registry import MODELS_ENV_VAR
 
@@ -66,12 +67,32 @@ def serve_process(model: Path | list[Path], env: dict[str, str], log_path: Path)
 
 
 @pytest.fixture(scope="session")
+def tampered(models_root: Path) -> Path:
+    """A fixture model with one byte of its last weight flipped; the card is unchanged."""
+    directory = make_model_dir(models_root / "tampered")
+    onnx_path = directory / MODEL_FILE
+    graph = bytearray(onnx_path.read_bytes())
+    weights = graph.find(KERNEL.tobytes())  # the convolution's raw float32 weights
+    assert weights > 0
+    graph[weights + 17] ^= 0x01  # one bit of one weight: still a valid graph
+    onnx_path.write_bytes(bytes(graph))
+    ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])  # still loads
+    return directory
+
+
+@pytest.fixture(scope="session")
 def server(
-    service_env: dict[str, str], model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    service_env: dict[str, str],
+    model_dir: Path,
+    periodic_model_dir: Path,
+    tampered: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[str, Path]]:
-    """Base URL of `microstrain serve --model <fixture>` (SERVER_SETTINGS) and its log file."""
+    """Base URL of `microstrain serve --model <fixture> --model <periodic> --model <tampered>`
+    (SERVER_SETTINGS; the tampered one is refused alone) and its log file."""
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    with serve_process(model_dir, {**service_env, **SERVER_SETTINGS}, log_path) as url:
+    models = [model_dir, periodic_model_dir, tampered]
+    with serve_process(models, {**service_env, **SERVER_SETTINGS}, log_path) as url:
         yield url, log_path
 
 

@@ -2,7 +2,9 @@
 
 One flipped byte in the graph's weights still makes a loadable ONNX file, the silent kind of
 damage this guards against; ``predict``, ``tau`` and ``evaluate`` refuse it with one ``error:``
-line, ``serve`` exits non-zero with one line before any worker starts.
+line, ``serve`` of that model alone exits non-zero with one line before any worker starts, and
+``serve`` of several refuses it alone (``test_serving_process``). The ``tampered`` fixture is in
+conftest.
 """
 
 from __future__ import annotations
@@ -11,30 +13,13 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from support.cli import invoke
 from support.datasets import write_standin_dataset
-from support.models import KERNEL, make_model_dir
 
 from microstrain.conventions import MODEL_FILE
-
-
-@pytest.fixture(scope="module")
-def tampered(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fixture model with one byte of its last weight flipped; the card is unchanged."""
-    directory = make_model_dir(tmp_path_factory.mktemp("models") / "tampered")
-    onnx_path = directory / MODEL_FILE
-    graph = bytearray(onnx_path.read_bytes())
-    weights = graph.find(KERNEL.tobytes())  # the convolution's raw float32 weights
-    assert weights > 0
-    graph[weights + 17] ^= 0x01  # one bit of one weight: still a valid graph
-    onnx_path.write_bytes(bytes(graph))
-    ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])  # still loads
-    return directory
 
 
 def one_error_line(stderr: str) -> str:

@@ -184,16 +184,48 @@ def test_bad_input_is_one_line_exit_1_and_no_output(model_dir, tmp_path, data, m
         (["{tmp}/nomodel", "{tmp}/in.npy", "-o", "{tmp}/o.npy"], "model.onnx"),
         (["{model}", "{tmp}/in.npy", "-o", "{tmp}/o.txt"], "output format"),
         (["{model}", "{tmp}/in.npy", "-o", "{tmp}/nodir/o.npy"], "does not exist"),
-        (["{model}", "{tmp}/in.npy", "-o", "{tmp}/o.npy", "-u", "nan"], "finite"),
+        (["{model}", "{tmp}/in.npy", "-o", "{tmp}/o.npy", "-u", "nan"], "outside"),
+        # the one rule of REST: |ū| ≤ 1 catches a percent given for a fraction
+        (["{model}", "{tmp}/in.npy", "-o", "{tmp}/o.npy", "-u", "10"], "percent"),
+        (["{model}", "{tmp}/in.npy", "-o", "{tmp}/o.npy", "-u", "0"], "outside 0 < |ū|"),
+        (["{model}", "{tmp}/in.npy", "-o", "{tmp}/o.npy", "--plane", "strain"], "plane stress"),
+        (["{model}", "{tmp}/in.npy", "-o", "{tmp}/o.npy", "--plane", "flat"], "stress, strain"),
+        (["{model}", "{tmp}/in.png", "-o", "{tmp}/o.npy"], "not a readable PNG"),
     ],
 )
 def test_bad_arguments_are_one_line(model_dir, tmp_path, args, message):
     np.save(tmp_path / "in.npy", _mask(1))
+    (tmp_path / "in.png").write_bytes(b"not a picture")
     argv = [a.format(model=model_dir, tmp=tmp_path) for a in args]
     code, _, err = _predict(argv)
     assert code == 1 and err.startswith("error: ") and err.strip().count("\n") == 0, err
     assert message in err
     assert not (tmp_path / "o.npy").exists() and not (tmp_path / "o.txt").exists()
+
+
+def test_a_png_mask_predicts_as_rest_reads_it(model_dir, tmp_path):
+    from serving.images import mask_from_png, mask_to_png
+
+    mask = _mask(1)[0]
+    (tmp_path / "mask.png").write_bytes(mask_to_png(mask))
+    np.save(tmp_path / "mask.npy", mask)
+    for name in ("png", "npy"):
+        code, _, err = _predict(
+            [str(model_dir), str(tmp_path / f"mask.{name}"), "-o", str(tmp_path / f"{name}.npy")]
+        )
+        assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "png.npy"), np.load(tmp_path / "npy.npy"))
+    e = mask_from_png((tmp_path / "mask.png").read_bytes())  # what /predict_image predicts for
+    np.testing.assert_allclose(np.load(tmp_path / "png.npy"), reference_strain(e), atol=1e-6)
+
+
+def test_the_models_plane_is_accepted(model_dir, tmp_path):
+    np.save(tmp_path / "in.npy", _mask(1))
+    out = tmp_path / "o.npy"
+    code, _, err = _predict(
+        [str(model_dir), str(tmp_path / "in.npy"), "-o", str(out), "--plane", "stress"]
+    )
+    assert code == 0 and out.is_file(), err
 
 
 def test_predict_imports_no_torch(model_dir, tmp_path):

@@ -34,6 +34,25 @@ def test_serve_prints_where_it_listens_and_answers(server, youngs_modulus):
     assert bad.status_code == 422 and "32x32" in bad.json()["error"]
 
 
+def test_several_models_served_and_a_tampered_one_refused_alone(server, mask):
+    url, log_path = server
+    log = log_path.read_text()
+    refusals = [line for line in log.splitlines() if "refused" in line]
+    assert len(refusals) == 1 and refusals[0].startswith("warning: model 'tampered' refused")
+    assert "does not match its card" in refusals[0]
+    listing = httpx.get(f"{url}/models", timeout=10).json()
+    assert [m["name"] for m in listing["models"]] == ["fixture", "periodic"]
+    r = httpx.post(
+        f"{url}/predict",
+        json={"model": "periodic", "fiber_mask": mask.tolist(), "macro_stress": [0, 0, 50]},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    assert np.asarray(r.json()["strain"]).shape == (1, 3, 32, 32)
+    gone = httpx.post(f"{url}/predict", json={"model": "tampered", "fiber_mask": mask.tolist()})
+    assert gone.status_code == 404 and "fixture, periodic" in gone.json()["error"]
+
+
 def test_metrics_and_probes(server):
     url, _ = server
     assert httpx.get(f"{url}/livez", timeout=10).status_code == 200
@@ -56,7 +75,16 @@ def fuzzed_responses(report: Path) -> dict[str, list[int]]:
     return answered
 
 
-ROUTES = {"/predict", "/predict_npy", "/predict_image", "/verify", "/model", "/breakeven", "/"}
+ROUTES = {
+    "/predict",
+    "/predict_npy",
+    "/predict_image",
+    "/verify",
+    "/model",
+    "/models",
+    "/breakeven",
+    "/",
+}
 
 
 @pytest.mark.slow
