@@ -31,3 +31,12 @@ def usable_cores() -> int:
 def cpu_description() -> str:
     """e.g. ``"CPU: AMD EPYC 7B13 (2 cores)"``."""
     return f"CPU: {cpu_model()} ({usable_cores()} cores)"
+
+
+def compute_description(gpu_name: str | None = None, torch_threads: int | None = None) -> str:
+    """Where a training run computes: ``"GPU: <name>"``, or the CPU with torch's thread count,
+    e.g. ``"CPU: AMD EPYC 7B13 (2 cores, 1 torch threads)"``."""
+    if gpu_name is not None:
+        return f"GPU: {gpu_name}"
+    threads = "" if torch_threads is None else f", {torch_threads} torch threads"
+    return f"CPU: {cpu_model()} ({usable_cores()} cores{threads})"

@@ -27,9 +27,9 @@ every file and its sha256.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import cached_property
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -38,37 +38,11 @@ import torch
 from microstrain.dataset import DatasetUnion, open_union, summarize_union
 from microstrain.errors import MicrostrainError
 from microstrain.fields import fiber_fraction, fiber_mask
-from training.normalization import Normalizer
+from training.batch import Split, StrainBatch, random_mirror
+from training.lazy_data import LazyStrainDataset, needs_lazy, scan_training_split
 from training.sampling import Batches, BatchPlan, EpochOrder
 
-
-class StrainBatch(NamedTuple):
-    """E ``[B, 1, 32, 32]`` MPa, strain ``[B, 3, 32, 32]`` fiber ``[B, 1, 32, 32]`` bool."""
-
-    youngs_modulus: torch.Tensor
-    strain: torch.Tensor
-    fiber: torch.Tensor
-
-
-def mirror_x(
-    youngs_modulus: torch.Tensor, strain: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The exact x-mirror symmetry of SPEC §1 (x -> 1 - x) applied to a sample batch.
-
-    E ``[N, 1, 32, 32]`` is flipped along x (columns); eps_xx and eps_yy are flipped; gamma_xy is
-    flipped and changes sign. Returns new tensors.
-    """
-    sign = torch.tensor([1.0, 1.0, -1.0], dtype=strain.dtype, device=strain.device)
-    return youngs_modulus.flip(-1), strain.flip(-1) * sign.view(1, 3, 1, 1)
-
-
-@dataclass(frozen=True)
-class Split:
-    """Sorted sample indices of the file: train, validation and test (int64 arrays)."""
-
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
+STATISTICS_CHUNK = 4096  # training samples per piece of the normalizer's statistics
 
 
 def split_indices(
@@ -96,17 +70,6 @@ def dataset_summary(path: str | list[str]) -> dict[str, Any]:
     """:func:`microstrain.dataset.summarize_union` as JSON types: every file with its sha256,
     T_data, T_simulation."""
     return asdict(summarize_union(open_union(path)))
-
-
-def random_mirror(batch: StrainBatch) -> StrainBatch:
-    """Each sample of ``batch`` x-mirrored (:func:`mirror_x`, its fiber mask with it) with
-    probability 1/2, drawn from torch's global generator on the batch's device."""
-    e, s, f = batch
-    flip = torch.rand(e.shape[0], device=e.device).view(-1, 1, 1, 1) < 0.5  # [B, 1, 1, 1]
-    e_m, s_m = mirror_x(e, s)
-    return StrainBatch(
-        torch.where(flip, e_m, e), torch.where(flip, s_m, s), torch.where(flip, f.flip(-1), f)
-    )
 
 
 class InMemoryStrainDataset:
@@ -171,8 +134,9 @@ class StrainDataModule(pl.LightningDataModule):
         shuffle_buffer: samples per shuffle buffer of the streamed training data (whole HDF5
             chunks are shuffled, then the samples within each buffer).
 
-    After ``setup``: :attr:`normalizer` (fitted on the training split), :attr:`split` (indices
-    into the union), :attr:`summary` (split sizes and the training split's fiber fractions),
+    After ``setup``: :meth:`training_pieces` (what the normalizer is fitted on),
+    :attr:`split` (indices into the union), :attr:`summary` (split sizes and the training
+    split's fiber fractions),
     :attr:`lazy_reading` (what ``lazy`` resolved to) and :attr:`dataset` (:func:`dataset_summary`:
     every file with its sha256; on global rank 0, elsewhere when first asked).
     """
@@ -194,7 +158,6 @@ class StrainDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.normalizer: Normalizer | None = None
         self.split: Split | None = None
         self.union: DatasetUnion | None = None
         self.summary: dict[str, Any] = {}
@@ -241,8 +204,6 @@ class StrainDataModule(pl.LightningDataModule):
     def _agreed_choices(self, union: DatasetUnion) -> tuple[bool, int]:
         """Lazy or not, and the shuffle seed: rank 0's choice on every rank (each rank sees its
         own free memory, and an unseeded run its own torch seed; the plans must agree)."""
-        from training.lazy_data import needs_lazy
-
         hp: Any = self.hparams
         trainer = self.trainer
         processes = trainer.num_devices if trainer is not None else 1
@@ -262,7 +223,6 @@ class StrainDataModule(pl.LightningDataModule):
             sets.append(InMemoryStrainDataset(*tensors))
         sets[0].augment_mirror = hp.augment_mirror
         self.train_set, self.val_set, self.test_set = sets
-        self.normalizer = Normalizer.fit(self.train_set.youngs_modulus, self.train_set.strain)
         fraction = fiber_fraction(self.train_set.youngs_modulus.numpy())  # [n_train]
         self.summary = {
             "fiber_fraction_range": [float(fraction.min()), float(fraction.max())],
@@ -276,13 +236,25 @@ class StrainDataModule(pl.LightningDataModule):
                     ds.to(device)
 
     def _setup_lazy(self, union: DatasetUnion, split: Split) -> None:
-        from training.lazy_data import LazyStrainDataset, scan_training_split
-
         hp: Any = self.hparams
-        self.normalizer, self.summary = scan_training_split(union, split)
+        self.summary = scan_training_split(union, split)
         self.train_set = LazyStrainDataset(union, split.train, hp.augment_mirror, hp.shuffle_buffer)
         self.val_set = LazyStrainDataset(union, split.val, False, hp.shuffle_buffer)
         self.test_set = LazyStrainDataset(union, split.test, False, hp.shuffle_buffer)
+
+    def training_pieces(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The training split, unaugmented, in pieces of :data:`STATISTICS_CHUNK` samples:
+        (E ``[n, 1, 32, 32]`` MPa, strain ``[n, 3, 32, 32]``), held in memory or streamed."""
+        train = self.train_set
+        if train is None:
+            raise MicrostrainError("StrainDataModule.setup() has not run")
+        augment, train.augment_mirror = train.augment_mirror, False
+        try:
+            for a in range(0, len(train), STATISTICS_CHUNK):
+                piece = train.batch(np.arange(a, min(a + STATISTICS_CHUNK, len(train))))
+                yield piece.youngs_modulus, piece.strain
+        finally:
+            train.augment_mirror = augment
 
     def loader(
         self,

@@ -2,15 +2,16 @@
 
 The steps, each in its own module:
 
-1. restore the :class:`~training.module.StrainRegressor` and take ``physical_model()``
-   (normalizer ∘ net ∘ denormalizer, eval form) from the checkpoint;
+1. rebuild the :class:`~training.model.Surrogate` (normalizer ∘ net ∘ physics, eval form) from
+   the checkpoint (:meth:`~training.model.Surrogate.from_checkpoint`), no Lightning needed;
 2. read the run record ``run.json`` beside it (:mod:`training.run_record`): training data, split,
    T_train and the held-out metrics of this very checkpoint, measured when training ended;
 3. write and check the graph, and refuse the export unless onnxruntime reproduces PyTorch
    (:mod:`training.onnx_graph`);
 4. measure T_surrogate of the written graph now (:func:`microstrain.breakeven.measure_surrogate`)
    and compute τ from the recorded T_data, T_simulation and T_train;
-5. write ``card.json`` and ``README.md`` (:mod:`training.card`).
+5. write ``weights.pt`` (weights and units, :mod:`training.weights`; its sha256 in the card),
+   ``card.json`` and ``README.md`` (:mod:`training.card`).
 
 The training dataset is not read: an export needs nothing but the checkpoint and its record.
 Everything is written into a staging directory beside the target that becomes the model directory
@@ -33,9 +34,18 @@ from microstrain.errors import MicrostrainError
 from microstrain.files import sha256_of, staged_directory, write_json, write_text
 from microstrain.scoring import score_file
 from microstrain.surrogate import SurrogateModel
+from training.architectures import parameter_count
 from training.card import OnnxFacts, build_card, model_readme
-from training.onnx_graph import DEFAULT_OPSET, check_graph, check_parity, export_onnx
+from training.model import Surrogate, SurrogateConfig
+from training.onnx_graph import (
+    DEFAULT_OPSET,
+    PARITY_TOLERANCE,
+    check_graph,
+    check_parity,
+    export_onnx,
+)
 from training.run_record import read_run_record
+from training.weights import WEIGHTS_FILE, load_checkpoint, save_weights
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,7 @@ class ExportConfig:
     """How the graph is written, how strictly it is checked, how long T_surrogate is timed."""
 
     opset: int = DEFAULT_OPSET
-    parity_tolerance: float = 1e-5  # max |ort − torch| / max |torch|
+    parity_tolerance: float = PARITY_TOLERANCE  # max |ort − torch| / max |torch|
     parity_batch_sizes: tuple[int, ...] = (1, 7, 64)
     timing_batch_size: int = 256  # the batched T_surrogate
     timing_budget_s: float = 1.0  # per (thread count, batch mode) pair
@@ -109,23 +119,13 @@ def export_checkpoint(
     records them under ``evaluation``, beside the test split's measures of the run record.
     Raises :class:`ParityError` (nothing written) when onnxruntime disagrees with PyTorch.
     """
-    from training.module import StrainRegressor, load_checkpoint
-
     cfg = config or ExportConfig()
     ckpt, target = Path(checkpoint), Path(out_dir)
     raw = load_checkpoint(ckpt)
     record = read_run_record(ckpt)
-    try:
-        regressor = StrainRegressor.load_from_checkpoint(ckpt, map_location="cpu")
-    except Exception as exc:  # Lightning re-raises missing keys / hparams mismatches as-is
-        raise MicrostrainError(f"cannot restore the model from {ckpt}: {exc}") from None
-    hp = dict(regressor.hparams)
-    module = regressor.physical_model()
-    estimate = (
-        cfg.error_estimate
-        if cfg.error_estimate is not None
-        else not regressor.physics.symmetrize_training
-    )
+    hp = dict(raw.get("hyper_parameters") or {})
+    surrogate = Surrogate.from_checkpoint(ckpt, cfg.error_estimate)
+    config_ = SurrogateConfig.from_hparams(hp)
     val_metrics = (record.get("metrics") or {}).get("val")
     training = {
         "epochs": _epochs_trained(raw, record),
@@ -143,12 +143,11 @@ def export_checkpoint(
     }
     with staged_directory(target, force) as tmp:
         onnx_path = tmp / MODEL_FILE
-        exporter = export_onnx(module, onnx_path, cfg.opset, estimate)
-        opset = check_graph(onnx_path)
-        parity = check_parity(
-            module, onnx_path, cfg.parity_batch_sizes, cfg.parity_tolerance, estimate
-        )
+        exporter = export_onnx(surrogate, onnx_path, cfg.opset)
+        opset = check_graph(onnx_path, surrogate.output_names)
+        parity = check_parity(surrogate, onnx_path, cfg.parity_batch_sizes, cfg.parity_tolerance)
         digest = sha256_of(onnx_path)
+        weights = save_weights(surrogate.state_dict(), config_, tmp / WEIGHTS_FILE)
         timing = _time_graph(onnx_path, cfg)
         card = build_card(
             name=name or target.name,
@@ -156,10 +155,10 @@ def export_checkpoint(
             architecture={
                 "name": hp.get("arch"),
                 "hyperparameters": hp.get("arch_kwargs") or {},
-                "parameters": regressor.parameter_count,
+                "parameters": parameter_count(surrogate.net),
             },
             training=training,
-            normalization=regressor.normalizer.to_dict(),
+            normalization=surrogate.normalizer.to_dict(),
             record=record,
             onnx=OnnxFacts(
                 sha256=digest,
@@ -172,6 +171,7 @@ def export_checkpoint(
             ),
             timing=timing,
         )
+        card["weights_sha256"] = sha256_of(weights)
         if judge_on:
             card["evaluation"] = judge(onnx_path, card, judge_on)
         write_json(tmp / CARD_FILE, card)

@@ -7,11 +7,10 @@ then the samples within a buffer of ``shuffle_buffer`` samples: each chunk is de
 per epoch, the reads are contiguous, and a batch mixes samples of many chunks. Only one buffer
 (about 70 MB for 4,096 samples) is held at a time.
 
-What the in-memory path computes from the whole training split, :func:`scan_training_split`
-computes in one streamed pass: the normalizer's constants (means and standard deviations merged
-piece by piece in float64 by :func:`~training.normalization.channel_statistics`: the float32
-constants of :meth:`Normalizer.fit` up to the last bit), the training split's fiber fractions,
-and the refusal of non-finite values anywhere in the splits. ``lazy = "auto"`` streams when the
+Before training, :func:`scan_training_split` reads every sample of the splits once: the
+training split's fiber fractions, and the refusal of non-finite values anywhere in the splits.
+The normalizer's statistics are streamed the same way, by
+:meth:`~training.data.StrainDataModule.training_pieces`. ``lazy = "auto"`` streams when the
 in-memory tensors of all local processes would take more than half the available memory
 (:func:`needs_lazy`).
 """
@@ -29,8 +28,7 @@ import torch
 from microstrain.conventions import E_SHAPE, STRAIN_SHAPE
 from microstrain.dataset import DatasetUnion
 from microstrain.fields import fiber_fraction, fiber_mask
-from training.data import Split, StrainBatch, random_mirror
-from training.normalization import Normalizer, channel_statistics
+from training.batch import Split, StrainBatch, random_mirror
 from training.sampling import EpochOrder
 
 # In-memory bytes per sample: float32 E and strain, bool fiber mask.
@@ -52,32 +50,20 @@ def needs_lazy(n_samples: int, processes: int = 1) -> bool:
     return available is not None and 2 * n_samples * BYTES_PER_SAMPLE * processes > available
 
 
-def scan_training_split(union: DatasetUnion, split: Split) -> tuple[Normalizer, dict[str, Any]]:
-    """One streamed pass over the split's samples: the normalizer fitted on the training split
-    (:func:`~training.normalization.channel_statistics` of E and strain as four channels), the
-    training split's fiber fractions, and non-finite values refused (by the reader)."""
+def scan_training_split(union: DatasetUnion, split: Split) -> dict[str, Any]:
+    """One streamed pass over the split's samples: the training split's fiber fractions, and
+    non-finite values anywhere in the splits refused (by the reader)."""
     used = np.unique(np.concatenate([split.train, split.val, split.test]))
     is_train = np.isin(used, split.train)
     fractions: list[np.ndarray] = []
-
-    def training_pieces() -> Iterator[torch.Tensor]:
-        for a in range(0, used.size, SCAN_PIECE):
-            e, s = union.read(used[a : a + SCAN_PIECE])  # every sample read: all are checked
-            train = is_train[a : a + SCAN_PIECE]
-            fractions.append(fiber_fraction(e[train]))  # [n]
-            yield torch.from_numpy(np.concatenate([e[train], s[train]], axis=1))  # [n, 4, 32, 32]
-
-    mean, std = channel_statistics(training_pieces())  # float64 [1, 4, 1, 1]: E, then strain
-    normalizer = Normalizer()
-    normalizer.input_mean.fill_(float(mean[0, 0]))
-    normalizer.input_std.fill_(float(std[0, 0]))
-    normalizer.set_output_statistics(mean[:, 1:], std[:, 1:])
+    for a in range(0, used.size, SCAN_PIECE):
+        e, _ = union.read(used[a : a + SCAN_PIECE])  # every sample read: all are checked
+        fractions.append(fiber_fraction(e[is_train[a : a + SCAN_PIECE]]))  # [n]
     fraction = np.concatenate(fractions)  # [n_train]
-    summary = {
+    return {
         "fiber_fraction_range": [float(fraction.min()), float(fraction.max())],
         "fiber_fraction_mean": float(fraction.mean()),
     }
-    return normalizer, summary
 
 
 class LazyStrainDataset:

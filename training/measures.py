@@ -30,7 +30,8 @@ from microstrain.quantities import PlaneLaw
 # the keys of ErrorMeasures.compute() that training logs (``val/<key>``, ``test/<key>``) and
 # records: the SPEC §10 headline measures of the numpy home
 LOGGED_MEASURES = HEADLINE_KEYS
-FIBER_THRESHOLD = 0.5 * (FIBER.youngs_modulus + MATRIX.youngs_modulus)  # MPa
+# a pixel whose E (MPa) lies above the midpoint of the two moduli is fiber
+FIBER_MODULUS_THRESHOLD = 0.5 * (FIBER.youngs_modulus + MATRIX.youngs_modulus)
 
 
 def fiber_of(fiber_or_modulus: Tensor) -> Tensor:
@@ -39,7 +40,7 @@ def fiber_of(fiber_or_modulus: Tensor) -> Tensor:
         return fiber_or_modulus
     if not fiber_or_modulus.is_floating_point():
         raise TypeError(f"expected a bool fiber mask or float E map, got {fiber_or_modulus.dtype}")
-    return fiber_or_modulus > FIBER_THRESHOLD
+    return fiber_or_modulus > FIBER_MODULUS_THRESHOLD
 
 
 def pixel_moduli(
@@ -103,9 +104,12 @@ def apparent_poisson_ratio(strain: Tensor, applied_strain: float) -> Tensor:
 
 
 def energy_density(fiber_or_modulus: Tensor, strain: Tensor, plane: str = DEFAULT_PLANE) -> Tensor:
-    """ε : C : ε = σ · (ε_xx, ε_yy, γ_xy) in MPa ``[N, 32, 32]``: twice the energy density."""
-    a, b, t, tr, dev, gamma, _ = _parts(fiber_or_modulus, strain, plane)
-    return a * tr + b * dev + t * gamma
+    """ε : C : ε = κ tr² + μ (dev² + γ²) in MPa ``[N, 32, 32]`` (tr = ε_xx + ε_yy,
+    dev = ε_xx − ε_yy): twice the energy density, the one form training, its losses and the
+    exported error estimate use."""
+    kappa, mu, _ = pixel_moduli(fiber_or_modulus, plane, strain.dtype)
+    tr, dev, gamma = strain[:, 0] + strain[:, 1], strain[:, 0] - strain[:, 1], strain[:, 2]
+    return kappa * tr * tr + mu * (dev * dev + gamma * gamma)
 
 
 def _ratio(num: Tensor, den: Tensor) -> tuple[Tensor, Tensor]:

@@ -28,13 +28,10 @@ split, test metrics) is written once into its run record (:mod:`training.run_rec
 
 from __future__ import annotations
 
-import copy
 import math
 import time
-from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
@@ -42,9 +39,9 @@ from torch.nn import functional as F
 
 from microstrain.conventions import DEFAULT_PLANE
 from microstrain.errors import MicrostrainError
-from microstrain.hardware import cpu_model, usable_cores
-from training.architectures import build, parameter_count
-from training.data import StrainBatch
+from microstrain.hardware import compute_description
+from training.architectures import parameter_count
+from training.batch import StrainBatch
 from training.measures import (
     LOGGED_MEASURES,
     ErrorMeasures,
@@ -54,13 +51,13 @@ from training.measures import (
     stress_loss,
 )
 from training.metrics import RelativeL2
-from training.normalization import Normalizer, PhysicalModel, channel_statistics
+from training.model import Surrogate, eval_copy
+from training.normalization import Normalizer
 from training.physics import OUTPUT_SPACES, Physics
+from training.weights import CHECKPOINT_KEY, UNIAXIAL_OPTIONS, SurrogateConfig, initial_weights
 
-CHECKPOINT_KEY = "microstrain"
 MONITOR = "val/rel_l2/overall"
 LOSSES = ("mse", "energy", "stress", "energy+stress", "strain", "energy+stress+strain")
-_STATISTICS_CHUNK = 4096  # samples per chunk when the training stresses' statistics are taken
 
 
 def _data_plane(datamodule: Any) -> str | None:
@@ -74,72 +71,6 @@ def _data_plane(datamodule: Any) -> str | None:
     load_case = (summary or {}).get("load_case") or {}
     plane = load_case.get("plane")
     return None if plane is None else str(plane)
-
-
-def hardware_description(device: torch.device | None = None) -> str:
-    """``"GPU: <name>"`` or ``"CPU: <model> (<n> cores, <t> torch threads)"``."""
-    if device is not None and device.type == "cuda":
-        return f"GPU: {torch.cuda.get_device_name(device)}"
-    return f"CPU: {cpu_model()} ({usable_cores()} cores, {torch.get_num_threads()} torch threads)"
-
-
-def load_checkpoint(checkpoint: str | Path) -> dict[str, Any]:
-    """The dict of a Lightning checkpoint of ``microstrain train``; one error line otherwise."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise MicrostrainError(f"checkpoint not found: {path}")
-    try:
-        # our own Lightning checkpoints hold plain Python containers beside the tensors
-        raw = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises pickle/zip/runtime errors for foreign files
-        raise MicrostrainError(f"cannot read {path} as a checkpoint: {exc}") from None
-    if not isinstance(raw, dict) or "state_dict" not in raw:
-        raise MicrostrainError(f"{path} is not a Lightning checkpoint of `microstrain train`")
-    return raw
-
-
-def initial_weights(
-    net: nn.Module, normalizer: Normalizer, checkpoint: str | Path
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], float]:
-    """The network and normalizer states of ``checkpoint`` for ``net`` and ``normalizer``, and
-    its training wall time (the start's cost, part of this run's T_train and τ).
-
-    The network's by name: every parameter of ``net`` must be there with its shape, and the
-    checkpoint may hold no other parameter. Buffers it lacks keep ``net``'s own values, so the
-    weights of a GroupNorm network start a BatchNorm one (same affine shapes) whose running
-    statistics start fresh. The normalizer is the checkpoint's whole: its weights were learned in
-    its units, whatever data this run trains on.
-    """
-    path = Path(checkpoint)
-    try:
-        raw = load_checkpoint(path)
-    except MicrostrainError as exc:
-        raise MicrostrainError(f"init_from: {exc}") from None
-    state, hparams = raw["state_dict"], raw.get("hyper_parameters", {})
-    seconds = float(raw.get(CHECKPOINT_KEY, {}).get("train_seconds", 0.0))
-    output_space = hparams.get("output_space", "strain")
-    if output_space != normalizer.output:
-        raise MicrostrainError(
-            f"init_from: {path} predicts {output_space}, this model {normalizer.output}"
-        )
-    source = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
-    units = {
-        k.removeprefix("normalizer."): v for k, v in state.items() if k.startswith("normalizer.")
-    }
-    params = {name: p.shape for name, p in net.named_parameters()}
-    own = {**{name: b.shape for name, b in net.named_buffers()}, **params}
-    own_units = {name: b.shape for name, b in normalizer.state_dict().items()}
-    missing = sorted(set(params) - set(source)) + sorted(set(own_units) - set(units))
-    extra = sorted(set(source) - set(own))
-    shapes = sorted(k for k, v in source.items() if k in own and v.shape != own[k])
-    shapes += sorted(k for k, v in units.items() if k in own_units and v.shape != own_units[k])
-    for what, keys in (("lacks", missing), ("has more", extra), ("has other shapes of", shapes)):
-        if keys:
-            more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
-            raise MicrostrainError(
-                f"init_from: {path} {what} weights of this model: {', '.join(keys[:3])}{more}"
-            )
-    return source, {k: units[k] for k in own_units}, seconds
 
 
 class StrainRegressor(pl.LightningModule):
@@ -196,15 +127,12 @@ class StrainRegressor(pl.LightningModule):
             raise MicrostrainError(f"loss must be one of {', '.join(LOSSES)}; got {loss!r}")
         if output_space not in OUTPUT_SPACES:
             raise MicrostrainError(f"output_space must be strain or stress; got {output_space!r}")
-        try:
-            self.net = build(arch, **(arch_kwargs or {}))
-        except (ValueError, TypeError) as exc:  # an unknown name, option or value: one line
-            raise MicrostrainError(
-                f"model {arch!r} with arch_kwargs {arch_kwargs}: {exc}"
-            ) from None
-        # the options add no persistent state: net.* and normalizer.* are the whole state_dict
-        self.normalizer = Normalizer(output_space)
-        self.physics = self._physics(plane or DEFAULT_PLANE)
+        physics = {k: v for k, v in self.hparams.items() if k in UNIAXIAL_OPTIONS}
+        physics["plane"] = plane or DEFAULT_PLANE
+        # the product: normalizer ∘ net ∘ physics; its state_dict is this module's (surrogate.*)
+        self.surrogate = Surrogate.from_config(
+            SurrogateConfig(arch, dict(arch_kwargs or {}), "uniaxial", physics)
+        )
         self.val_metrics = RelativeL2()
         self.test_metrics = RelativeL2()
         self.train_metrics = RelativeL2()
@@ -219,7 +147,19 @@ class StrainRegressor(pl.LightningModule):
         self.init_seconds = 0.0  # of them, the training wall time of the init_from checkpoint
         self._fit_started: float | None = None
 
-    # --- the network -----------------------------------------------------------------------
+    # --- the surrogate ---------------------------------------------------------------------
+    @property
+    def net(self) -> nn.Module:
+        return self.surrogate.net
+
+    @property
+    def normalizer(self) -> Normalizer:
+        return self.surrogate.normalizer
+
+    @property
+    def physics(self) -> Physics:
+        return self.surrogate.physics  # type: ignore[return-value]
+
     def _physics(self, plane: str) -> Physics:
         """The physics options of the hyperparameters, for ``plane``."""
         hp: Any = self.hparams
@@ -231,29 +171,19 @@ class StrainRegressor(pl.LightningModule):
             symmetrize_training=hp.symmetrize_training,
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalized modulus ``[N, 1, 32, 32]`` -> the network's normalized output
-        ``[N, 3, 32, 32]`` (strain, or stress with ``output_space="stress"``)."""
-        return self.net(x)
+    def forward(self, youngs_modulus: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Raw E (MPa) ``[N, 1, 32, 32]`` -> the surrogate's outputs (``strain`` ``[N, 3, 32,
+        32]`` for ū = 0.1, and the error estimate where the model gives one)."""
+        return self.surrogate(youngs_modulus)  # type: ignore[no-any-return]
 
     def predict_strain(self, youngs_modulus: torch.Tensor) -> torch.Tensor:
         """Raw E (MPa) ``[N, 1, 32, 32]`` -> raw strain ``[N, 3, 32, 32]`` for ū = 0.1."""
-        if self.physics.is_identity:
-            y = self.net(self.normalizer.encode_input(youngs_modulus))
-            return self.normalizer.decode_output(y)
-        return self.physics(self.net, self.normalizer, youngs_modulus)
+        return self.surrogate.strain(youngs_modulus)
 
-    def physical_model(self) -> nn.Module:
-        """Eval-mode copy of ``normalizer ∘ net ∘ denormalizer`` (and the physics options) on the
-        CPU, what is exported to ONNX.
-
-        Raw E (MPa) ``[N, 1, 32, 32]`` -> raw strain ``[N, 3, 32, 32]`` for ū = 0.1. A copy, so
-        switching it to eval mode leaves this module's training state alone.
-        """
-        model = PhysicalModel(
-            copy.deepcopy(self.net), copy.deepcopy(self.normalizer), copy.deepcopy(self.physics)
-        )
-        return model.cpu().float().eval()
+    def physical_model(self) -> Surrogate:
+        """Eval-mode float32 CPU copy of the surrogate: what is exported to ONNX. A copy, so
+        switching it to eval mode leaves this module's training state alone."""
+        return eval_copy(self.surrogate)
 
     @property
     def parameter_count(self) -> int:
@@ -263,21 +193,20 @@ class StrainRegressor(pl.LightningModule):
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         self._use_plane(datamodule)
-        fitted = getattr(datamodule, "normalizer", None)
         hp: Any = self.hparams
         if stage == "fit" and hp.init_from:
             # the start's weights and units (their statistics need not be taken again); a
             # resume restores its own afterwards (Lightning restores after setup)
-            weights, units, seconds = initial_weights(self.net, self.normalizer, hp.init_from)
+            weights, units, seconds = initial_weights(
+                self.net, self.normalizer, self.physics.output_quantity, hp.init_from
+            )
             self.net.load_state_dict(weights, strict=False)
             self.normalizer.load_state_dict(units)
             self.init_seconds = self._seconds_before = seconds  # T_train counts the start's
-        elif stage == "fit" and isinstance(fitted, Normalizer):
-            # Fitted on the training split by the datamodule; a resumed checkpoint restores the
-            # same constants afterwards (same file, same split).
-            self.normalizer.load_state_dict(fitted.state_dict())
-            if self.physics.output_space == "stress":
-                self.normalizer.set_output_statistics(*self._training_stress_statistics(datamodule))
+        elif stage == "fit" and datamodule is not None and hasattr(datamodule, "training_pieces"):
+            # fitted on the training split; a resumed checkpoint restores the same constants
+            # afterwards (same file, same split)
+            self.surrogate.fit_normalizer(datamodule.training_pieces())
 
     def _use_plane(self, datamodule: Any) -> None:
         """Take the plane from the dataset unless given; refuse a contradiction; record it."""
@@ -290,34 +219,13 @@ class StrainRegressor(pl.LightningModule):
         plane = hp.plane or data_plane or DEFAULT_PLANE
         hp.plane = plane  # saved with the checkpoint: a restored model builds the same physics
         if plane != self.physics.plane:
-            self.physics = self._physics(plane)
+            self.surrogate.physics = self._physics(plane)
         self.val_measures.plane = self.test_measures.plane = plane
-
-    def _training_stress_statistics(self, datamodule: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel mean and std ``[1, 3, 1, 1]`` of the training split's stresses (MPa),
-        read chunk by chunk through the split's ``batch`` (held in memory or streamed), without
-        the mirror augmentation (whose draws would also shift the run's random stream)."""
-        train = getattr(datamodule, "train_set", None)
-        if train is None:
-            raise MicrostrainError("output_space stress needs the datamodule's training split")
-        plane, n, k = self.physics.plane, len(train), _STATISTICS_CHUNK
-        augment, train.augment_mirror = train.augment_mirror, False
-        try:
-            chunks = (train.batch(np.arange(i, min(i + k, n))) for i in range(0, n, k))
-            return channel_statistics(stress(c.fiber, c.strain.double(), plane) for c in chunks)
-        finally:
-            train.augment_mirror = augment
 
     def _step(self, batch: StrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, raw predicted strain ``[B, 3, 32, 32]``) of one batch."""
         youngs_modulus, strain, fiber = batch  # [B, 1, 32, 32] MPa, [B, 3, 32, 32], bool mask
-        hp: Any = self.hparams
-        if self.physics.is_identity and hp.loss == "mse":
-            # the plain model: the bare network's MSE step, bit for bit
-            y = self.net(self.normalizer.encode_input(youngs_modulus))
-            loss = F.mse_loss(y.float(), self.normalizer.encode_output(strain))
-            return loss, self.normalizer.decode_output(y.float())
-        pred = self.physics(self.net, self.normalizer, youngs_modulus)
+        pred = self.surrogate.strain(youngs_modulus)
         return self._loss(pred, strain, fiber), pred
 
     def _loss(self, pred: torch.Tensor, strain: torch.Tensor, fiber: torch.Tensor) -> torch.Tensor:
@@ -422,7 +330,9 @@ class StrainRegressor(pl.LightningModule):
     # --- wall time and checkpoint extras ---------------------------------------------------
     def on_fit_start(self) -> None:
         self._fit_started = time.perf_counter()
-        self.hardware = hardware_description(self.device)
+        device = self.device
+        gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+        self.hardware = compute_description(gpu, torch.get_num_threads())
 
     def on_fit_end(self) -> None:
         self._seconds_before = self.train_seconds
@@ -448,6 +358,9 @@ class StrainRegressor(pl.LightningModule):
         checkpoint[CHECKPOINT_KEY] = self.extras()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("state_dict", {})
+        for key in [k for k in state if k.startswith(("net.", "normalizer."))]:
+            state[f"surrogate.{key}"] = state.pop(key)  # before the surrogate's home
         extras = checkpoint.get(CHECKPOINT_KEY, {})
         self._seconds_before = float(extras.get("train_seconds", 0.0))
         self.init_seconds = float(extras.get("init_seconds", 0.0))

@@ -1,15 +1,17 @@
 """Normalization of network inputs and outputs, kept apart from the networks.
 
-Fitted on the training split only (never on validation or test data), stored as buffers so it
-travels in the checkpoint's ``state_dict`` and is baked into the exported ONNX graph.
+Fitted on the training split only (never on validation or test data), by
+:func:`fit_normalizer` when :meth:`training.model.Surrogate.fit_normalizer` asks, stored as
+buffers so it travels in the checkpoint's ``state_dict`` and is baked into the exported ONNX
+graph.
 
 - input: the modulus ``E`` (MPa) is standardized with one mean and one standard deviation over all
   training pixels (E takes only the two phase values, so this is an affine map of the fiber mask);
 - output: each channel of what the network predicts is standardized with its own mean and
   standard deviation over all training samples and pixels (eps_xx ~ 0.1 and gamma_xy ~ 0 live on
   different scales). That is strain by default; a network predicting stress
-  (:mod:`training.physics`, ``output_space="stress"``) is given the training stresses' statistics
-  by :meth:`Normalizer.set_output_statistics`.
+  (:mod:`training.physics`, ``output_space="stress"``) is given the training stresses'
+  statistics: the physics says what its output stands for.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import torch
 from torch import nn
 
 from microstrain.conventions import N_STRAIN, STRAIN_CHANNELS, STRESS_CHANNELS
-from training.physics import Physics
 
 # A floor for standard deviations so a constant training field (e.g. one homogeneous sample)
 # cannot produce a division by zero.
@@ -32,11 +33,39 @@ _MIN_STD = 1e-12
 OUTPUT_QUANTITIES = {"strain": (STRAIN_CHANNELS, "strain"), "stress": (STRESS_CHANNELS, "MPa")}
 
 
+def fit_normalizer(
+    pieces: Iterable[tuple[torch.Tensor, torch.Tensor | None]],
+    output: str = "strain",
+    channels: int = N_STRAIN,
+) -> Normalizer:
+    """A normalizer fitted on training samples given chunk by chunk: E ``[n, 1, 32, 32]`` MPa and
+    what the network's de-normalized output stands for ``[n, channels, 32, 32]`` (None: the
+    output is left unstandardized). One streamed pass of :func:`channel_statistics`."""
+    norm = Normalizer(output, channels)
+    standardized = True
+
+    def joined() -> Iterable[torch.Tensor]:
+        nonlocal standardized
+        for youngs_modulus, target in pieces:
+            standardized = target is not None
+            if target is None:
+                yield youngs_modulus
+            else:
+                yield torch.cat([youngs_modulus.double(), target.double()], dim=1)
+
+    mean, std = channel_statistics(joined())  # float64 [1, 1 (+ channels), 1, 1]
+    norm.input_mean.fill_(float(mean[0, 0]))
+    norm.input_std.fill_(float(std[0, 0]))
+    if standardized:
+        norm.set_output_statistics(mean[:, 1:], std[:, 1:])
+    return norm
+
+
 def channel_statistics(chunks: Iterable[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and standard deviation (float64 ``[1, C, 1, 1]``) over all samples and
     pixels of ``[n, C, 32, 32]`` chunks, in one pass: each chunk's mean and sum of squared
     deviations are merged in float64 (Chan et al.), so the chunks can be streamed and the whole
-    split never exists as one float64 tensor. The deviation is floored as in :meth:`Normalizer.fit`.
+    split never exists as one float64 tensor. The deviation is floored at ``_MIN_STD``.
     """
     dims = (0, 2, 3)
     count, mean, squares = 0, torch.zeros(()), torch.zeros(())
@@ -69,28 +98,13 @@ class Normalizer(nn.Module):
     output_mean: torch.Tensor
     output_std: torch.Tensor
 
-    def __init__(self, output: str = "strain") -> None:
+    def __init__(self, output: str = "strain", channels: int = N_STRAIN) -> None:
         super().__init__()
-        if output not in OUTPUT_QUANTITIES:
-            raise ValueError(f"output must be one of {tuple(OUTPUT_QUANTITIES)}; got {output!r}")
         self.output = output  # what the network's output channels are (not a buffer)
         self.register_buffer("input_mean", torch.zeros(()))
         self.register_buffer("input_std", torch.ones(()))
-        self.register_buffer("output_mean", torch.zeros(1, N_STRAIN, 1, 1))
-        self.register_buffer("output_std", torch.ones(1, N_STRAIN, 1, 1))
-
-    @classmethod
-    def fit(cls, youngs_modulus: torch.Tensor, strain: torch.Tensor) -> Normalizer:
-        """Constants from training data: E ``[N, 1, 32, 32]`` MPa, strain ``[N, 3, 32, 32]``."""
-        norm = cls()
-        e = youngs_modulus.double()
-        s = strain.double()
-        norm.input_mean.fill_(e.mean().item())
-        norm.input_std.fill_(max(e.std(unbiased=False).item(), _MIN_STD))
-        dims = (0, 2, 3)
-        norm.output_mean.copy_(s.mean(dim=dims, keepdim=True).float())
-        norm.output_std.copy_(s.std(dim=dims, unbiased=False, keepdim=True).clamp_min(_MIN_STD))
-        return norm
+        self.register_buffer("output_mean", torch.zeros(1, channels, 1, 1))
+        self.register_buffer("output_std", torch.ones(1, channels, 1, 1))
 
     def set_output_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Output constants ``[1, 3, 1, 1]`` (e.g. :func:`channel_statistics` of stresses)."""
@@ -111,7 +125,9 @@ class Normalizer(nn.Module):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able constants (for the model card); ``output`` keyed by the output's channels."""
-        channels, unit = OUTPUT_QUANTITIES[self.output]
+        channels, unit = OUTPUT_QUANTITIES.get(
+            self.output, (tuple(str(i) for i in range(self.output_mean.shape[1])), "")
+        )
         constants: dict[str, Any] = {
             "input": {
                 "quantity": "youngs_modulus_MPa",
@@ -135,45 +151,3 @@ class Normalizer(nn.Module):
             "strain = C(E, nu, plane)^-1 stress per pixel (training/physics.py)"
         )
         return constants
-
-
-class PhysicalModel(nn.Module):
-    """``normalizer ∘ net ∘ denormalizer``: raw E (MPa) ``[N, 1, 32, 32]`` -> raw strain.
-
-    Output ``[N, 3, 32, 32]`` for ū = 0.1. With ``physics`` (:class:`training.physics.Physics`)
-    the exact maps it enables wrap the network; without (or when it enables none) the graph is
-    the plain composition above.
-
-    What gets exported to ONNX; contains no data-dependent control flow.
-    """
-
-    def __init__(
-        self, net: nn.Module, normalizer: Normalizer, physics: Physics | None = None
-    ) -> None:
-        super().__init__()
-        self.net = net
-        self.normalizer = normalizer
-        self.physics = None if physics is None or physics.is_identity else physics
-
-    @property
-    def has_error_estimate(self) -> bool:
-        """True with ``symmetrize``: the mirror's disagreement is the per-sample error estimate."""
-        return self.physics is not None and self.physics.symmetrize
-
-    def forward(self, youngs_modulus: torch.Tensor) -> torch.Tensor:
-        if self.physics is not None:
-            return self.physics(self.net, self.normalizer, youngs_modulus)
-        return self.normalizer.decode_output(self.net(self.normalizer.encode_input(youngs_modulus)))
-
-    def forward_with_estimate(
-        self, youngs_modulus: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Strain ``[N, 3, 32, 32]`` (as :meth:`forward`) and the error estimate ``[N]``
-        (:meth:`training.physics.Physics.mirror_disagreement`); only with ``symmetrize``."""
-        if self.physics is None or not self.physics.symmetrize:
-            raise ValueError("the error estimate needs a model built with symmetrize")
-        strain, error = self.physics.forward_with_estimate(
-            self.net, self.normalizer, youngs_modulus
-        )
-        assert error is not None
-        return strain, error

@@ -1,6 +1,6 @@
 """The ONNX graph of a trained network: writing it, checking its contract, and the parity gate.
 
-The graph is ``normalizer ∘ net ∘ denormalizer`` in eval form: input ``E`` float32
+The graph is the :class:`~training.model.Surrogate` in eval form: input ``E`` float32
 ``[batch, 1, 32, 32]`` raw MPa, output ``strain`` float32 ``[batch, 3, 32, 32]`` raw strain for
 ū = 0.1, dynamic batch axis (SPEC §5). A symmetrized model (``symmetrize``) has a second output
 ``error_estimate`` float32 ``[batch]``, the mirror's disagreement (training/physics.py); the
@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from microstrain.conventions import (
     E_SHAPE,
@@ -32,6 +31,7 @@ from microstrain.conventions import (
 from microstrain.errors import MicrostrainError
 from microstrain.fields import mask_to_youngs_modulus
 from microstrain.surrogate import SurrogateModel
+from training.model import GraphOutputs, Surrogate
 
 
 class ParityError(MicrostrainError):
@@ -64,45 +64,25 @@ def strip_debug_metadata(path: Path) -> None:
     onnx.save(model, str(path))
 
 
-class _WithEstimate(nn.Module):
-    """A :class:`~training.normalization.PhysicalModel` answering (strain, error estimate)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, youngs_modulus: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.forward_with_estimate(youngs_modulus)  # type: ignore[operator,no-any-return]
-
-
-def has_error_estimate(module: nn.Module) -> bool:
-    """Whether ``module``'s graph gets the ``error_estimate`` output (a symmetrized model)."""
-    return bool(getattr(module, "has_error_estimate", False))
-
-
 # Opset 20 has Gelu as one operator (onnxruntime >= 1.17 runs it fused); at 18 it is five
 # (Div, Erf, Add, Mul, Mul) per activation: 298 -> 238 nodes for the default res-unet and ~12 %
 # less time per sample on the 2-core CPU (docs/training.md). Opset 21's GroupNormalization was
 # slower than the decomposed InstanceNormalization there, so 20 it is.
 DEFAULT_OPSET = 20
+# the export gate: max |onnxruntime − PyTorch| / max |PyTorch| of every output, at every size
+PARITY_TOLERANCE = 1e-5
 
 
-def export_onnx(
-    module: nn.Module, path: Path, opset: int = DEFAULT_OPSET, error_estimate: bool = True
-) -> str:
-    """Write ``module`` (raw E ``[N, 1, 32, 32]`` -> raw strain ``[N, 3, 32, 32]``) to ``path``.
+def export_onnx(surrogate: Surrogate, path: Path, opset: int = DEFAULT_OPSET) -> str:
+    """Write ``surrogate`` (raw E ``[N, 1, 32, 32]`` -> its :attr:`~Surrogate.output_names`)
+    to ``path``, traced in eval mode through :class:`~training.model.GraphOutputs`.
 
-    With ``error_estimate`` and a symmetrized module (:func:`has_error_estimate`) the graph has
-    the second output ``error_estimate`` ``[N]``. The torch.export-based exporter
-    (``dynamo=True``, the default since torch 2.9) is used; it folds eval-mode BatchNorm into
-    the convolutions. Should it fail on some architecture, the TorchScript exporter is tried.
-    Returns the name of the exporter that worked.
+    The torch.export-based exporter (``dynamo=True``, the default since torch 2.9) is used; it
+    folds eval-mode BatchNorm into the convolutions. Should it fail on some architecture, the
+    TorchScript exporter is tried. Returns the name of the exporter that worked.
     """
-    module = module.eval()
-    output_names = [ONNX_OUTPUT]
-    if error_estimate and has_error_estimate(module):
-        module = _WithEstimate(module).eval()
-        output_names.append(ONNX_ERROR_ESTIMATE)
+    module = GraphOutputs(surrogate.eval()).eval()
+    output_names = list(surrogate.output_names)
     example = torch.full((2, 1, GRID, GRID), 3000.0)  # [2, 1, 32, 32]; batch > 1 keeps it symbolic
     errors: list[str] = []
     with _quiet_exporter(), torch.no_grad():
@@ -140,8 +120,9 @@ def export_onnx(
     raise MicrostrainError("ONNX export failed: " + "; ".join(errors))
 
 
-def check_graph(path: Path) -> int:
-    """``onnx.checker`` full check plus the model contract; returns the default-domain opset."""
+def check_graph(path: Path, output_names: tuple[str, ...] = (ONNX_OUTPUT,)) -> int:
+    """``onnx.checker`` full check plus the model contract (input ``E``, the outputs
+    ``output_names`` in order, a dynamic batch axis); returns the default-domain opset."""
     import onnx
 
     model = onnx.load(str(path))
@@ -151,20 +132,20 @@ def check_graph(path: Path) -> int:
         raise MicrostrainError(f"exported graph fails onnx.checker: {exc}") from None
     inputs = [i.name for i in model.graph.input]
     outputs = [o.name for o in model.graph.output]
-    if inputs != [ONNX_INPUT] or outputs not in ([ONNX_OUTPUT], [ONNX_OUTPUT, ONNX_ERROR_ESTIMATE]):
+    if inputs != [ONNX_INPUT] or outputs != list(output_names):
         raise MicrostrainError(f"exported graph has inputs {inputs} and outputs {outputs}")
-    expected = [
-        (model.graph.input[0], [1, GRID, GRID]),
-        (model.graph.output[0], [N_STRAIN, GRID, GRID]),
-    ]
-    if len(outputs) == 2:
-        expected.append((model.graph.output[1], []))  # error_estimate [batch]
-    for value, tail in expected:
+    # [batch, ...] with a symbolic batch; the uniaxial model's fixed sizes (a periodic
+    # strain [batch, 3, 3, n, n] and C_eff are the periodic physics' to state)
+    tails = {ONNX_INPUT: [1, GRID, GRID], ONNX_ERROR_ESTIMATE: []}
+    if len(model.graph.output[0].type.tensor_type.shape.dim) == 4:
+        tails[ONNX_OUTPUT] = [N_STRAIN, GRID, GRID]
+    for value in (*model.graph.input, *model.graph.output):
         dims = value.type.tensor_type.shape.dim
+        tail = tails.get(value.name)
         if (
-            len(dims) != 1 + len(tail)
+            not dims
             or dims[0].dim_value != 0
-            or [d.dim_value for d in dims[1:]] != tail
+            or (tail is not None and [d.dim_value for d in dims[1:]] != tail)
         ):
             raise MicrostrainError(f"'{value.name}' of the exported graph has shape {dims}")
     return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
@@ -182,62 +163,49 @@ def parity_inputs(n: int, seed: int = 0) -> np.ndarray:
 
 
 def parity_errors(
-    module: nn.Module,
-    onnx_path: Path,
-    batch_sizes: tuple[int, ...],
-    seed: int = 0,
-    error_estimate: bool = True,
+    surrogate: Surrogate, onnx_path: Path, batch_sizes: tuple[int, ...], seed: int = 0
 ) -> dict[int, float]:
     """max |ort − torch| / max |torch| on :func:`parity_inputs`, for each batch size ``b``.
 
-    ``onnx_path``: the written graph, run by :class:`SurrogateModel` (it has no card yet). The
-    worse of the two outputs counts where the graph has the ``error_estimate``; the estimate,
-    itself a relative error, is compared absolutely (relative to its scale only above 1). A
-    graph that lacks it although it was asked for (``error_estimate``) and the module has it, or
-    the reverse, is refused.
+    ``onnx_path``: the written graph, run by :class:`SurrogateModel`'s session (it has no card
+    yet). Every output counts, the worst deciding; the estimate, itself a relative error, is
+    compared absolutely (relative to its scale only above 1). A graph whose outputs are not
+    the surrogate's is refused.
     """
-    module = module.eval()
-    surrogate = SurrogateModel.from_onnx(onnx_path)
-    if surrogate.has_error_estimate != (error_estimate and has_error_estimate(module)):
-        raise ParityError(
-            f"the graph {'has' if surrogate.has_error_estimate else 'lacks'} the "
-            f"'{ONNX_ERROR_ESTIMATE}' output, the PyTorch model does not agree"
-        )
+    surrogate = surrogate.eval()
+    session = SurrogateModel.from_onnx(onnx_path).session
+    names = list(surrogate.output_names)
+    graph_names = [o.name for o in session.get_outputs()]
+    if graph_names != names:
+        raise ParityError(f"the graph answers {graph_names}, the PyTorch model {names}")
     errors: dict[int, float] = {}
     for b in batch_sizes:
         e = parity_inputs(b, seed + b)  # [b, 1, 32, 32]
-        pairs = []
         with torch.no_grad():
-            if surrogate.has_error_estimate:
-                strain, estimate = module.forward_with_estimate(torch.from_numpy(e))  # type: ignore[operator]
-                got_strain, got_estimate = surrogate.predict_with_estimate(e)
-                assert got_estimate is not None
-                pairs.append((got_estimate, estimate.numpy()))  # [b]
-            else:
-                strain, got_strain = module(torch.from_numpy(e)), surrogate.predict(e)
-        pairs.insert(0, (got_strain, strain.numpy()))  # [b, 3, 32, 32]
+            expected = surrogate(torch.from_numpy(e))
+        got = session.run(names, {ONNX_INPUT: e})
         worst = 0.0
-        for got, reference in pairs:
-            if got.shape != reference.shape:
-                raise ParityError(f"onnxruntime returned shape {got.shape} for batch {b}")
+        for name, value in zip(names, got, strict=True):
+            reference = expected[name].numpy()
+            if value.shape != reference.shape:
+                raise ParityError(f"onnxruntime returned {name} of shape {value.shape}, batch {b}")
             scale = float(np.abs(reference).max())
-            if reference.ndim == 1:  # the estimate is a relative error itself: absolute, ≥ 1
+            if name == ONNX_ERROR_ESTIMATE:  # a relative error itself: absolute, ≥ 1
                 scale = max(scale, 1.0)
-            error = float(np.abs(got - reference).max() / scale) if scale > 0 else float("inf")
+            error = float(np.abs(value - reference).max() / scale) if scale > 0 else float("inf")
             worst = max(worst, error)
         errors[b] = worst
     return errors
 
 
 def check_parity(
-    module: nn.Module,
+    surrogate: Surrogate,
     onnx_path: Path,
     batch_sizes: tuple[int, ...],
-    tolerance: float,
-    error_estimate: bool = True,
+    tolerance: float = PARITY_TOLERANCE,
 ) -> dict[int, float]:
     """:func:`parity_errors`, refused (:class:`ParityError`) above ``tolerance`` at any size."""
-    parity = parity_errors(module, onnx_path, batch_sizes, error_estimate=error_estimate)
+    parity = parity_errors(surrogate, onnx_path, batch_sizes)
     worst = max(parity.values())
     if not worst <= tolerance:
         raise ParityError(

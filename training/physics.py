@@ -52,21 +52,36 @@ the ``state_dict`` (the per-phase constants are plain numbers derived from ``pla
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from microstrain.conventions import DEFAULT_APPLIED_STRAIN, DEFAULT_PLANE
+from microstrain.conventions import (
+    DEFAULT_APPLIED_STRAIN,
+    DEFAULT_PLANE,
+    N_STRAIN,
+    ONNX_ERROR_ESTIMATE,
+    ONNX_OUTPUT,
+)
 from microstrain.quantities import PlaneLaw
-from training.measures import FIBER_THRESHOLD
-
-if TYPE_CHECKING:
-    from training.normalization import Normalizer
+from training.measures import FIBER_MODULUS_THRESHOLD, energy_density, stress
 
 OUTPUT_SPACES = ("strain", "stress")
 # |mean ε_xx| below this fraction of ū is floored (guard of the mean-strain division)
 MEAN_FLOOR = 1e-3
+
+
+def mirror_strain(strain: Tensor) -> Tensor:
+    """R, the x-mirror of a strain field ``[N, 3, 32, 32]`` (SPEC §1: x -> 1 - x mirrors ε_xx and
+    ε_yy and flips the sign of γ_xy): columns reversed, then γ_xy negated. Exact."""
+    mirrored = strain.flip(-1)
+    return torch.cat([mirrored[:, :2], -mirrored[:, 2:]], dim=1)
+
+
+def mirror_x(youngs_modulus: Tensor, strain: Tensor) -> tuple[Tensor, Tensor]:
+    """The x-mirror of a sample batch: (M E ``[N, 1, 32, 32]``, R ε ``[N, 3, 32, 32]``)."""
+    return youngs_modulus.flip(-1), mirror_strain(strain)
 
 
 class Physics(nn.Module):
@@ -82,7 +97,13 @@ class Physics(nn.Module):
             per step, and its two halves stay supervised, so their disagreement is an estimate.
         plane: ``"stress"`` or ``"strain"`` (the compliance of ``output_space="stress"``).
         applied_strain: ū the model predicts for (SPEC §1: 0.1).
+
+    The uniaxial configuration of :class:`training.model.Surrogate`'s physics slot (the
+    interface is in :mod:`training.model`).
     """
+
+    kind = "uniaxial"
+    network_channels = N_STRAIN  # the network predicts (eps_xx, eps_yy, gamma_xy) or stress
 
     def __init__(
         self,
@@ -106,7 +127,23 @@ class Physics(nn.Module):
         # (matrix, fiber) values of E/(2κ) and E/(2μ): the compliance per unit of 1/E
         self.half_inverse_kappa = (0.5 / law.kappa[0], 0.5 / law.kappa[1])
         self.half_inverse_mu = (0.5 / law.mu[0], 0.5 / law.mu[1])
-        self.kappa, self.mu = law.kappa, law.mu  # κ / E, μ / E (the energy of the estimate)
+
+    @property
+    def output_quantity(self) -> str:
+        """What the normalizer's output statistics describe: ``"strain"`` or ``"stress"``."""
+        return self.output_space
+
+    @property
+    def has_error_estimate(self) -> bool:
+        """True with ``symmetrize``: the mirror's disagreement can be an output."""
+        return self.symmetrize
+
+    @property
+    def estimate_by_default(self) -> bool:
+        """Whether export adds the estimate unless told: only when each half was trained by
+        itself (``symmetrize_training`` false); halves trained through the symmetrization are
+        unsupervised, and their disagreement measures no error (docs/training.md)."""
+        return self.symmetrize and not self.symmetrize_training
 
     @property
     def is_identity(self) -> bool:
@@ -131,7 +168,7 @@ class Physics(nn.Module):
         """Exact per-pixel compliance: E ``[N, 1, 32, 32]`` MPa, stress ``[N, 3, 32, 32]`` MPa ->
         strain ``[N, 3, 32, 32]`` (eps_xx, eps_yy, gamma_xy). The phase of a pixel is whether its E
         lies above the midpoint of the two moduli; its stiffness is its own E."""
-        fiber = youngs_modulus > FIBER_THRESHOLD  # [N, 1, 32, 32]
+        fiber = youngs_modulus > FIBER_MODULUS_THRESHOLD  # [N, 1, 32, 32]
 
         def per_phase(pair: tuple[float, float]) -> Tensor:  # in E's dtype, on E's device
             return torch.full_like(youngs_modulus, pair[0]).masked_fill(fiber, pair[1])
@@ -152,8 +189,7 @@ class Physics(nn.Module):
         """``[2N, 3, 32, 32]`` strain of :meth:`with_mirror`'s batch -> (f(E), R f(M E)), each
         ``[N, 3, 32, 32]``."""
         pair = strain.reshape(2, -1, *strain.shape[1:])  # [2, N, 3, 32, 32]; N stays symbolic
-        mirrored = pair[1].flip(-1)  # R: columns reversed, then gamma_xy negated
-        return pair[0], torch.cat([mirrored[:, :2], -mirrored[:, 2:]], dim=1)
+        return pair[0], mirror_strain(pair[1])
 
     def average_mirror(self, strain: Tensor) -> Tensor:
         """``[2N, 3, 32, 32]`` strain of :meth:`with_mirror`'s batch -> ½ (f(E) + R f(M E))."""
@@ -161,20 +197,10 @@ class Physics(nn.Module):
         return 0.5 * (direct + mirrored)
 
     def energy(self, youngs_modulus: Tensor, strain: Tensor) -> Tensor:
-        """Σ over pixels of ε : C(E) : ε = κ tr² + μ dev² + μ γ² (tr = ε_xx + ε_yy,
-        dev = ε_xx − ε_yy), MPa, ``[N]``, for E ``[N, 1, 32, 32]`` MPa and strain
-        ``[N, 3, 32, 32]``: the squared §9 energy norm (:mod:`microstrain.measures`)."""
-        fiber = youngs_modulus > FIBER_THRESHOLD  # [N, 1, 32, 32]
-        kappa = youngs_modulus * torch.full_like(youngs_modulus, self.kappa[0]).masked_fill(
-            fiber, self.kappa[1]
-        )  # MPa
-        mu = youngs_modulus * torch.full_like(youngs_modulus, self.mu[0]).masked_fill(
-            fiber, self.mu[1]
-        )
-        e_xx, e_yy, gamma = strain[:, 0:1], strain[:, 1:2], strain[:, 2:3]
-        trace, deviator = e_xx + e_yy, e_xx - e_yy
-        density = kappa * trace * trace + mu * (deviator * deviator + gamma * gamma)
-        return density.sum(dim=(1, 2, 3))
+        """Σ over pixels of ε : C(E) : ε, MPa, ``[N]``, for E ``[N, 1, 32, 32]`` MPa and strain
+        ``[N, 3, 32, 32]``: the squared §9 energy norm
+        (:func:`training.measures.energy_density`)."""
+        return energy_density(youngs_modulus, strain, self.plane).sum(dim=(1, 2))
 
     def mirror_disagreement(
         self, youngs_modulus: Tensor, direct: Tensor, mirrored: Tensor, average: Tensor
@@ -182,7 +208,7 @@ class Physics(nn.Module):
         """The error estimate ``[N]``: ‖f(E) − R f(M E)‖ / ‖f_sym(E)‖ in the energy norm of E
         ``[N, 1, 32, 32]``, for the halves of :meth:`mirror_halves` and the output made of them
         (each ``[N, 3, 32, 32]``; with ``mean_strain`` all three scaled to the mean, see
-        :meth:`forward_with_estimate`); 0 for an exactly equivariant network. The denominator
+        :meth:`forward`); 0 for an exactly equivariant network. The denominator
         is floored at the smallest normal float32 (an all-zero prediction gives a large, finite
         estimate)."""
         difference = self.energy(youngs_modulus, direct - mirrored)
@@ -198,34 +224,50 @@ class Physics(nn.Module):
         safe = torch.where(tiny, torch.where(mean < 0, -floor, floor), mean)
         return strain * (self.applied_strain / safe)
 
-    # --- the composition -----------------------------------------------------------------------
-    def forward(self, net: nn.Module, normalizer: Normalizer, youngs_modulus: Tensor) -> Tensor:
-        """Raw E (MPa) ``[N, 1, 32, 32]`` -> raw strain ``[N, 3, 32, 32]`` for ū, through ``net``.
+    # --- the slot of training.model.Surrogate ---------------------------------------------------
+    def output_names(self, error_estimate: bool) -> tuple[str, ...]:
+        """The graph's outputs: ``strain``, and ``error_estimate`` when asked for and
+        symmetrized."""
+        if error_estimate and self.has_error_estimate:
+            return (ONNX_OUTPUT, ONNX_ERROR_ESTIMATE)
+        return (ONNX_OUTPUT,)
 
-        ``normalizer``: a :class:`~training.normalization.Normalizer` whose output statistics
-        are those of the network's output space. The network's output is cast to float32 before
-        the physics (it may be bf16 under mixed precision).
-        """
-        return self.forward_with_estimate(net, normalizer, youngs_modulus, estimate=False)[0]
+    def _symmetric(self) -> bool:
+        return self.symmetrize and (self.symmetrize_training or not self.training)
 
-    def forward_with_estimate(
-        self, net: nn.Module, normalizer: Normalizer, youngs_modulus: Tensor, estimate: bool = True
-    ) -> tuple[Tensor, Tensor | None]:
-        """:meth:`forward`'s strain and, with ``symmetrize`` and ``estimate``, the error estimate
-        ``[N]`` of :meth:`mirror_disagreement` (else None). The strain is computed by the same
-        operations either way: the estimate only reads the two halves."""
-        symmetric = self.symmetrize and (self.symmetrize_training or not self.training)
-        x = self.with_mirror(youngs_modulus) if symmetric else youngs_modulus
-        output = normalizer.decode_output(net(normalizer.encode_input(x)).float())
+    def network_input(self, youngs_modulus: Tensor) -> Tensor:
+        """Raw E ``[N, 1, 32, 32]`` MPa -> the batch the network sees: with the x-mirror
+        ``[2N, 1, 32, 32]`` when symmetrized (in training only with ``symmetrize_training``)."""
+        return self.with_mirror(youngs_modulus) if self._symmetric() else youngs_modulus
+
+    def output_target(self, youngs_modulus: Tensor, strain: Tensor) -> Tensor:
+        """What the network's de-normalized output stands for, of training samples (the
+        normalizer's output statistics): strain ``[n, 3, 32, 32]``, or its stress in MPa."""
+        if self.output_space == "stress":
+            return stress(youngs_modulus, strain.double(), self.plane)
+        return strain
+
+    def forward(
+        self, youngs_modulus: Tensor, network_input: Tensor, output: Tensor, estimate: bool
+    ) -> dict[str, Tensor]:
+        """The outputs of the surrogate for raw E ``[N, 1, 32, 32]`` MPa, given the de-normalized
+        network output ``[N', 3, 32, 32]`` (float32) on :meth:`network_input`'s batch:
+        ``strain`` ``[N, 3, 32, 32]`` for ū and, with ``estimate`` and a symmetrized pass,
+        ``error_estimate`` ``[N]`` (:meth:`mirror_disagreement`). The strain is computed by the
+        same operations either way: the estimate only reads the two halves."""
+        symmetric = self._symmetric()
+        x = network_input
         strain = self.strain_of_stress(x, output) if self.output_space == "stress" else output
-        error = None
         if symmetric:
             direct, mirrored = self.mirror_halves(strain)
             strain = 0.5 * (direct + mirrored)  # average_mirror, the halves kept
         if self.mean_strain:
             strain = self.scale_to_mean(strain)
+        outputs = {ONNX_OUTPUT: strain}
         if symmetric and estimate:
             if self.mean_strain:  # each half as the output would be: its mean ε_xx scaled to ū
                 direct, mirrored = self.scale_to_mean(direct), self.scale_to_mean(mirrored)
-            error = self.mirror_disagreement(youngs_modulus, direct, mirrored, strain)
-        return strain, error
+            outputs[ONNX_ERROR_ESTIMATE] = self.mirror_disagreement(
+                youngs_modulus, direct, mirrored, strain
+            )
+        return outputs
