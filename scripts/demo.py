@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from microstrain.dataset import load_samples, read_info
+from serving.local_server import ServerFailed, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -46,12 +46,6 @@ def microstrain(*args: str, env: dict[str, str] | None = None) -> str:
     return proc.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def http(url: str, body: dict | None = None, timeout: float = 30.0) -> dict:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
@@ -60,50 +54,34 @@ def http(url: str, body: dict | None = None, timeout: float = 30.0) -> dict:
 
 
 def serve_one_request(model_dir: Path) -> None:
-    port = free_port()
-    env = dict(os.environ, MICROSTRAIN_STATE_DIR=str(ROOT / OUT / "state"))
-    cmd = [str(BIN / "microstrain"), "serve", "--port", str(port), "--model", str(model_dir)]
-    print("$ microstrain " + " ".join(cmd[1:]), flush=True)
-    log = open(ROOT / OUT / "serve.log", "w")
-    server = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+    env = {"MICROSTRAIN_STATE_DIR": str(ROOT / OUT / "state")}
+    print(f"$ microstrain serve --port <free port> --model {model_dir}", flush=True)
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"demo stopped: the service did not become ready (see {OUT}/serve.log)")
-            time.sleep(0.5)
-        last = np.array([read_info(ROOT / DATA).n - 1])
-        samples = load_samples(ROOT / DATA, indices=last)  # strain for ū = 0.1
-        youngs_modulus = samples.youngs_modulus[0]  # [1, 32, 32] MPa
-        truth = samples.strain[0]  # [3, 32, 32]
-        t0 = time.perf_counter()
-        answer = http(f"{base}/predict", {"E": youngs_modulus[0].tolist(), "applied_strain": 0.1})
-        latency_ms = 1000 * (time.perf_counter() - t0)
-        strain = np.asarray(answer["strain"], dtype=np.float32)  # [1, 3, 32, 32]
-        err = np.linalg.norm(strain[0] - truth) / np.linalg.norm(truth)
-        print(f"POST {base}/predict -> strain {list(strain.shape)} in {latency_ms:.1f} ms")
-        print(f"  channels {answer['channels']}, model {answer['model']['name']}")
-        print(
-            f"  mean eps_xx {strain[0, 0].mean():.4f} (applied 0.1); warnings {answer['warnings']}"
-        )
-        print(f"  relative L2 against the FE solution of that sample: {err:.1%}")
-        be = http(f"{base}/breakeven")
-        print(f"GET {base}/breakeven -> {json.dumps(be)[:200]}")
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        server = running_server([model_dir], env, ROOT / OUT / "serve.log", start_timeout_s=90)
+        with server as local:
+            ask(local.url)
+    except ServerFailed:
+        sys.exit(f"demo stopped: the service did not become ready (see {OUT}/serve.log)")
     print("service stopped")
+
+
+def ask(base: str) -> None:
+    """One /predict of the dataset's last sample against its FE strain, then /breakeven."""
+    last = np.array([read_info(ROOT / DATA).n - 1])
+    samples = load_samples(ROOT / DATA, indices=last)  # strain for ū = 0.1
+    youngs_modulus = samples.youngs_modulus[0]  # [1, 32, 32] MPa
+    truth = samples.strain[0]  # [3, 32, 32]
+    t0 = time.perf_counter()
+    answer = http(f"{base}/predict", {"E": youngs_modulus[0].tolist(), "applied_strain": 0.1})
+    latency_ms = 1000 * (time.perf_counter() - t0)
+    strain = np.asarray(answer["strain"], dtype=np.float32)  # [1, 3, 32, 32]
+    err = np.linalg.norm(strain[0] - truth) / np.linalg.norm(truth)
+    print(f"POST {base}/predict -> strain {list(strain.shape)} in {latency_ms:.1f} ms")
+    print(f"  channels {answer['channels']}, model {answer['model']['name']}")
+    print(f"  mean eps_xx {strain[0, 0].mean():.4f} (applied 0.1); warnings {answer['warnings']}")
+    print(f"  relative L2 against the FE solution of that sample: {err:.1%}")
+    be = http(f"{base}/breakeven")
+    print(f"GET {base}/breakeven -> {json.dumps(be)[:200]}")
 
 
 def main() -> None:

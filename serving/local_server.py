@@ -3,7 +3,8 @@
 The one harness of the tests, the benchmarks and ``make demo``: :func:`running_server` starts
 the command as a child process (its own process group, so BentoML's workers stop with it),
 waits until ``/readyz`` answers 200 (bounded, and failing at once if the process exits), yields
-its base URL and stops it with SIGTERM (SIGKILL after a bound). Its output goes to a log file:
+a :class:`LocalServer` (base URL, process, seconds to ready) and stops it with SIGTERM (SIGKILL
+after a bound). Its output goes to a log file:
 a full pipe would block the server.
 """
 
@@ -19,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from microstrain.conventions import MODEL_ENV_VAR
@@ -32,6 +34,15 @@ POLL_S = 0.3
 
 class ServerFailed(MicrostrainError):
     """The server exited or did not become ready in time (the message holds its log's tail)."""
+
+
+@dataclass(frozen=True)
+class LocalServer:
+    """A running ``microstrain serve``: where it answers and which process leads it."""
+
+    url: str  # http://127.0.0.1:PORT
+    process: subprocess.Popen[bytes]  # leads the process group (BentoML's arbiter after exec)
+    ready_s: float  # seconds from the start of the command until /readyz answered 200
 
 
 def free_port() -> int:
@@ -64,11 +75,12 @@ def running_server(
     log_path: Path | None = None,
     extra_args: Sequence[str] = (),
     start_timeout_s: float = START_TIMEOUT_S,
-) -> Iterator[str]:
+) -> Iterator[LocalServer]:
     """``microstrain serve --model M ...`` (each of ``models``; none: the command's default,
-    every model under ``models/``) on a free loopback port until the block ends; yields its base
-    URL. ``env`` is added to this process's environment; the model variables are dropped so
-    that only ``models`` select. :class:`ServerFailed` if it exits or is not ready in time."""
+    every model under ``models/``) on a free loopback port until the block ends; yields the
+    :class:`LocalServer`. ``env`` is added to this process's environment; the model variables
+    are dropped so that only ``models`` select. :class:`ServerFailed` if it exits or is not
+    ready in time."""
     port = free_port()
     full_env = {**os.environ, **(env or {})}
     for name in (MODEL_ENV_VAR, MODELS_ENV_VAR):
@@ -78,6 +90,7 @@ def running_server(
         cmd += ["--model", str(model)]
     cmd += list(extra_args)
     log_path = log_path or Path(os.devnull)
+    started = time.monotonic()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             cmd,
@@ -97,7 +110,7 @@ def running_server(
                     f"serve was not ready after {start_timeout_s:g} s: {_tail(log_path)}"
                 )
             time.sleep(POLL_S)
-        yield url
+        yield LocalServer(url, proc, time.monotonic() - started)
     finally:
         stop(proc)
 

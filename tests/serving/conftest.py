@@ -60,8 +60,8 @@ def serve_process(model: Path | list[Path], env: dict[str, str], log_path: Path)
     yields its base URL (a test failure, with the log's tail, if it does not start)."""
     models = model if isinstance(model, list) else [model]
     try:
-        with running_server(models, env, log_path) as url:
-            yield url
+        with running_server(models, env, log_path) as server:
+            yield server.url
     except ServerFailed as exc:
         pytest.fail(str(exc))
 
