@@ -165,3 +165,19 @@ def test_the_slot_interface_of_training_model() -> None:
     out = physics(e, x, torch.zeros(2, 9, 16, 16, dtype=torch.float64), True)
     assert set(out) == {"strain", "C_eff"}
     PeriodicPhysics(**physics.options())  # the options rebuild it
+
+
+@pytest.mark.parametrize("element", list(REFLECTIONS))
+def test_each_augmentation_is_an_exact_fe_sample(element: str) -> None:
+    """What transform_sample makes of a solved sample is what the FE solver gives for the
+    transformed image (SPEC §11's symmetries; pixel mode, the rule holds for every k)."""
+    import dolfinx_solver  # noqa: F401  (before dolfinx: data_gen.elasticity.load_fe_stack)
+
+    from data_gen.solver import SolverConfig, StrainSolver
+
+    solver = StrainSolver(SolverConfig(mode="pixel", boundary="periodic", plane="strain"))
+    e = microstructures(n=32, count=1, seed=5)  # [1, 1, 32, 32]
+    cases = torch.from_numpy(solver.solve_batch(e.numpy()[:, 0]))  # [1, 3, 3, 32, 32]
+    moved_e, moved = transform_sample(e, cases, element, shift=(5, -11))
+    expected = solver.solve_batch(moved_e.numpy()[:, 0])
+    np.testing.assert_allclose(moved.numpy(), expected, atol=1e-9 * np.abs(expected).max())
