@@ -7,6 +7,7 @@ imported inside the command bodies.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +15,9 @@ import typer
 
 from data_gen.solve_cli import register_solve_commands
 from microstrain.conventions import (
+    BOUNDARIES,
     DEFAULT_APPLIED_STRAIN,
+    DEFAULT_BOUNDARY,
     DEFAULT_K,
     DEFAULT_MODE,
     DEFAULT_PLANE,
@@ -48,6 +51,31 @@ INSPECT_EPILOG = (
     "(interrupted) file is refused unless --allow-incomplete."
 )
 _FE = "Finite-element solve"
+BOUNDARY_HELP = (
+    "uniaxial: the pull along x of SPEC §1 (rollers, free top); periodic: the image is one period "
+    "of the composite (SPEC §11), solved for the three unit macro strains xx, yy, xy, with C_eff."
+)
+FIBER_HELP = "Fiber phase as E,nu (MPa, Poisson's ratio), e.g. 72000,0.22 [default: 85000,0.22]."
+MATRIX_HELP = "Matrix phase as E,nu (MPa, Poisson's ratio), e.g. 3500,0.35 [default: 3000,0.4]."
+
+
+def phases(fiber: str | None, matrix: str | None) -> dict[str, Any]:
+    """``--fiber`` / ``--matrix`` as the SolverConfig keywords (the lecture's pair by default)."""
+    from microstrain.conventions import FIBER, MATRIX
+    from microstrain.fields import check_phases, parse_material
+
+    pair = {
+        "fiber": FIBER if fiber is None else parse_material(fiber, "fiber"),
+        "matrix": MATRIX if matrix is None else parse_material(matrix, "matrix"),
+    }
+    check_phases(pair["fiber"], pair["matrix"])
+    return pair
+
+
+def check_boundary_option(boundary: str) -> str:
+    if boundary not in BOUNDARIES:
+        raise InputError(f"--boundary must be one of {', '.join(BOUNDARIES)}; got '{boundary}'")
+    return boundary
 
 
 def _opt(help_text: str, *names: str) -> Any:
@@ -176,9 +204,25 @@ def generate(
     applied_strain: Annotated[
         float,
         typer.Option(
-            help="Applied strain ū (displacement of the right edge).", rich_help_panel=_FE
+            help="Applied strain ū: the displacement of the right edge (uniaxial), the size of "
+            "each unit macro strain (periodic); 0 < |ū| ≤ 1.",
+            rich_help_panel=_FE,
         ),
     ] = DEFAULT_APPLIED_STRAIN,
+    boundary: Annotated[
+        str, typer.Option(help=BOUNDARY_HELP, rich_help_panel=_FE)
+    ] = DEFAULT_BOUNDARY,
+    periodic_geometry: Annotated[
+        bool | None,
+        typer.Option(
+            "--periodic-geometry/--no-periodic-geometry",
+            help="Draw fibers on the torus (one cut by an edge continues on the opposite edge). "
+            "[default: on for --boundary periodic, off for uniaxial]",
+            rich_help_panel=_GEN,
+        ),
+    ] = None,
+    fiber: Annotated[str | None, typer.Option(help=FIBER_HELP, rich_help_panel=_FE)] = None,
+    matrix: Annotated[str | None, typer.Option(help=MATRIX_HELP, rich_help_panel=_FE)] = None,
     shard: Annotated[
         str | None,
         typer.Option(
@@ -201,6 +245,7 @@ def generate(
     from data_gen.generate import generate as run_generate
     from data_gen.shards import parse_shard
     from data_gen.solver import SolverConfig
+    from microstrain.fields import validate_applied_strain
 
     overrides = {
         "fiber_fraction_min": fiber_fraction_min,
@@ -227,11 +272,20 @@ def generate(
     }
     comm = None
     try:
-        solver = SolverConfig(mode=mode, k=k, plane=plane, applied_strain=applied_strain)
+        check_boundary_option(boundary)
+        torus = boundary == "periodic" if periodic_geometry is None else periodic_geometry
+        solver = SolverConfig(
+            mode=mode,
+            k=k,
+            plane=plane,
+            applied_strain=validate_applied_strain(applied_strain),
+            boundary=boundary,
+            **phases(fiber, matrix),
+        )
         common: dict[str, Any] = {"n": n, "solver": solver, "overwrite": overwrite, "chunk": chunk}
         common["shard"] = parse_shard(shard) if shard is not None else None
         if family is None:
-            generator = configure(preset, **overrides)
+            generator = configure(preset, **overrides, periodic=torus)
             configs = [GenerateConfig(output=output, seed=seed or 0, generator=generator, **common)]
         else:
             given = [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None]
@@ -243,7 +297,11 @@ def generate(
                 )
             configs = [
                 GenerateConfig(
-                    output=path, seed=fam.seed, generator=fam.generator, family=fam.name, **common
+                    output=path,
+                    seed=fam.seed,
+                    generator=replace(fam.generator, periodic=torus),
+                    family=fam.name,
+                    **common,
                 )
                 for fam, path in family_outputs(family, output)
             ]
@@ -268,7 +326,8 @@ def generate(
             part = f"shard {config.shard}: samples {span.start}..{span.stop - 1} of N = {config.n}"
         typer.echo(
             f"wrote {result.new_samples} samples to {out} ({part}, "
-            f"{config.solver.mode} k={config.solver.elements_per_pixel}, {result.ranks} rank(s)) "
+            f"{config.solver.mode} k={config.solver.elements_per_pixel}, {boundary}, "
+            f"{result.ranks} rank(s)) "
             f"in {result.run_seconds:.1f} s = {ms:.1f} ms/sample; "
             f"T_data = {result.wall_seconds:.1f} s"
         )

@@ -33,17 +33,17 @@ from data_gen.shards import Shard, check_resumable, write_shard
 from data_gen.solver import SolverConfig, StrainSolver
 from microstrain.conventions import (
     ATTR_GENERATOR,
+    DS_C_EFF,
     DS_E,
     DS_FIBER_FRACTION,
     DS_SEED,
     DS_SOLVE_SECONDS,
     DS_STRAIN,
-    LOAD_CASE,
-    MATERIALS,
 )
-from microstrain.dataset import json_attr, read_info
+from microstrain.dataset import fields_of, json_attr, load_case_attr, read_info
 from microstrain.errors import InputError, MicrostrainError
-from microstrain.fields import fiber_fraction
+from microstrain.fields import fiber_fraction, materials_attr
+from microstrain.quantities import effective_stiffness
 
 DEFAULT_CHUNK = 64  # samples per gather + write: a kill loses at most this many
 
@@ -84,13 +84,10 @@ class GenerateConfig:
 
     def identity(self) -> DatasetIdentity:
         """The attributes that must match for a resume (SPEC §4 JSON attributes)."""
+        solver = self.solver
         return DatasetIdentity(
-            load_case={
-                "name": LOAD_CASE,
-                "applied_strain": float(self.solver.applied_strain),
-                "plane": self.solver.plane,
-            },
-            materials=MATERIALS,
+            load_case=load_case_attr(solver.boundary, float(solver.applied_strain), solver.plane),
+            materials=materials_attr(solver.fiber, solver.matrix),
             generator=self.generator_attr(),
             discretization=self.solver.discretization(),
         )
@@ -145,20 +142,35 @@ def world_communicator() -> Any:
 def _solve_share(
     solver: StrainSolver, config: GenerateConfig, indices: range
 ) -> dict[str, np.ndarray]:
-    """Sample and solve ``indices``: every field of the file for them, index order."""
-    E, seeds = sample_microstructures(config.generator, config.seed, indices)  # [n, 1, 32, 32]
-    strain = np.empty((len(indices), 3, *E.shape[-2:]), dtype=np.float32)  # [n, 3, 32, 32]
+    """Sample and solve ``indices``: every field of the file for them, index order.
+
+    Periodic: strain ``[n, 3, 3, 32, 32]`` and C_eff ``[n, 3, 3]``, computed from the solver's
+    float64 fields before they are stored as float32.
+    """
+    sc = config.solver
+    phases = {"fiber": sc.fiber, "matrix": sc.matrix}
+    E, seeds = sample_microstructures(config.generator, config.seed, indices, **phases)
+    strain = np.empty((len(indices), *sc.strain_shape), dtype=np.float32)
+    c_eff = np.empty((len(indices), 3, 3))
     seconds = np.empty(len(indices), dtype=np.float64)
     for row, e in enumerate(E):
-        strain[row] = solver.solve(e[0])
+        solution = solver.solve(e[0])  # float64 [3, 32, 32] or [3, 3, 32, 32]
+        strain[row] = solution
         seconds[row] = solver.last_solve_seconds
-    return {
+        if sc.boundary == "periodic":
+            c_eff[row] = effective_stiffness(
+                e[None], solution[None], sc.plane, sc.applied_strain, **phases
+            )[0]
+    fields = {
         DS_E: E,
         DS_STRAIN: strain,
-        DS_FIBER_FRACTION: fiber_fraction(E),
+        DS_FIBER_FRACTION: fiber_fraction(E, **phases),
         DS_SEED: seeds,
         DS_SOLVE_SECONDS: seconds,
     }
+    if sc.boundary == "periodic":
+        fields[DS_C_EFF] = c_eff
+    return fields
 
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -213,6 +225,7 @@ def generate(config: GenerateConfig, progress: bool = True, comm: Any = None) ->
                 n_requested=len(config.samples),
                 ranks=size,
                 overwrite=config.overwrite,
+                fields=fields_of(config.solver.boundary, config.solver.grid),
             )
             if shard_attr is not None:
                 write_shard(writer.path, shard_attr)

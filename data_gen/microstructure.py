@@ -57,7 +57,7 @@ from data_gen.fiber_shapes import (
     periodic_shape_mask,
     shape_mask,
 )
-from microstrain.conventions import GRID
+from microstrain.conventions import FIBER, GRID, MATRIX, Material
 from microstrain.errors import InputError
 from microstrain.fields import mask_to_youngs_modulus
 
@@ -368,14 +368,21 @@ def microstructure(config: GeneratorConfig, per_sample_seed: int) -> Microstruct
 
 
 def sample_microstructures(
-    config: GeneratorConfig, seed: int, indices: range | list[int]
+    config: GeneratorConfig,
+    seed: int,
+    indices: range | list[int],
+    *,
+    fiber: Material = FIBER,
+    matrix: Material = MATRIX,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Samples ``indices`` of the dataset with ``seed``.
 
-    Returns E float32 [n, 1, 32, 32] MPa and the per-sample seeds int64 [n].
+    Returns E float32 [n, 1, 32, 32] MPa (the moduli of ``fiber`` and ``matrix``: the lecture's
+    pair by default) and the per-sample seeds int64 [n].
     """
     seeds = np.array([sample_seed(seed, i) for i in indices], dtype=np.int64)  # [n]
     e = np.empty((len(seeds), 1, GRID, GRID), dtype=np.float32)  # [n, 1, 32, 32]
     for row, s in enumerate(seeds):
-        e[row] = microstructure(config, int(s)).youngs_modulus
+        mask = microstructure(config, int(s)).mask
+        e[row, 0] = mask_to_youngs_modulus(mask, fiber=fiber, matrix=matrix)
     return e, seeds

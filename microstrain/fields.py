@@ -142,16 +142,18 @@ def parse_material(text: str, name: str) -> Material:
             f"--{name} must be E,nu (Young's modulus in MPa, Poisson's ratio), e.g. 72000,0.22; "
             f"got {text!r}"
         ) from None
-    return check_material(Material(name, modulus, ratio))
+    return check_material(Material(name, modulus, ratio), label=f"--{name}")
 
 
-def check_material(material: Material) -> Material:
-    """The material itself if E > 0 (finite) and −1 < ν < 0.5, else one :class:`InputError`."""
+def check_material(material: Material, label: str | None = None) -> Material:
+    """The material itself if E > 0 (finite) and −1 < ν < 0.5, else one :class:`InputError`
+    whose message starts with ``label`` (the material's name by default)."""
     e, nu = material.youngs_modulus, material.poisson_ratio
+    who = label or material.name
     if not (math.isfinite(e) and e > 0):
-        raise InputError(f"{material.name}: Young's modulus must be positive (MPa); got {e:g}")
+        raise InputError(f"{who}: Young's modulus must be positive (MPa); got {e:g}")
     if not (math.isfinite(nu) and -1.0 < nu < 0.5):
-        raise InputError(f"{material.name}: Poisson's ratio must lie in (-1, 0.5); got {nu:g}")
+        raise InputError(f"{who}: Poisson's ratio must lie in (-1, 0.5); got {nu:g}")
     return material
 
 
