@@ -23,7 +23,8 @@ from microstrain.measures import ErrorAccumulator
 from microstrain.quantities import quantities
 from microstrain.surrogate import SurrogateModel
 from training import measures as tm
-from training.data import StrainBatch, StrainDataModule
+from training.batch import StrainBatch
+from training.data import StrainDataModule
 from training.export import ExportConfig, export_checkpoint
 from training.measures import LOGGED_MEASURES
 from training.module import StrainRegressor

@@ -17,14 +17,19 @@ from torch import nn
 from microstrain.conventions import DEFAULT_APPLIED_STRAIN
 from microstrain.surrogate import SurrogateModel
 from training import measures as tm
-from training.data import mirror_x
+from training.model import Surrogate
 from training.module import StrainRegressor
-from training.normalization import Normalizer, PhysicalModel
+from training.normalization import Normalizer
 from training.onnx_graph import export_onnx, parity_inputs
-from training.physics import Physics
+from training.physics import Physics, mirror_x
 
 U = DEFAULT_APPLIED_STRAIN
 PLANES = ("stress", "strain")
+
+
+def _physical(net, norm, physics=None):
+    """The surrogate of the physics (all options off: the plain composition), eval mode."""
+    return Surrogate(net, norm, physics or Physics(), error_estimate=True).eval()
 
 
 def _net(seed: int = 0) -> nn.Module:
@@ -60,7 +65,7 @@ def _moduli(n: int = 6, seed: int = 1) -> torch.Tensor:
 
 def _model(output_space="strain", mean_strain=False, symmetrize=False, plane="stress"):
     physics = Physics(output_space, mean_strain, symmetrize, plane)
-    return PhysicalModel(_net(), _normalizer(output_space), physics).eval()
+    return _physical(_net(), _normalizer(output_space), physics)
 
 
 def _mirror_error(out: torch.Tensor | np.ndarray, out_of_mirror: torch.Tensor | np.ndarray):
@@ -85,14 +90,14 @@ def test_the_plain_model_is_the_plain_composition():
     physics = Physics()
     assert physics.is_identity and not list(physics.state_dict())
     model = _model()
-    assert model.physics is None  # the exported graph stays normalizer ∘ net ∘ denormalizer
+    assert model.physics.is_identity  # the exported graph stays normalizer ∘ net ∘ denormalizer
     e = _moduli()
     with torch.no_grad():
         want = model.normalizer.decode_output(model.net(model.normalizer.encode_input(e)))
-        torch.testing.assert_close(model(e), want, rtol=0, atol=0)
+        torch.testing.assert_close(model.strain(e), want, rtol=0, atol=0)
 
 
-def _plain(model: PhysicalModel, e: torch.Tensor) -> torch.Tensor:
+def _plain(model: Surrogate, e: torch.Tensor) -> torch.Tensor:
     """The network's decoded output, without any option."""
     return model.normalizer.decode_output(model.net(model.normalizer.encode_input(e)))
 
@@ -101,7 +106,7 @@ def _plain(model: PhysicalModel, e: torch.Tensor) -> torch.Tensor:
 def test_mean_strain_only_rescales_the_plain_field():
     e = _moduli()
     model = _model(mean_strain=True)
-    plain, out = _plain(model, e), model(e)
+    plain, out = _plain(model, e), model.strain(e)
     scale = U / plain[:, 0].mean(dim=(1, 2))  # [N]
     torch.testing.assert_close(out, plain * scale.view(-1, 1, 1, 1), rtol=1e-6, atol=0)
     mean = out[:, 0].double().mean(dim=(1, 2))
@@ -115,7 +120,9 @@ def test_symmetrize_only_averages_with_the_mirrored_prediction():
     e_mirror, _ = mirror_x(e, torch.zeros(1, 3, 1, 1))
     _, back = mirror_x(e, _plain(model, e_mirror))  # R f(M E)
     want = 0.5 * (_plain(model, e) + back)
-    torch.testing.assert_close(model(e), want, rtol=1e-6, atol=1e-7 * float(want.abs().max()))
+    torch.testing.assert_close(
+        model.strain(e), want, rtol=1e-6, atol=1e-7 * float(want.abs().max())
+    )
     assert _mirror_error(_plain(model, e), _plain(model, e_mirror)) > 0.01  # the net alone is not
 
 
@@ -125,14 +132,14 @@ def test_symmetrize_only_in_eval_mode_trains_the_plain_network():
     itself), in eval mode (validation, export) the exact symmetrization of the same weights."""
     e = _moduli()
     physics = Physics("strain", False, True, "stress", symmetrize_training=False)
-    model = PhysicalModel(_net(), _normalizer("strain"), physics)
+    model = Surrogate(_net(), _normalizer("strain"), physics)
     symmetric = _model(symmetrize=True)  # same seed: the same net
     model.train()
-    torch.testing.assert_close(model(e), _plain(model, e), rtol=0, atol=0)
+    torch.testing.assert_close(model.strain(e), _plain(model, e), rtol=0, atol=0)
     model.eval()
-    torch.testing.assert_close(model(e), symmetric(e), rtol=0, atol=0)
+    torch.testing.assert_close(model.strain(e), symmetric(e), rtol=0, atol=0)
     e_mirror, _ = mirror_x(e, torch.zeros(1, 3, 1, 1))
-    assert _mirror_error(model(e), model(e_mirror)) < 1e-6
+    assert _mirror_error(model.strain(e), model.strain(e_mirror)) < 1e-6
 
 
 @pytest.mark.parametrize("plane", PLANES)
@@ -141,7 +148,7 @@ def test_stress_space_predicts_the_stress_the_network_outputs(plane):
     e = _moduli()
     model = _model("stress", plane=plane)
     sigma = _plain(model, e)  # what the network says, in MPa
-    strain = model(e)
+    strain = model.strain(e)
     scale = float(sigma.abs().max())
     torch.testing.assert_close(tm.stress(e, strain, plane), sigma, rtol=1e-5, atol=1e-6 * scale)
 
@@ -164,8 +171,8 @@ def test_all_options_together_are_exactly_equivariant_in_torch(plane):
     e = _moduli()
     model = _model("stress", mean_strain=True, symmetrize=True, plane=plane)
     e_mirror, _ = mirror_x(e, torch.zeros(1, 3, 1, 1))
-    assert _mirror_error(model(e), model(e_mirror)) <= 1e-6
-    mean = model(e)[:, 0].double().mean(dim=(1, 2))
+    assert _mirror_error(model.strain(e), model.strain(e_mirror)) <= 1e-6
+    mean = model.strain(e)[:, 0].double().mean(dim=(1, 2))
     torch.testing.assert_close(mean, torch.full_like(mean, U), rtol=1e-6, atol=0)
 
 
@@ -200,7 +207,7 @@ def test_default_options_export_the_plain_graph(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def physics_graph(tmp_path_factory) -> tuple[PhysicalModel, SurrogateModel]:
+def physics_graph(tmp_path_factory) -> tuple[Surrogate, SurrogateModel]:
     """All options on, plane strain (the less common plane), exported and opened as the
     serving code opens a graph."""
     model = _model("stress", mean_strain=True, symmetrize=True, plane="strain")
@@ -220,5 +227,5 @@ def test_exported_graph_is_mirror_equivariant_and_keeps_the_mean(physics_graph, 
     mean = out[:, 0].astype(np.float64).mean(axis=(1, 2))
     np.testing.assert_allclose(mean, U, rtol=1e-6)
     with torch.no_grad():
-        reference = model(torch.from_numpy(e)).numpy()
+        reference = model.strain(torch.from_numpy(e)).numpy()
     assert np.abs(out - reference).max() <= 1e-5 * np.abs(reference).max()  # export's parity
