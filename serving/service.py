@@ -47,7 +47,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from microstrain.conventions import DEFAULT_APPLIED_STRAIN, STRAIN_CHANNELS
+from microstrain.conventions import DEFAULT_APPLIED_STRAIN, PERIODIC_CASES, STRAIN_CHANNELS
 from microstrain.domain import out_of_distribution
 from microstrain.errors import MicrostrainError
 from microstrain.surrogate import ERROR_ESTIMATE_WARNING, SurrogateModel
@@ -173,7 +173,8 @@ def json_response(answer: dict[str, Any], status: int = 200, **headers: str) -> 
 def error_response(exc: MicrostrainError, status: int | None = None) -> Response:
     """``{"error": message}`` with the exception's status (422 by default)."""
     code = status or int(getattr(exc, "status", 422))
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else {}
+    retry_after = getattr(exc, "retry_after", None)  # Busy, WorkerDied
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
     return json_response({"error": str(exc)}, code, **headers)
 
 
@@ -203,6 +204,14 @@ class MicrostrainService:
             state_dir() / "verify-slots", verify_concurrency(), verify_queue()
         )
         self.verify_timeout_s = verify_timeout_s()
+        # long-lived FE workers for /verify, started now so that the first check finds one
+        # ready; they build the default model's solver before their first request
+        self.fe = verify.FEChecks(
+            self.slots,
+            verify_concurrency(),
+            self.verify_timeout_s,
+            warm=verify.solver_config(self.models.default.card),
+        )
         self._limiter: anyio.CapacityLimiter | None = None  # threads for large requests
         for served in self.models:
             served.warm_up()
@@ -211,6 +220,7 @@ class MicrostrainService:
     def _write_count(self) -> None:
         for served in self.models:
             served.counter.stop()
+        self.fe.close()
 
     @property
     def model(self) -> SurrogateModel:
@@ -365,10 +375,6 @@ class MicrostrainService:
         try:
             served = self.models.get(model)
             validation.check_plane(plane, served.name, served.plane)
-            if served.periodic:
-                raise validation.RequestError(
-                    f"FE checks of the periodic model {served.name!r} are not available yet"
-                )
             inputs = validation.microstructures(E, fiber_mask)
             strain_value = validation.applied_strain(applied_strain)
             if inputs.youngs_modulus.shape[0] > verify.MAX_VERIFY_BATCH:
@@ -378,40 +384,65 @@ class MicrostrainService:
         except validation.RequestError as exc:
             return error_response(exc)  # type: ignore[return-value]
         e = inputs.youngs_modulus
+        config = verify.solver_config(served.card, grid=e.shape[-1])
         start = time.perf_counter()
-        # [N, 3, 32, 32] at ū = 0.1, like the solver
-        surrogate = await self.offload(
-            e.shape[0], self.run_model, e, DEFAULT_APPLIED_STRAIN, served
-        )
+        # at ū = 0.1, like the solver: [N, 3, n, n]; periodic the unit cases [N, 3, 3, n, n]
+        if served.periodic:
+            cases = await self.offload(e.shape[0], served.run_periodic, e)
+            surrogate, surrogate_c_eff = cases.strain, cases.c_eff
+        else:
+            surrogate = await self.offload(
+                e.shape[0], self.run_model, e, DEFAULT_APPLIED_STRAIN, served
+            )
         surrogate_seconds = time.perf_counter() - start
         try:
-            async with self.slots.slot(wait_s=self.verify_timeout_s):
-                reference, fe_seconds = await verify.fe_solve(
-                    e, served.fe_mode, served.k, served.plane, timeout_s=self.verify_timeout_s
-                )
-        except Busy as exc:
-            return error_response(exc)  # type: ignore[return-value]
+            reference, fe_times = await self.fe.solve(e, config)
         except verify.SolverUnavailable as exc:
             return error_response(exc, 501)  # type: ignore[return-value]
         except verify.SolveTimeout as exc:
             return error_response(exc, 504)  # type: ignore[return-value]
+        except verify.WorkerDied as exc:  # killed or crashed; a replacement is starting
+            return error_response(exc, 503)  # type: ignore[return-value]
+        except Busy as exc:
+            return error_response(exc)  # type: ignore[return-value]
         except MicrostrainError as exc:  # the solver broke on valid input: not the client's fault
             return error_response(exc, 503)  # type: ignore[return-value]
-        self.slots.record(fe_seconds)
+        timings = {
+            "surrogate_seconds": surrogate_seconds,
+            # the solver's own time; what else the check took (waiting for a free solve or a
+            # starting worker, a new solver's set-up, transfers) is the overhead
+            "fe_seconds": fe_times["solve"],
+            "fe_overhead_seconds": fe_times["overhead"] + fe_times["setup"],
+            "fe_discretization": {"mode": served.fe_mode, "k": served.k, "plane": served.plane},
+            "speedup": fe_times["solve"] / max(surrogate_seconds, 1e-9),
+            "model": served.info,
+        }
+        if served.periodic:
+            measures = verify.periodic_measures(
+                e, surrogate, reference, served.plane, surrogate_c_eff
+            )
+            return json_response(  # type: ignore[return-value]
+                {
+                    "measures": measures,
+                    **verify.periodic_comparison(surrogate, reference),
+                    **timings,
+                    "strain": surrogate,
+                    "strain_fe": reference,
+                    "cases": list(PERIODIC_CASES),
+                    "channels": list(STRAIN_CHANNELS),
+                    "applied_strain": DEFAULT_APPLIED_STRAIN,
+                }
+            )
         scale = np.float32(strain_value / DEFAULT_APPLIED_STRAIN)
         prediction, fe = surrogate * scale, reference * scale
         answer: dict[str, Any] = {
             **verify.comparison(surrogate, reference),
             "measures": verify.measures(e, surrogate, reference, served.plane),
-            "surrogate_seconds": surrogate_seconds,
-            "fe_seconds": fe_seconds,
-            "fe_discretization": {"mode": served.fe_mode, "k": served.k, "plane": served.plane},
-            "speedup": fe_seconds / max(surrogate_seconds, 1e-9),
+            **timings,
             "strain": prediction,
             "strain_fe": fe,
             "channels": list(STRAIN_CHANNELS),
             "applied_strain": strain_value,
-            "model": served.info,
         }
         if quantities:
             answer["quantities"] = quantity_fields(e, prediction, served.plane, strain_value)

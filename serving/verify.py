@@ -1,49 +1,48 @@
 """Check the surrogate against the FE solver, when this installation has one (``POST /verify``).
 
 Serving never imports dolfinx or ``data_gen`` (import-linter enforces it, and the serving image
-has neither): the solve runs as
-``python -m data_gen solve in.npy -o out.npy --mode M --k K --plane P``
-in a subprocess on temporary files, with the discretization the model was trained on (card
-``training_data.discretization``). The subprocess leads its own process group: a solve that
-passes its time limit (``MICROSTRAIN_VERIFY_TIMEOUT_S``), or whose request is cancelled, is
-killed with everything it started. How many solves run and wait is bounded by
-:mod:`serving.fe_slots`.
+has neither). The solves run in long-lived worker processes (``python -m data_gen.fe_worker``)
+that import dolfinx once and keep the solver of the model's discretization ready; the core's
+:class:`microstrain.fe_client.FEPool` starts them with the service and replaces any that dies,
+passes its time limit (``MICROSTRAIN_VERIFY_TIMEOUT_S``; the worker's process group is killed)
+or whose request is cancelled. How many solves run and wait is bounded by
+:mod:`serving.fe_slots`, across the service's workers.
 
 The answer compares the surrogate with FE in the SPEC §9 measures of :mod:`microstrain.measures`
-(``measures``, per sample then averaged) beside the pooled relative L2 /verify always gave.
+(``measures``, per sample then averaged) beside the pooled relative L2 /verify always gave; for
+a periodic model (SPEC §11) the three unit cases and C_eff in the §11 measures.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import importlib.util
-import os
-import signal
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from microstrain.conventions import (
+    DEFAULT_BOUNDARY,
     DEFAULT_K,
     DEFAULT_MODE,
     DEFAULT_PLANE,
+    PERIODIC_CASES,
+    PERIODIC_LOAD_CASE,
     STRAIN_CHANNELS,
-    STRAIN_SHAPE,
 )
 from microstrain.errors import MicrostrainError
-from microstrain.measures import error_measures, pooled_relative_l2, relative_l2_per_sample
-from serving.settings import DEFAULT_VERIFY_TIMEOUT_S
+from microstrain.fe_client import FEPool, SolveFailed, SolveTimeout, WorkerDied
+from microstrain.measures import (
+    error_measures,
+    periodic_error_measures,
+    pooled_relative_l2,
+    relative_l2_per_sample,
+)
+from serving.fe_slots import SolveSlots
 
-MAX_VERIFY_BATCH = 8  # each FE solve takes a good fraction of a second: keep requests bounded
+__all__ = ["FEChecks", "SolveFailed", "SolveTimeout", "SolverUnavailable", "WorkerDied"]
 
-
-class SolveTimeout(MicrostrainError):
-    """The FE solve ran past its limit and was killed (answered with 504)."""
+MAX_VERIFY_BATCH = 8  # checks answer in about a solve per sample: keep requests bounded
 
 
 class SolverUnavailable(MicrostrainError):
@@ -57,7 +56,7 @@ class SolverUnavailable(MicrostrainError):
 
 
 def fe_solver_available() -> bool:
-    """Whether ``python -m data_gen solve`` can run here; looks the modules up, imports nothing."""
+    """Whether the FE worker can run here; looks the modules up, imports nothing."""
     return all(importlib.util.find_spec(name) is not None for name in ("dolfinx", "data_gen"))
 
 
@@ -71,59 +70,76 @@ def discretization(card: dict[str, Any]) -> tuple[str, int, str]:
     return mode, k, plane
 
 
-async def fe_solve(
-    youngs_modulus: np.ndarray,
-    mode: str,
-    k: int,
-    plane: str = DEFAULT_PLANE,
-    timeout_s: float = DEFAULT_VERIFY_TIMEOUT_S,
-) -> tuple[np.ndarray, float]:
-    """FE strain ``[N, 3, 32, 32]`` for ū = 0.1 and the wall time of the solve subprocess (s).
+def is_periodic(card: dict[str, Any]) -> bool:
+    """Whether the model was trained on periodic RVEs (SPEC §11)."""
+    load_case = card.get("training_data", {}).get("load_case", {})
+    return load_case.get("name") == PERIODIC_LOAD_CASE
 
-    Raises :class:`SolveTimeout` after ``timeout_s`` (the solver's process group is killed),
-    :class:`SolverUnavailable` without dolfinx, :class:`MicrostrainError` if the solve fails.
-    """
-    if not fe_solver_available():
-        raise SolverUnavailable
-    with tempfile.TemporaryDirectory(prefix="microstrain-verify-") as tmp:
-        src, dst = Path(tmp) / "in.npy", Path(tmp) / "out.npy"
-        np.save(src, youngs_modulus)
-        cmd = [sys.executable, "-m", "data_gen", "solve", str(src), "-o", str(dst)]
-        cmd += ["--mode", mode, "--k", str(k), "--plane", plane]
+
+def solver_config(card: dict[str, Any], grid: int | None = None) -> dict[str, Any]:
+    """The FE worker's solver settings for the model of ``card`` (SolverConfig's fields) on
+    ``grid`` x ``grid`` images (None: the solver's default, 32)."""
+    mode, k, plane = discretization(card)
+    config: dict[str, Any] = {"mode": mode, "k": k, "plane": plane}
+    config["boundary"] = "periodic" if is_periodic(card) else DEFAULT_BOUNDARY
+    if grid is not None:
+        config["grid"] = int(grid)
+    materials = card.get("training_data", {}).get("materials") or {}
+    for phase in ("fiber", "matrix"):
+        if isinstance(materials.get(phase), dict):
+            config[phase] = materials[phase]
+    return config
+
+
+class FEChecks:
+    """The FE side of ``/verify`` in one service worker: ``size`` FE worker processes (started
+    now, in the background) behind the slots every service worker shares."""
+
+    def __init__(
+        self,
+        slots: SolveSlots,
+        size: int,
+        timeout_s: float,
+        warm: dict[str, Any] | None = None,
+    ) -> None:
+        self.slots = slots
+        self.timeout_s = timeout_s
+        self.pool = FEPool(size, warm=warm)
+        if fe_solver_available():
+            self.pool.start()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    async def solve(
+        self, youngs_modulus: np.ndarray, config: dict[str, Any]
+    ) -> tuple[np.ndarray, dict[str, float]]:
+        """FE strain of E ``[N, 1, n, n]`` MPa at ū = 0.1 (``[N, 3, n, n]``, periodic
+        ``[N, 3, 3, n, n]``) and its timings in s: ``solve`` (the solver's own time), ``setup``
+        and ``overhead`` (waiting for a slot or a starting worker, transfers).
+
+        Raises :class:`~serving.fe_slots.Busy` (429/503), :class:`SolveTimeout` (504),
+        :class:`WorkerDied` (503 with Retry-After), :class:`SolveFailed`, or
+        :class:`SolverUnavailable` (501).
+        """
+        if not fe_solver_available():
+            raise SolverUnavailable
         start = time.perf_counter()
-        # asyncio subprocess: a long solve must not hold the worker's inference thread; its own
-        # session (process group), so a kill reaches whatever the solver started
-        proc = await asyncio.create_subprocess_exec(
-            *cmd,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
-        try:
-            _, stderr = await asyncio.wait_for(proc.communicate(), timeout_s)
-        except TimeoutError:
-            raise SolveTimeout(
-                f"the FE solve took longer than {timeout_s:g} s (MICROSTRAIN_VERIFY_TIMEOUT_S) "
-                "and was stopped"
-            ) from None
-        finally:
-            if proc.returncode is None:  # timed out or the request was cancelled
-                kill_group(proc.pid)
-                await proc.wait()
-        seconds = time.perf_counter() - start
-        if proc.returncode != 0:
-            last = stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-            raise MicrostrainError(f"FE solve failed (exit {proc.returncode}): {last[0]}")
-        strain = np.load(dst)
-    if strain.shape != (youngs_modulus.shape[0], *STRAIN_SHAPE):
-        raise MicrostrainError(f"FE solve returned shape {list(strain.shape)}")
-    return strain.astype(np.float32), seconds
-
-
-def kill_group(pid: int) -> None:
-    """SIGKILL the process group ``pid`` leads (the solver and its children)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+        async with self.slots.slot(wait_s=self.timeout_s):
+            waited = time.perf_counter() - start
+            try:
+                strain, timings = await self.pool.asolve(youngs_modulus, config, self.timeout_s)
+            except SolveTimeout:
+                raise SolveTimeout(
+                    f"the FE solve took longer than {self.timeout_s:g} s "
+                    "(MICROSTRAIN_VERIFY_TIMEOUT_S) and was stopped"
+                ) from None
+            except WorkerDied as exc:
+                exc.retry_after = self.slots.retry_after()
+                raise
+        timings["overhead"] += waited
+        self.slots.record(time.perf_counter() - start - waited)
+        return strain, timings
 
 
 def comparison(surrogate: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
@@ -142,9 +158,35 @@ def comparison(surrogate: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
     }
 
 
+def periodic_comparison(surrogate: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+    """Pooled relative L2 errors, overall and per unit case, of ``[N, 3, 3, n, n]`` cases."""
+    return {
+        "relative_l2": pooled_relative_l2(surrogate, reference),
+        "relative_l2_per_case": {
+            name: pooled_relative_l2(surrogate[:, c], reference[:, c])
+            for c, name in enumerate(PERIODIC_CASES)
+        },
+    }
+
+
 def measures(
     youngs_modulus: np.ndarray, surrogate: np.ndarray, reference: np.ndarray, plane: str
 ) -> dict[str, Any]:
     """SPEC §9 error measures of the surrogate against FE (the SPEC §10 dict), per sample then
     averaged: strain, stress, energy norm, E_x, ν_xy and peak von Mises errors, as fractions."""
     return error_measures(youngs_modulus, surrogate, reference, plane)
+
+
+def periodic_measures(
+    youngs_modulus: np.ndarray,
+    surrogate_cases: np.ndarray,
+    reference_cases: np.ndarray,
+    plane: str,
+    surrogate_c_eff: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """SPEC §11 measures of a periodic model's unit cases ``[N, 3, 3, n, n]`` (and its C_eff
+    ``[N, 3, 3]`` MPa, else the one of its fields) against FE's, whose C_eff comes from its
+    fields."""
+    return periodic_error_measures(
+        youngs_modulus, surrogate_cases, reference_cases, plane, predicted_c_eff=surrogate_c_eff
+    )

@@ -1,17 +1,21 @@
-"""Bounded FE checks: slots shared through lock files, and a solve past its time is killed."""
+"""Bounded FE checks: slots shared through lock files; the long-lived FE workers
+(microstrain.fe_client) stop a solve past its time or a cancelled one with the worker's process
+group and replace the worker at once."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import time
 
 import numpy as np
 import psutil
 import pytest
 
+from microstrain.fe_client import FEPool, SolveFailed
 from serving import verify
 from serving.fe_slots import Busy, SolveSlots, WaitedTooLong
+
+CONFIG = {"mode": "refined", "k": 4, "plane": "stress"}
 
 
 def test_slots_bound_running_and_waiting_across_workers(tmp_path):
@@ -73,33 +77,66 @@ def test_retry_after_follows_the_solve_times():
     assert slots.retry_after() == 7  # ⌈2.1 s x (2 running + 4 waiting) / 2 at a time⌉
 
 
-@pytest.mark.slow
-def test_a_solve_past_its_time_is_killed_with_its_process_group():
-    if not verify.fe_solver_available():
-        pytest.skip("dolfinx or data_gen not installed")
-    e = np.full((1, 1, 32, 32), 3000.0, np.float32)
-
-    async def scenario() -> set[int]:
-        # children of this process from earlier tests (a session's server) are not the solver's
-        earlier = {child.pid for child in psutil.Process().children()}
-        # the solver's start-up (importing dolfinx) alone takes longer than 0.5 s
-        task = asyncio.create_task(verify.fe_solve(e, "refined", 4, "stress", timeout_s=0.5))
-        sessions: set[int] = set()  # the solver leads its own session: its pid is the id
-        while not task.done():
-            sessions |= {child.pid for child in psutil.Process().children()} - earlier
-            await asyncio.sleep(0.02)
-        with pytest.raises(verify.SolveTimeout, match="MICROSTRAIN_VERIFY_TIMEOUT_S"):
-            await task
-        return sessions
-
-    start = time.monotonic()
-    sessions = asyncio.run(scenario())
-    assert sessions and time.monotonic() - start < 30
-    survivors = []
-    for process in psutil.process_iter(["pid"]):
+def _sessions_alive(sessions: set[int]) -> list[int]:
+    """Processes (not zombies) of the given sessions."""
+    alive = []
+    for process in psutil.process_iter(["pid", "status"]):
         try:
-            if os.getsid(process.pid) in sessions:
-                survivors.append(process.pid)
+            if os.getsid(process.pid) in sessions and process.info["status"] != "zombie":
+                alive.append(process.pid)
         except (ProcessLookupError, PermissionError):
             pass
-    assert survivors == [], "solver processes survived the timeout"
+    return alive
+
+
+@pytest.fixture
+def pool():
+    if not verify.fe_solver_available():
+        pytest.skip("dolfinx or data_gen not installed")
+    pool = FEPool(1)
+    yield pool
+    pool.close()
+
+
+@pytest.mark.slow
+def test_a_solve_past_its_time_is_killed_with_its_process_group_and_replaced(pool):
+    e = np.full((1, 1, 32, 32), 3000.0, np.float32)
+    first = pool.start().pids()
+    # the worker's start-up (importing dolfinx) alone takes longer than 0.2 s
+    with pytest.raises(verify.SolveTimeout, match=r"longer than 0\.2 s"):
+        pool.solve(e, CONFIG, timeout_s=0.2)
+    assert _sessions_alive(set(first)) == []  # the worker leads its session: its pid is the id
+    replacement = pool.pids()
+    assert len(replacement) == 1 and replacement != first  # started at once, not at next use
+    strain, timings = pool.solve(e, CONFIG, timeout_s=120)
+    assert strain.shape == (1, 3, 32, 32) and timings["solve"] > 0
+    np.testing.assert_allclose(strain[0, 0].mean(), 0.1, rtol=1e-3)  # homogeneous: ε_xx = ū
+
+
+@pytest.mark.slow
+def test_a_cancelled_check_stops_its_worker(pool):
+    e = np.full((8, 1, 32, 32), 3000.0, np.float32)
+    first = pool.start().pids()
+
+    async def scenario() -> None:
+        task = asyncio.create_task(pool.asolve(e, CONFIG, timeout_s=120))
+        deadline = asyncio.get_running_loop().time() + 30
+        while pool.busy() == 0:  # the request has its worker (still starting: a long wait)
+            assert asyncio.get_running_loop().time() < deadline and not task.done()
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert _sessions_alive(set(first)) == []
+    assert pool.pids() != first
+
+
+@pytest.mark.slow
+def test_input_the_solver_refuses_is_one_message_and_the_worker_stays(pool):
+    bad = np.full((1, 1, 32, 32), 5.0, np.float32)  # neither phase
+    first = pool.start().pids()
+    with pytest.raises(SolveFailed, match="neither phase"):
+        pool.solve(bad, CONFIG, timeout_s=120)
+    assert pool.pids() == first
