@@ -32,7 +32,14 @@ from jsonargparse import Namespace
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
+from microstrain.dataset import open_union
 from training.data import StrainDataModule
+from training.ddp_guard import (
+    DEFAULT_DDP_TIMEOUT_S,
+    StopOnSignal,
+    collective_error,
+    set_collective_timeout,
+)
 from training.metrics import relative_l2
 from training.module import MONITOR, StrainRegressor
 from training.run_record import RunRecorder
@@ -58,6 +65,12 @@ class StrainCLI(LightningCLI):
         parser.add_argument(
             "--test", type=bool, default=True, help="evaluate the best checkpoint on the test split"
         )
+        parser.add_argument(
+            "--ddp_timeout_s",
+            type=float,
+            default=DEFAULT_DDP_TIMEOUT_S,
+            help="several processes: a collective that waits longer for the others ends the run",
+        )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
@@ -72,6 +85,9 @@ class StrainCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config
+        # the data are checked before Lightning starts the other processes and the logger makes
+        # a run directory: a missing or odd file is one error line, printed once
+        open_union(cfg.data.path, allow_incomplete=cfg.data.allow_incomplete)
         name = cfg.name or cfg.model.arch
         if cfg.trainer.default_root_dir is None:
             # where Lightning puts checkpoints when there is no logger (fast_dev_run): the run dir,
@@ -97,6 +113,7 @@ class StrainCLI(LightningCLI):
             cfg.test = False
 
     def after_instantiate_classes(self) -> None:
+        set_collective_timeout(self.trainer.strategy, float(self.config.ddp_timeout_s))
         callbacks: list[Any] = self.trainer.callbacks  # type: ignore[attr-defined]
         if self.trainer.loggers:  # it refuses a Trainer without logger (--trainer.logger false)
             callbacks.append(LearningRateMonitor(logging_interval="epoch"))
@@ -121,6 +138,9 @@ def main(argv: list[str]) -> StrainCLI:
     """Parse ``argv`` like ``microstrain train`` and run the fit (+ test of the best checkpoint)."""
     # argv comes from the typer command, which already consumed sys.argv on purpose.
     warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within")
+    # every epoch value is logged already reduced over the ranks (StrainRegressor._log_reduced):
+    # Lightning's advice to reduce it again with sync_dist is what made the ranks hang
+    warnings.filterwarnings("ignore", message=".*sync_dist=True.* when logging on epoch level")
     cli = StrainCLI(
         StrainRegressor,
         StrainDataModule,
@@ -132,6 +152,19 @@ def main(argv: list[str]) -> StrainCLI:
         seed_everything_default=0,
         parser_kwargs={"prog": "microstrain train", "description": __doc__},
     )
+    with StopOnSignal():
+        try:
+            _fit_and_test(cli)
+        except RuntimeError as exc:  # torch's distributed errors are RuntimeErrors
+            error = collective_error(exc, float(cli.config.ddp_timeout_s), cli.trainer.global_rank)
+            if error is None:
+                raise
+            raise error from None
+    return cli
+
+
+def _fit_and_test(cli: StrainCLI) -> None:
+    """Fit, test the best checkpoint, print the summary (rank 0)."""
     cfg, trainer, model, datamodule = cli.config, cli.trainer, cli.model, cli.datamodule
     trainer.fit(model, datamodule, ckpt_path=cfg.ckpt_path)
     train_seconds = model.train_seconds  # the whole fit; testing restores an earlier checkpoint
@@ -165,7 +198,6 @@ def main(argv: list[str]) -> StrainCLI:
         if recorder.written is not None:
             print(f"run record: {recorder.written}")
         print(f"best checkpoint: {best}", file=sys.stdout)
-    return cli
 
 
 def load_datamodule(ckpt_path: str, **overrides: Any) -> StrainDataModule:

@@ -36,8 +36,9 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torchmetrics import MeanMetric
 
-from microstrain.conventions import DEFAULT_PLANE
+from microstrain.conventions import DEFAULT_PLANE, ONNX_C_EFF, ONNX_OUTPUT
 from microstrain.errors import MicrostrainError
 from microstrain.hardware import compute_description
 from training.architectures import parameter_count
@@ -53,6 +54,12 @@ from training.measures import (
 from training.metrics import RelativeL2
 from training.model import Surrogate, eval_copy
 from training.normalization import Normalizer
+from training.periodic_physics import (
+    PERIODIC_PLANE,
+    c_eff_relative_error,
+    mean_stress_stiffness,
+    per_case,
+)
 from training.physics import OUTPUT_SPACES, Physics
 from training.weights import CHECKPOINT_KEY, UNIAXIAL_OPTIONS, SurrogateConfig, initial_weights
 
@@ -120,6 +127,9 @@ class StrainRegressor(pl.LightningModule):
         plane: Literal["stress", "strain"] | None = None,
         symmetrize_training: bool = True,
         init_from: str | None = None,
+        physics: Literal["uniaxial", "periodic"] = "uniaxial",
+        physics_options: dict[str, Any] | None = None,
+        c_eff_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -127,17 +137,29 @@ class StrainRegressor(pl.LightningModule):
             raise MicrostrainError(f"loss must be one of {', '.join(LOSSES)}; got {loss!r}")
         if output_space not in OUTPUT_SPACES:
             raise MicrostrainError(f"output_space must be strain or stress; got {output_space!r}")
-        physics = {k: v for k, v in self.hparams.items() if k in UNIAXIAL_OPTIONS}
-        physics["plane"] = plane or DEFAULT_PLANE
+        if physics == "periodic":  # SPEC §11: the periodic physics' own options
+            plane = plane or PERIODIC_PLANE
+            options = {"plane": plane, **(physics_options or {})}
+        elif physics == "uniaxial":
+            options = {k: v for k, v in self.hparams.items() if k in UNIAXIAL_OPTIONS}
+            options["plane"] = plane or DEFAULT_PLANE
+        else:
+            raise MicrostrainError(f"physics must be uniaxial or periodic; got {physics!r}")
         # the product: normalizer ∘ net ∘ physics; its state_dict is this module's (surrogate.*)
         self.surrogate = Surrogate.from_config(
-            SurrogateConfig(arch, dict(arch_kwargs or {}), "uniaxial", physics)
+            SurrogateConfig(arch, dict(arch_kwargs or {}), physics, options)
         )
+        self.val_c_eff = MeanMetric()  # periodic: ‖Ĉ − C‖_F / ‖C‖_F per sample
+        self.test_c_eff = MeanMetric()
         self.val_metrics = RelativeL2()
         self.test_metrics = RelativeL2()
         self.train_metrics = RelativeL2()
         self.val_measures = ErrorMeasures(plane or DEFAULT_PLANE)
         self.test_measures = ErrorMeasures(plane or DEFAULT_PLANE)
+        # epoch means of the loss, weighted by batch size; reduced over DDP ranks by
+        # torchmetrics in the epoch-end hooks (see _log_reduced)
+        self.train_loss = MeanMetric()
+        self.val_loss = MeanMetric()
         self.example_input_array = torch.zeros(1, 1, 32, 32)  # for the TensorBoard model graph
         self.best_val_metrics: dict[str, float] = {}
         self.val_results: dict[str, float] = {}  # the latest validation epoch: these weights
@@ -217,16 +239,52 @@ class StrainRegressor(pl.LightningModule):
                 f"the model is set for plane {hp.plane} but the data are plane {data_plane}"
             )
         plane = hp.plane or data_plane or DEFAULT_PLANE
+        if self.is_periodic and plane != PERIODIC_PLANE:
+            raise MicrostrainError(
+                f"the periodic model is plane {PERIODIC_PLANE} (a ply's cross-section); the data "
+                f"are plane {plane}: generate them with --plane {PERIODIC_PLANE}"
+            )
         hp.plane = plane  # saved with the checkpoint: a restored model builds the same physics
         if plane != self.physics.plane:
             self.surrogate.physics = self._physics(plane)
         self.val_measures.plane = self.test_measures.plane = plane
 
+    @property
+    def is_periodic(self) -> bool:
+        return bool(self.physics.kind == "periodic")
+
+    def per_case(self, batch: StrainBatch) -> StrainBatch:
+        """What the field metrics compare: the batch itself, or a periodic batch's unit cases
+        as ``3 B`` single-case samples (:func:`training.periodic_physics.per_case`)."""
+        if not self.is_periodic:
+            return batch
+        fields, fiber = per_case(batch.strain, batch.fiber)
+        return StrainBatch(batch.youngs_modulus.repeat_interleave(3, dim=0), fields, fiber)
+
     def _step(self, batch: StrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss, raw predicted strain ``[B, 3, 32, 32]``) of one batch."""
+        """(loss, raw predicted strain ``[B, 3, 32, 32]``; periodic: ``[3 B, 3, n, n]``, the
+        cases of :meth:`per_case`) of one batch."""
         youngs_modulus, strain, fiber = batch  # [B, 1, 32, 32] MPa, [B, 3, 32, 32], bool mask
+        if self.is_periodic:
+            return self._periodic_step(batch)
         pred = self.surrogate.strain(youngs_modulus)
         return self._loss(pred, strain, fiber), pred
+
+    def _periodic_step(self, batch: StrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The configured field loss over the three cases plus ``c_eff_weight`` times the mean
+        squared relative C_eff error; the reference C_eff is the mean stress of the dataset's
+        fields (exactly the FE's: each pixel is one material)."""
+        hp: Any = self.hparams
+        outputs = self.surrogate._outputs(batch.youngs_modulus, False)
+        target = self.per_case(batch)
+        pred, _ = per_case(outputs[ONNX_OUTPUT], batch.fiber)  # [3 B, 3, n, n]
+        loss = self._loss(pred, target.strain, target.fiber)
+        reference = mean_stress_stiffness(
+            batch.youngs_modulus, batch.strain, self.physics.plane, self.physics.applied_strain
+        )
+        error = c_eff_relative_error(outputs[ONNX_C_EFF], reference)  # [B]
+        self._c_eff_errors = error.detach()
+        return loss + hp.c_eff_weight * (error * error).mean(), pred
 
     def _loss(self, pred: torch.Tensor, strain: torch.Tensor, fiber: torch.Tensor) -> torch.Tensor:
         """The configured loss of raw strains ``[B, 3, 32, 32]`` given the bool fiber mask."""
@@ -252,42 +310,53 @@ class StrainRegressor(pl.LightningModule):
 
     def training_step(self, batch: StrainBatch, batch_idx: int) -> Any:
         loss, pred = self._step(batch)
+        self.train_loss.update(loss.detach(), weight=batch.strain.shape[0])
         self.train_metrics.update(pred.detach(), batch.strain, batch.fiber)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss
 
     def on_train_epoch_end(self) -> None:
-        values = self.train_metrics.compute()
-        self.log("train/rel_l2/overall", values["rel_l2/overall"])
+        values = {"train/loss": self.train_loss.compute()}
+        values["train/rel_l2/overall"] = self.train_metrics.compute()["rel_l2/overall"]
+        self.train_loss.reset()
         self.train_metrics.reset()
+        self._log_reduced(values, prog_bar=("train/loss",))
+
+    def _log_reduced(self, values: dict[str, torch.Tensor], prog_bar: tuple[str, ...] = ()) -> None:
+        """Log epoch values that torchmetrics has already reduced over the DDP ranks.
+
+        Every reduction of an epoch happens in this module's epoch-end hooks, which every rank
+        runs in the same order; what is logged is a finished number that Lightning never reduces
+        again. A ``sync_dist`` log (or a logged Metric object) would instead be reduced lazily
+        by whoever reads it first: the progress bar on rank 0 alone (before this module's hook),
+        the logger connector on the other ranks (after it), so the ranks' collectives would
+        come in different orders and the run would hang at the end of the first epoch.
+        """
+        for name, value in values.items():
+            self.log(name, value, prog_bar=name in prog_bar, sync_dist=False)
 
     def validation_step(self, batch: StrainBatch, batch_idx: int) -> None:
         loss, pred = self._step(batch)
+        self.val_loss.update(loss, weight=batch.strain.shape[0])
         self.val_metrics.update(pred, batch.strain, batch.fiber)
         self.val_measures.update(pred, batch.strain, batch.fiber)
-        self.log(
-            "val/loss",
-            loss,
-            on_step=False,
-            on_epoch=True,
-            batch_size=batch.strain.shape[0],
-            sync_dist=True,  # averaged over DDP ranks once per epoch
-        )
 
     def on_validation_epoch_end(self) -> None:
-        values = {f"val/{k}": v for k, v in self.val_metrics.compute().items()}
-        measures = self.val_measures.compute()  # reduced over DDP ranks by torchmetrics
+        # the same collectives in the same order on every rank (_log_reduced)
+        values = {"val/loss": self.val_loss.compute()}
+        values.update({f"val/{k}": v for k, v in self.val_metrics.compute().items()})
+        measures = self.val_measures.compute()
         values.update({f"val/{k}": measures[k] for k in LOGGED_MEASURES})
+        self.val_loss.reset()
         self.val_metrics.reset()
         self.val_measures.reset()
-        self.log(MONITOR, values.pop(MONITOR), prog_bar=True)
-        self.log_dict(values)
-        values[MONITOR] = self.trainer.callback_metrics[MONITOR]
+        self._log_reduced(values, prog_bar=(MONITOR,))
         if self.trainer.sanity_checking:
             return
         # one host read per epoch (not per step): the metrics kept with the checkpoint
         self.val_results = {
-            k.removeprefix("val/rel_l2/").removeprefix("val/"): float(v) for k, v in values.items()
+            k.removeprefix("val/rel_l2/").removeprefix("val/"): float(v)
+            for k, v in values.items()
+            if k != "val/loss"
         }
         self.val_results["epoch"] = self.current_epoch
         if self.val_results["overall"] < self.best_val_metrics.get("overall", math.inf):
@@ -304,7 +373,7 @@ class StrainRegressor(pl.LightningModule):
         values.update({k: measures[k] for k in LOGGED_MEASURES})
         self.test_metrics.reset()
         self.test_measures.reset()
-        self.log_dict({f"test/{k}": v for k, v in values.items()})
+        self._log_reduced({f"test/{k}": v for k, v in values.items()})
         self.test_results = {k.removeprefix("rel_l2/"): float(v) for k, v in values.items()}
 
     def configure_optimizers(self) -> Any:

@@ -1,4 +1,4 @@
-"""A callback for the DDP test: which training samples each rank saw, per epoch.
+"""Callbacks for the DDP test: which training samples each rank saw, per epoch; a stalled rank.
 
 Loaded by the `microstrain train` processes of tests/training/test_ddp.py through
 ``--trainer.callbacks+=ddp_recorder.SeenSamples`` (this directory on PYTHONPATH). A sample is
@@ -8,6 +8,8 @@ known by its fiber mask, read the same way whether or not it was x-mirrored (:fu
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +43,23 @@ class SeenSamples(pl.Callback):
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / f"seen_rank{trainer.global_rank}.json"
         path.write_text(json.dumps({"world_size": trainer.world_size, "epochs": self.seen}))
+
+
+class StallRankOne(pl.Callback):
+    """Rank 1 stops answering at the end of the first training epoch (a rank stuck elsewhere):
+    rank 0 then waits in the epoch's first collective, which rank 1 never joins.
+
+    Each rank writes ``rank<R>.pid``; rank 1 writes ``stalled`` just before it stops.
+    """
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = Path(out_dir)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / f"rank{trainer.global_rank}.pid").write_text(str(os.getpid()))
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.global_rank == 1:
+            (self.out_dir / "stalled").write_text("")
+            time.sleep(600)  # ended by the other rank or the test, never by itself in time
