@@ -375,7 +375,7 @@ class MicrostrainService:
         try:
             served = self.models.get(model)
             validation.check_plane(plane, served.name, served.plane)
-            inputs = validation.microstructures(E, fiber_mask)
+            inputs = validation.microstructures(E, fiber_mask, served.sizes)
             strain_value = validation.applied_strain(applied_strain)
             if inputs.youngs_modulus.shape[0] > verify.MAX_VERIFY_BATCH:
                 raise validation.RequestError(
