@@ -79,7 +79,7 @@ class CondensedOperators:
 
     With P = n² pixels (n = grid) and C load cases (1 uniaxial, 3 periodic):
     stiffness_map [nnz, 2P]: θ -> CSR values of the skeleton K_ff = P^T K P (SPD);
-    load_maps, C of [n_free, 2P]: θ -> b_f = −P^T K u_0 of each case;
+    load_map [C·n_free, 2P]: θ -> b_f = −P^T K u_0 of each case, case after case;
     strain_map S [2·3·P, n_free] and strain_offsets [C, 2·3·P]: w -> pixel strain as if each
     pixel were fiber (first 3·P rows) or matrix (last 3·P rows).
     """
@@ -96,7 +96,7 @@ class CondensedOperators:
     indptr: np.ndarray  # PETSc int [n_free + 1] CSR pattern of K_ff
     indices: np.ndarray  # PETSc int [nnz]
     stiffness_map: Any  # PETSc.Mat [nnz, 2P]
-    load_maps: list[Any]  # C x PETSc.Mat [n_free, 2P]
+    load_map: Any  # PETSc.Mat [C·n_free, 2P]
     strain_map: Any  # PETSc.Mat [2·3·P, n_free]
     strain_offsets: np.ndarray  # float64 [C, 2·3·P]
     cell_pixel: np.ndarray  # int64 [n_cells] flat pixel index (row-major, row 0 = top) per cell
@@ -332,15 +332,13 @@ def build_condensed_operators(
     )
 
     fd = (fr >= 0) & loads[s]  # lifting b_f = −P^T K u_0, linear in θ too
-    load_maps = [
-        coo_matrix(
-            (n_free, N_PHASES * n_pixels),
-            np.concatenate([fr[fd], fr[fd]]),
-            np.concatenate([c[fd] for c in theta_col]),
-            np.concatenate([v[fd] * -offset[s[fd]] for v in vals]),
-        )
-        for offset in offsets
-    ]
+    n_cases = offsets.shape[0]
+    load_map = coo_matrix(
+        (n_cases * n_free, N_PHASES * n_pixels),
+        np.concatenate([case * n_free + fr[fd] for case in range(n_cases) for _ in vals]),
+        np.concatenate([c[fd] for _ in range(n_cases) for c in theta_col]),
+        np.concatenate([v[fd] * -offset[s[fd]] for offset in offsets for v in vals]),
+    )
 
     # Strain rows (phase, channel, pixel) acting on the pixel's boundary dofs.
     row = (
@@ -383,7 +381,7 @@ def build_condensed_operators(
         indptr=indptr,
         indices=indices,
         stiffness_map=stiffness_map,
-        load_maps=load_maps,
+        load_map=load_map,
         strain_map=strain_map,
         strain_offsets=strain_offsets,
         cell_pixel=cell_pixel,

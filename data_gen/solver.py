@@ -211,8 +211,18 @@ class StrainSolver:
         self._theta = PETSc.Vec().createSeq(
             self.ops.stiffness_map.getSize()[1], comm=PETSc.COMM_SELF
         )
-        self._b = [self._K.createVecLeft() for _ in range(self.ops.n_cases)]  # per load case
-        self._u = [self._K.createVecRight() for _ in range(self.ops.n_cases)]
+        # right-hand sides and solutions, column c = load case c, shared with PETSc vectors
+        # (one per case) and, for several cases, dense matrices: MUMPS solves them in one pass
+        n_free, n_cases = self.ops.n_free, self.ops.n_cases
+        self._rhs = np.zeros((n_free, n_cases), order="F")  # [n_free, C]
+        self._sol = np.zeros((n_free, n_cases), order="F")  # [n_free, C]
+        self._rhs_vec = self._wrap(self._rhs.reshape(-1, order="F"))  # [C·n_free]
+        self._b = [self._wrap(self._rhs[:, c]) for c in range(n_cases)]
+        self._u = [self._wrap(self._sol[:, c]) for c in range(n_cases)]
+        self._B, self._X = (
+            PETSc.Mat().createDense((n_free, n_cases), array=a, comm=PETSc.COMM_SELF)  # type: ignore[arg-type]
+            for a in (self._rhs, self._sol)
+        )
         self._strain = self.ops.strain_map.createVecLeft()  # [2*3*n²]: as fiber, as matrix
         self._fiber = np.zeros(grid * grid, dtype=bool)  # phase of each pixel in the last solve
         self.ksp = self._make_ksp()
@@ -220,6 +230,13 @@ class StrainSolver:
         self.last_solve_seconds = float("nan")
         # split of the last solve, for benchmarks: assembly, factor+solve, extraction (s)
         self.last_timings: dict[str, float] = {}
+
+    @staticmethod
+    def _wrap(array: np.ndarray) -> Any:
+        """A PETSc vector on the memory of a contiguous float64 numpy array."""
+        from petsc4py import PETSc
+
+        return PETSc.Vec().createWithArray(array, comm=PETSc.COMM_SELF)  # type: ignore[arg-type]
 
     def _make_ksp(self):
         from petsc4py import PETSc
@@ -255,14 +272,15 @@ class StrainSolver:
         np.copyto(theta[E.size :], np.where(self._fiber, 0.0, E))
         self.ops.stiffness_map.mult(self._theta, self._values_vec)
         self._K.stateIncrease()  # values changed in place: refactor numerically
-        for load_map, b in zip(self.ops.load_maps, self._b, strict=True):
-            load_map.mult(self._theta, b)
+        self.ops.load_map.mult(self._theta, self._rhs_vec)  # every case's b
         t1 = time.perf_counter()
-        for b, u in zip(self._b, self._u, strict=True):
-            self.ksp.solve(b, u)  # the first call factors K_ff, the others reuse the factors
-            reason = self.ksp.getConvergedReason()
-            if reason < 0:
-                raise RuntimeError(f"linear solve failed (PETSc reason {reason})")
+        if self.ops.n_cases == 1:
+            self.ksp.solve(self._b[0], self._u[0])
+        else:  # one factorization, all cases in one triangular-solve pass (half the time of three)
+            self.ksp.matSolve(self._B, self._X)
+        reason = self.ksp.getConvergedReason()
+        if reason < 0:
+            raise RuntimeError(f"linear solve failed (PETSc reason {reason})")
         self._t_assembly, self._t_factor = t1 - t0, time.perf_counter() - t1
 
     def solve(self, youngs_modulus: np.ndarray) -> np.ndarray:
