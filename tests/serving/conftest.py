@@ -109,14 +109,19 @@ def access_log_server(
 
 @pytest.fixture(scope="module")
 def page_server(
-    service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    service_env: dict[str, str], periodic_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """`microstrain serve` on the shipped model (what a user of the web page sees)."""
-    model = REPO / "models" / "default"
-    if not (model / "model.onnx").is_file():  # a work branch without the shipped model
-        model = make_model_dir(tmp_path_factory.mktemp("models") / "page")
+    """`microstrain serve` as a user starts it, on every shipped model (what a user of the web
+    page sees); the periodic fixture stands in for models/periodic where a checkout lacks it."""
+    shipped = REPO / "models"
+    models = [d for d in sorted(shipped.iterdir()) if (d / MODEL_FILE).is_file()]
+    models.sort(key=lambda d: d.name != "default")
+    if not models:  # a work branch without the shipped models
+        models = [make_model_dir(tmp_path_factory.mktemp("models") / "default")]
+    if not any(d.name == "periodic" for d in models):
+        models.append(periodic_model_dir)
     log = tmp_path_factory.mktemp("page") / "serve.log"
-    with serve_process(model, {**service_env, **SERVER_SETTINGS}, log) as url:
+    with serve_process(models, {**service_env, **SERVER_SETTINGS}, log) as url:
         yield url
 
 

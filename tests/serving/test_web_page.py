@@ -125,16 +125,94 @@ def test_draw_a_fiber_and_get_a_prediction(page_server, tmp_path):
 
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == [], json.dumps(errors, indent=1)
-        shot = tmp_path / "page.png"
-        bottom = "return Math.ceil(document.querySelector('footer').getBoundingClientRect().bottom)"
-        driver.set_window_size(WINDOW[0], max(WINDOW[1], driver.execute_script(bottom) + 200))
-        height = driver.execute_script(bottom)
-        assert driver.save_screenshot(str(shot))
-        target = os.environ.get(SCREENSHOT_ENV_VAR)
-        if target:
-            from PIL import Image
+        save_page(driver, tmp_path / "page.png", os.environ.get(SCREENSHOT_ENV_VAR))
+    finally:
+        driver.quit()
 
-            with Image.open(shot) as image:  # the page, without the window below it
-                image.convert("RGB").crop((0, 0, WINDOW[0], height)).save(target, optimize=True)
+
+def save_page(driver, shot, target: str | None) -> None:
+    """A screenshot of the whole page to ``shot``, and cropped to the page at ``target``."""
+    bottom = "return Math.ceil(document.querySelector('footer').getBoundingClientRect().bottom)"
+    driver.set_window_size(WINDOW[0], max(WINDOW[1], driver.execute_script(bottom) + 200))
+    height = driver.execute_script(bottom)
+    assert driver.save_screenshot(str(shot))
+    if target:
+        from PIL import Image
+
+        with Image.open(shot) as image:  # the page, without the window below it
+            image.convert("RGB").crop((0, 0, WINDOW[0], height)).save(target, optimize=True)
+
+
+PERIODIC_SCREENSHOT_ENV_VAR = "MICROSTRAIN_PAGE_SCREENSHOT_PERIODIC"
+
+
+@pytest.mark.slow
+def test_the_periodic_model_under_a_shear_load(page_server, tmp_path):
+    """Select the periodic model, load the cell in pure shear: the page shows what the API
+    answers (C_eff, G_12, the load's mean strain), a circle drawn across an edge wraps around,
+    and the FE check compares the unit cases and C_eff."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    driver = browser_or_skip()
+    try:
+        driver.get(page_server + "/")
+        wait_for(driver, PREDICTED)
+        Select(driver.find_element(By.ID, "model-select")).select_by_value("periodic")
+        wait_for(driver, "return document.body.dataset.mode === 'periodic'")
+        wait_for(driver, PREDICTED)
+        assert driver.find_element(By.ID, "load-editor").is_displayed()
+        assert not driver.find_element(By.ID, "strain").is_displayed()  # ū is uniaxial only
+
+        driver.find_element(By.CSS_SELECTOR, ".preset[data-preset='shear']").click()
+        wait_for(driver, PREDICTED)
+        load = [
+            float(driver.find_element(By.ID, f"load-{k}").get_attribute("value")) for k in range(3)
+        ]
+        assert load == [0, 0, 50]
+        mask = np.asarray(driver.execute_script("return Array.from(state.mask)")).reshape(32, 32)
+        body = {"model": "periodic", "fiber_mask": mask.tolist(), "macro_stress": load}
+        answer = httpx.post(page_server + "/predict", json=body, timeout=30).json()
+        g12 = driver.find_element(By.CSS_SELECTOR, "[data-constant='G_12'] .value").text
+        assert int(g12.replace(",", "")) == round(answer["engineering_constants"]["G_12"][0])
+        cells = driver.find_elements(By.CSS_SELECTOR, "#ceff-table td")
+        shown = np.asarray([float(c.text.replace(",", "")) for c in cells]).reshape(3, 3)
+        np.testing.assert_array_equal(shown, np.round(answer["C_eff"][0]))
+        # the maps show the load's field: its mean shear strain is the macro strain's
+        mean_shear = driver.execute_script(
+            "return state.prediction.gamma_xy.reduce((a, b) => a + b, 0) / 1024"
+        )
+        assert mean_shear == pytest.approx(answer["macro_strain"][0][2], rel=1e-4)
+
+        # a circle drawn across the left edge continues on the right
+        driver.find_element(By.ID, "clear").click()
+        wait_for(driver, PREDICTED)
+        editor = driver.find_element(By.ID, "editor")
+        left = -editor.size["width"] // 2 + 18  # the first column of the cell
+        ActionChains(driver).move_to_element_with_offset(
+            editor, left, 0
+        ).click_and_hold().move_by_offset(45, 0).release().perform()
+        wait_for(driver, PREDICTED)
+        mask = np.asarray(driver.execute_script("return Array.from(state.mask)")).reshape(32, 32)
+        assert mask[:, 0].any() and mask[:, -1].any() and not mask[:, 16].any()
+
+        driver.find_element(By.ID, "random").click()
+        wait_for(driver, PREDICTED)
+        driver.find_element(By.CSS_SELECTOR, ".preset[data-preset='shear']").click()
+        wait_for(driver, PREDICTED)
+        if fe_solver_available():
+            driver.find_element(By.ID, "fe-button").click()
+            wait_for(driver, "return ['done', 'error'].includes(document.body.dataset.fe)", 300)
+            assert driver.execute_script("return document.body.dataset.fe") == "done", (
+                driver.find_element(By.ID, "fe-status").text
+            )
+            table = driver.find_element(By.ID, "measures").text
+            assert "energy norm" in table and "C" in table and "%" in table
+            assert len(driver.find_elements(By.CSS_SELECTOR, "#maps-err canvas")) == 3
+
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == [], json.dumps(errors, indent=1)
+        save_page(driver, tmp_path / "periodic.png", os.environ.get(PERIODIC_SCREENSHOT_ENV_VAR))
     finally:
         driver.quit()
