@@ -13,9 +13,15 @@ from typing import Annotated, Any
 
 import typer
 
-from data_gen.solve_cli import register_solve_commands
+from data_gen.solve_cli import (
+    BOUNDARY_HELP,
+    FIBER_HELP,
+    MATRIX_HELP,
+    check_boundary_option,
+    phases,
+    register_solve_commands,
+)
 from microstrain.conventions import (
-    BOUNDARIES,
     DEFAULT_APPLIED_STRAIN,
     DEFAULT_BOUNDARY,
     DEFAULT_K,
@@ -51,31 +57,6 @@ INSPECT_EPILOG = (
     "(interrupted) file is refused unless --allow-incomplete."
 )
 _FE = "Finite-element solve"
-BOUNDARY_HELP = (
-    "uniaxial: the pull along x of SPEC §1 (rollers, free top); periodic: the image is one period "
-    "of the composite (SPEC §11), solved for the three unit macro strains xx, yy, xy, with C_eff."
-)
-FIBER_HELP = "Fiber phase as E,nu (MPa, Poisson's ratio), e.g. 72000,0.22 [default: 85000,0.22]."
-MATRIX_HELP = "Matrix phase as E,nu (MPa, Poisson's ratio), e.g. 3500,0.35 [default: 3000,0.4]."
-
-
-def phases(fiber: str | None, matrix: str | None) -> dict[str, Any]:
-    """``--fiber`` / ``--matrix`` as the SolverConfig keywords (the lecture's pair by default)."""
-    from microstrain.conventions import FIBER, MATRIX
-    from microstrain.fields import check_phases, parse_material
-
-    pair = {
-        "fiber": FIBER if fiber is None else parse_material(fiber, "fiber"),
-        "matrix": MATRIX if matrix is None else parse_material(matrix, "matrix"),
-    }
-    check_phases(pair["fiber"], pair["matrix"])
-    return pair
-
-
-def check_boundary_option(boundary: str) -> str:
-    if boundary not in BOUNDARIES:
-        raise InputError(f"--boundary must be one of {', '.join(BOUNDARIES)}; got '{boundary}'")
-    return boundary
 
 
 def _opt(help_text: str, *names: str) -> Any:

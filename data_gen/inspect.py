@@ -7,6 +7,12 @@ each sample's fiber fraction, and the peak von Mises stress with the phase it si
 grid shows each sample in two rows, E and the three strain channels over von Mises and the
 three stress channels, with ``imshow(origin="upper")``: the specimen as it stands (SPEC §2: row
 0 is the top edge, y = 1).
+
+A periodic file (SPEC §11) gets its own table: C_eff with the engineering constants E_1, E_2,
+ν_12, G_12 beside their Reuss and Voigt values, the samples whose C_eff leaves the bounds in the
+energy sense (none for an FE solution), C_eff's symmetry and each case's mean strain against its
+macro strain; its picture draws each sample's three load cases. ``solve --png`` draws with the
+same functions (:func:`draw_solution`).
 """
 
 from __future__ import annotations
@@ -19,17 +25,31 @@ from typing import Any
 import numpy as np
 
 from microstrain.conventions import (
+    DS_C_EFF,
     DS_E,
     DS_FIBER_FRACTION,
     DS_SOLVE_SECONDS,
     DS_STRAIN,
+    FIBER,
+    MATRIX,
     N_STRAIN,
+    PERIODIC_CASES,
     STRAIN_CHANNELS,
+    Material,
 )
 from microstrain.dataset import DatasetInfo, read_info, read_samples
 from microstrain.errors import MicrostrainError
 from microstrain.fields import fiber_mask
-from microstrain.quantities import quantities, reuss_bound, voigt_bound
+from microstrain.quantities import (
+    CONSTANT_NAMES,
+    constant_bounds,
+    engineering_constants,
+    quantities,
+    reuss_bound,
+    reuss_stiffness,
+    voigt_bound,
+    voigt_stiffness,
+)
 
 BLOCK = 1024  # samples read at a time
 
@@ -71,6 +91,7 @@ def dataset_stats(path: str | os.PathLike[str], info: DatasetInfo | None = None)
     if info.n == 0:
         raise MicrostrainError(f"{path} holds no samples yet")
     applied = info.applied_strain
+    phases = {"fiber": info.fiber, "matrix": info.matrix}
     s_min = np.full(N_STRAIN, np.inf)
     s_max = np.full(N_STRAIN, -np.inf)
     s_sum = np.zeros(N_STRAIN)
@@ -89,9 +110,9 @@ def dataset_stats(path: str | os.PathLike[str], info: DatasetInfo | None = None)
             per_sample = strain.mean(axis=(2, 3), dtype=np.float64)  # [b, 3]
             s_sum += per_sample.sum(axis=0)
             sample_means.append(per_sample[:, 0])
-            q = quantities(E, strain, info.plane, applied)
+            q = quantities(E, strain, info.plane, applied, **phases)
             vm = q["von_mises"].reshape(len(E), -1)  # [b, 1024] MPa
-            fiber = fiber_mask(E).reshape(len(E), -1)  # [b, 1024]
+            fiber = fiber_mask(E, **phases).reshape(len(E), -1)  # [b, 1024]
             e_x.append(q["E_x"])
             peak.append(q["max_von_mises"])
             in_fiber.append(fiber[np.arange(len(E)), vm.argmax(axis=1)])
@@ -102,7 +123,8 @@ def dataset_stats(path: str | os.PathLike[str], info: DatasetInfo | None = None)
         np.concatenate(peak),
         np.concatenate(matrix_peak),
     )
-    voigt, reuss = voigt_bound(ff, info.plane), reuss_bound(ff, info.plane)  # [N] MPa
+    voigt = voigt_bound(ff, info.plane, **phases)  # [N] MPa
+    reuss = reuss_bound(ff, info.plane, **phases)
     two_phase = voigt > reuss  # 0 < f < 1
     position = (E_x[two_phase] - reuss[two_phase]) / (voigt[two_phase] - reuss[two_phase])
     has_matrix = np.isfinite(matrix_peaks)
@@ -231,40 +253,100 @@ def stats_table(stats: DatasetStats) -> Any:
     return table
 
 
+def solution_rows(
+    youngs_modulus: np.ndarray,
+    strain: np.ndarray,
+    plane: str,
+    applied_strain: float,
+    fiber: Material = FIBER,
+    matrix: Material = MATRIX,
+    first: int = 0,
+) -> list[list[Any]]:
+    """Panel rows of samples: uniaxial strain ``[n, 3, s, s]`` gives two rows each (E and the
+    strain channels over von Mises and the stress channels); periodic strain ``[n, 3, 3, s, s]``
+    one row per load case (E, the case's strain channels, its von Mises). ``first``: the number
+    of the first sample, for the titles."""
+    from microstrain import plots
+
+    phases = {"fiber": fiber, "matrix": matrix}
+    E = np.asarray(youngs_modulus)
+    rows: list[list[Any]] = []
+    for i in range(len(E)):
+        fraction = float(fiber_mask(E[i], **phases).mean())
+        cases = strain[i] if strain.ndim == 5 else strain[i][None]  # [cases, 3, s, s]
+        for j, case_strain in enumerate(cases):
+            q = quantities(E[i : i + 1], case_strain[None], plane, applied_strain, **phases)
+            vm = q["von_mises"][0]  # [s, s] MPa
+            phase = "fiber" if fiber_mask(E[i, 0], **phases).flat[vm.argmax()] else "matrix"
+            if strain.ndim == 5:
+                title = f"sample {first + i}, case {PERIODIC_CASES[j]}: E, φ = {fraction:.2f}"
+                rows.append(
+                    [
+                        *plots.field_panels(E[i, 0], case_strain, e_title=title),
+                        plots.Panel(vm, "von_mises", title=f"von Mises: peak in {phase}"),
+                    ]
+                )
+                continue
+            rows += [
+                plots.field_panels(
+                    E[i, 0], case_strain, e_title=f"sample {first + i}: E, φ = {fraction:.2f}"
+                ),
+                plots.stress_panels(
+                    q["stress"][0], vm, von_mises_title=f"von Mises: peak in {phase}"
+                ),
+            ]
+    return rows
+
+
+def draw_solution(
+    png: str | os.PathLike[str],
+    youngs_modulus: np.ndarray,
+    strain: np.ndarray,
+    plane: str,
+    applied_strain: float,
+    boundary: str,
+    name: str,
+    fiber: Material = FIBER,
+    matrix: Material = MATRIX,
+    n_show: int = 4,
+) -> Path:
+    """PNG of the first ``n_show`` solved samples (:func:`solution_rows`), for ``solve --png``
+    and ``inspect --png``."""
+    from microstrain import plots
+
+    n = min(n_show, len(youngs_modulus))
+    rows = solution_rows(
+        youngs_modulus[:n], strain[:n], plane, applied_strain, fiber=fiber, matrix=matrix
+    )
+    if boundary == "periodic":
+        title = (
+            f"{name}: first {n} samples (x right, y up), periodic; stress for plane {plane}, "
+            f"unit macro strains xx, yy, xy of size {applied_strain:g}"
+        )
+    else:
+        title = (
+            f"{name}: first {n} samples (x right, y up); "
+            f"stress for plane {plane}, ū = {applied_strain:g}"
+        )
+    fig = plots.figure(rows, title)
+    return plots.save(fig, png, dpi=90)
+
+
 def plot_samples(
     path: str | os.PathLike[str], png: str | os.PathLike[str], n_show: int = 4
 ) -> Path:
     """PNG grid of the first ``n_show`` samples, two rows each: E and the strain channels, then
-    von Mises and the stress channels (SPEC §9, for the plane and ū of the file)."""
-    from microstrain import plots
-
+    von Mises and the stress channels (SPEC §9, for the plane and ū of the file); a periodic file
+    one row per load case."""
     if n_show <= 0:
         raise MicrostrainError(f"--n-show must be positive; got {n_show}")
     info = read_info(path)
     n = min(n_show, info.n)
-    data = read_samples(path, (DS_E, DS_STRAIN, DS_FIBER_FRACTION), stop=n)
-    E, strain = data[DS_E], data[DS_STRAIN]  # [n, 1, 32, 32] MPa, [n, 3, 32, 32]
-    q = quantities(E, strain, info.plane, info.applied_strain)
-    rows = []
-    for i in range(n):
-        vm = q["von_mises"][i]  # [32, 32] MPa
-        phase = "fiber" if fiber_mask(E[i, 0]).flat[vm.argmax()] else "matrix"
-        rows += [
-            plots.field_panels(
-                E[i, 0], strain[i], e_title=f"sample {i}: E, φ = {data[DS_FIBER_FRACTION][i]:.2f}"
-            ),
-            plots.stress_panels(
-                q["stress"][i],
-                vm,
-                von_mises_title=f"von Mises: peak in {phase}",
-            ),
-        ]
-    title = (
-        f"{Path(path).name}: first {n} samples (x right, y up); "
-        f"stress for plane {info.plane}, ū = {info.applied_strain:g}"
-    )
-    fig = plots.figure(rows, title)
-    return plots.save(fig, png, dpi=90)
+    data = read_samples(path, (DS_E, DS_STRAIN), stop=n)
+    return draw_solution(
+        png, data[DS_E], data[DS_STRAIN], info.plane, info.applied_strain, info.boundary,
+        Path(path).name, fiber=info.fiber, matrix=info.matrix, n_show=n,
+    )  # fmt: skip
 
 
 def inspect_dataset(
@@ -272,7 +354,7 @@ def inspect_dataset(
     png: str | os.PathLike[str] | None = None,
     n_show: int = 4,
     allow_incomplete: bool = False,
-) -> DatasetStats:
+) -> DatasetStats | PeriodicStats:
     """Print the statistics table; write the PNG grid if asked. Refuses partial files unless
     ``allow_incomplete`` (then warns loudly)."""
     from rich.console import Console
@@ -294,9 +376,182 @@ def inspect_dataset(
         parent = Path(png).parent
         if not parent.is_dir() or not os.access(parent, os.W_OK):
             raise MicrostrainError(f"output directory does not exist or is not writable: {parent}")
+    if info.boundary == "periodic":
+        periodic = periodic_stats(path, info)
+        console.print(periodic_table(periodic))
+        if png is not None:
+            console.print(f"wrote {plot_samples(path, png, n_show)}")
+        return periodic
     stats = dataset_stats(path, info)
     console.print(stats_table(stats))
     if png is not None:
         written = plot_samples(path, png, n_show)
         console.print(f"wrote {written}")
     return stats
+
+
+# --- periodic files (SPEC §11) ----------------------------------------------------------------
+PERIODIC_BLOCK = 64  # samples read at a time: three cases each
+
+
+@dataclass(frozen=True)
+class PeriodicStats:
+    """Summary numbers of a periodic file (C_eff in MPa, strain for the ū of the file)."""
+
+    info: DatasetInfo
+    fiber_fraction: tuple[float, float, float]  # min, mean, max
+    c_eff_mean: np.ndarray  # [3, 3] MPa, mean over samples
+    asymmetry_max: float  # largest ‖C − Cᵀ‖_F / ‖C‖_F over samples
+    # name -> (min, mean, max) over samples, of E_1, E_2, ν_12, G_12
+    constants: dict[str, tuple[float, float, float]]
+    # name -> (mean Reuss value, mean Voigt value) of each sample's fiber fraction
+    constant_bounds: dict[str, tuple[float, float]]
+    outside_bounds: int  # samples whose C_eff leaves [C_Reuss, C_Voigt] in the energy sense
+    mean_strain_max_dev: float  # largest |mean strain of a case − its Ē| / ū over samples
+    strain_range: np.ndarray  # [3 cases, 3 components, 2]: min and max
+    peak_von_mises_mean: np.ndarray  # [3 cases] MPa, mean over samples of each one's peak
+    solve_seconds_median: float  # all three cases of a sample
+    solve_seconds_total: float
+    finite: bool
+
+
+def periodic_stats(path: str | os.PathLike[str], info: DatasetInfo | None = None) -> PeriodicStats:
+    """Stream over a periodic file and collect :class:`PeriodicStats`."""
+    import h5py
+
+    info = info or read_info(path)
+    if info.n == 0:
+        raise MicrostrainError(f"{path} holds no samples yet")
+    phases = {"fiber": info.fiber, "matrix": info.matrix}
+    ubar, plane = info.applied_strain, info.plane
+    macro = ubar * np.eye(N_STRAIN)  # [case, component]
+    lo = np.full((3, N_STRAIN), np.inf)
+    hi = np.full((3, N_STRAIN), -np.inf)
+    deviation, peaks, finite = 0.0, [], True
+    with h5py.File(path, "r") as f:
+        ff = f[DS_FIBER_FRACTION][()].astype(np.float64)  # [N]
+        c_eff = f[DS_C_EFF][()]  # [N, 3, 3] MPa
+        seconds = f[DS_SOLVE_SECONDS][()]
+        for start in range(0, info.n, PERIODIC_BLOCK):
+            strain = f[DS_STRAIN][start : start + PERIODIC_BLOCK]  # float32 [b, 3, 3, s, s]
+            E = f[DS_E][start : start + PERIODIC_BLOCK]  # [b, 1, s, s]
+            finite &= bool(np.isfinite(strain).all() and np.isfinite(E).all())
+            lo = np.minimum(lo, strain.min(axis=(0, 3, 4)))
+            hi = np.maximum(hi, strain.max(axis=(0, 3, 4)))
+            means = strain.mean(axis=(3, 4), dtype=np.float64)  # [b, case, component]
+            deviation = max(deviation, float(np.abs(means - macro).max() / abs(ubar)))
+            b, side = len(E), E.shape[-1]
+            flat = strain.reshape(b * 3, N_STRAIN, side, side)
+            q = quantities(np.repeat(E, 3, axis=0), flat, plane, ubar, **phases)
+            peaks.append(q["max_von_mises"].reshape(b, 3))
+    finite &= bool(np.isfinite(c_eff).all())
+    if not finite:
+        raise MicrostrainError(f"{path} holds NaN or infinite values in E, strain or C_eff")
+    constants = engineering_constants(c_eff)  # name -> [N]
+    bounds = constant_bounds(ff, plane, **phases)  # name -> ([N], [N])
+    voigt, reuss = voigt_stiffness(ff, plane, **phases), reuss_stiffness(ff, plane, **phases)
+    # relative margin: float32 fields of a sample on a bound (a homogeneous one)
+    tol = 1e-6 * np.abs(voigt).max(axis=(1, 2))  # [N] MPa
+    above = np.linalg.eigvalsh(voigt - c_eff).min(axis=1) < -tol
+    below = np.linalg.eigvalsh(c_eff - reuss).min(axis=1) < -tol
+    norms = np.linalg.norm(c_eff, axis=(1, 2))
+    asymmetry = np.linalg.norm(c_eff - c_eff.transpose(0, 2, 1), axis=(1, 2)) / norms
+    return PeriodicStats(
+        info=info,
+        fiber_fraction=(float(ff.min()), float(ff.mean()), float(ff.max())),
+        c_eff_mean=c_eff.mean(axis=0),
+        asymmetry_max=float(asymmetry.max()),
+        constants={
+            k: (float(v.min()), float(v.mean()), float(v.max())) for k, v in constants.items()
+        },
+        constant_bounds={k: (float(r.mean()), float(v.mean())) for k, (r, v) in bounds.items()},
+        outside_bounds=int(np.sum(above | below)),
+        mean_strain_max_dev=deviation,
+        strain_range=np.stack([lo, hi], axis=-1),
+        peak_von_mises_mean=np.concatenate(peaks).mean(axis=0),
+        solve_seconds_median=float(np.median(seconds)),
+        solve_seconds_total=float(np.sum(seconds)),
+        finite=finite,
+    )
+
+
+CONSTANT_LABELS = {"E_1": "E_1 (MPa)", "E_2": "E_2 (MPa)", "nu_12": "ν_12", "G_12": "G_12 (MPa)"}
+
+
+def periodic_table(stats: PeriodicStats) -> Any:
+    """A rich Table of a periodic file's statistics."""
+    from rich.table import Table
+
+    info = stats.info
+    lc, disc, gen = info.load_case, info.discretization, info.generator
+    table = Table(title=f"{info.path.name} (periodic, SPEC §11)", header_style="bold")
+    table.add_column("quantity")
+    table.add_column("value")
+    status = "[green]yes[/]" if info.complete else "[bold red]NO — partial file[/]"
+    requested = f" of {info.n_requested} requested" if info.n_requested else ""
+    table.add_row("samples N", f"{info.n}{requested}, {info.grid} x {info.grid} pixels")
+    table.add_row("complete", status)
+    table.add_row("discretization", f"{disc.get('mode', '?')}, k = {disc.get('k', '?')}")
+    table.add_row(
+        "load case",
+        f"periodic, cases {', '.join(lc.get('cases', PERIODIC_CASES))} (unit macro strains of "
+        f"size {lc.get('applied_strain', '?')}), plane {lc.get('plane', '?')}",
+    )
+    fib, mat = info.fiber, info.matrix
+    table.add_row(
+        "materials",
+        f"fiber E = {fib.youngs_modulus:g} MPa, ν = {fib.poisson_ratio:g}; "
+        f"matrix E = {mat.youngs_modulus:g} MPa, ν = {mat.poisson_ratio:g}",
+    )
+    if gen.get("seed") is not None:
+        table.add_row(
+            "generator",
+            f"seed {gen.get('seed')}, periodic geometry {'yes' if gen.get('periodic') else 'no'},"
+            f" target fraction {gen.get('fiber_fraction_min')}–{gen.get('fiber_fraction_max')}",
+        )
+    lo, mean, hi = stats.fiber_fraction
+    table.add_row("fiber fraction", f"min {lo:.3f}  mean {mean:.3f}  max {hi:.3f}")
+    rows = [" ".join(f"{v:9.1f}" for v in row) for row in stats.c_eff_mean]
+    table.add_row("C_eff mean (MPa; xx, yy, xy)", "\n".join(rows))
+    table.add_row("C_eff symmetry", f"largest ‖C − Cᵀ‖ / ‖C‖ {stats.asymmetry_max:.1e}")
+    for name in CONSTANT_NAMES:
+        c_lo, c_mean, c_hi = stats.constants[name]
+        reuss, voigt = stats.constant_bounds[name]
+        fmt = ".4f" if name == "nu_12" else ".0f"
+        table.add_row(
+            CONSTANT_LABELS[name],
+            f"mean {c_mean:{fmt}}  min {c_lo:{fmt}}  max {c_hi:{fmt}}   "
+            f"(Reuss {reuss:{fmt}}, Voigt {voigt:{fmt}})",
+        )
+    table.add_row(
+        "C_eff within Reuss–Voigt",
+        "every sample (energy sense)"
+        if stats.outside_bounds == 0
+        else f"[bold red]{stats.outside_bounds} sample(s) outside: not an FE solution[/]",
+    )
+    table.add_row(
+        "mean strain of each case vs Ē",
+        f"largest deviation {100 * stats.mean_strain_max_dev:.2g}% of ū",
+    )
+    for j, case in enumerate(PERIODIC_CASES):
+        ranges = "  ".join(
+            f"{name} {stats.strain_range[j, c, 0]:+.3g}…{stats.strain_range[j, c, 1]:+.3g}"
+            for c, name in enumerate(STRAIN_CHANNELS)
+        )
+        table.add_row(
+            f"case {case}", f"{ranges}\npeak von Mises mean {stats.peak_von_mises_mean[j]:.4g} MPa"
+        )
+    table.add_row(
+        "solve time per sample (3 cases)",
+        f"median {_fmt_seconds(stats.solve_seconds_median)}, "
+        f"total {_fmt_seconds(stats.solve_seconds_total)}",
+    )
+    if info.runs:
+        table.add_row(
+            "T_data (wall, all runs)",
+            f"{_fmt_seconds(info.wall_seconds)} in {len(info.runs)} run(s)",
+        )
+    sw = info.software
+    table.add_row("software", ", ".join(f"{k} {v}" for k, v in sorted(sw.items())) or "n/a")
+    table.add_row("created", info.created or "n/a")
+    return table
