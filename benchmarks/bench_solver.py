@@ -1,6 +1,7 @@
-"""Per-sample cost of the FE solver, one process, one thread (issue 2 "Performance").
+"""Per-sample cost of the FE solver, one process, one thread (issue 2 "Performance", issue 26).
 
-    .venv/bin/python benchmarks/bench_solver.py                 # pixel, k = 2, 4, 8
+    .venv/bin/python benchmarks/bench_solver.py                 # pixel, k = 2, 4, 8; both BCs
+    .venv/bin/python benchmarks/bench_solver.py --ks 1,2,4 --error-samples 4  # + C_eff k=4 vs k=8
     .venv/bin/python benchmarks/bench_solver.py --compare       # + every linear solver (pixel, k=4)
     .venv/bin/python benchmarks/bench_solver.py --mumps --ks 2,4  # + MUMPS orderings and scaling
     .venv/bin/python benchmarks/bench_solver.py --repeats 30 --json results/bench_solver.json
@@ -11,8 +12,14 @@ symbolic factorization on the first solve), the unknowns of the condensed skelet
 flops of one MUMPS factorization, then per sample: assembly (θ, P @ θ, R @ θ), factor+solve
 (numeric Cholesky + triangular solves), extraction (S @ u, phase select), total wall and total
 CPU time, and for a variant max |Δε|: how far its strain lies from the solver's default one
-(they solve the same system, so this is round-off). Nothing here is asserted: timings are
-reported, not tested.
+(they solve the same system, so this is round-off). A periodic row (SPEC §11) solves all three
+load cases of a sample; its "/ uniaxial" column divides its total CPU and wall time by the
+uniaxial row of the same k, measured in the same run on the same images. Nothing here is
+asserted: timings are reported, not tested.
+
+--error-samples N adds the discretization error of the periodic mode: N generated periodic
+microstructures solved at k = 4 and k = 8, and the SPEC §11 measures of k = 4 against k = 8
+(C_eff, engineering constants, the fields of the three cases).
 
 The solver itself has one linear solver (MUMPS Cholesky); the other factorizations of --compare
 are swapped into its PETSc KSP here, before the first solve (use_linear_solver).
@@ -44,6 +51,9 @@ from data_gen.solver import (  # noqa: E402
     StrainSolver,
     mumps_ordering,
 )
+from microstrain.conventions import BOUNDARIES, FIBER  # noqa: E402
+from microstrain.measures import periodic_error_measures, stiffness_errors  # noqa: E402
+from microstrain.quantities import effective_stiffness, engineering_constants  # noqa: E402
 
 # --compare: name -> (PETSc PC type, factor package). The solver's own is MUMPS Cholesky, which won
 # these measurements (docs/solver.md); the others are swapped in by use_linear_solver.
@@ -138,14 +148,74 @@ def measure(
     return out
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def config_for(k: int, boundary: str = "uniaxial") -> SolverConfig:
+    return (
+        SolverConfig(mode="pixel", boundary=boundary)
+        if k == 1
+        else SolverConfig(mode="refined", k=k, boundary=boundary)
+    )
+
+
+def discretization_error(n_samples: int, seed: int, console: Console) -> dict:
+    """SPEC §11 measures of periodic k = 4 against k = 8 on ``n_samples`` periodic images."""
+    images, _ = sample_microstructures(GeneratorConfig(periodic=True), seed, range(n_samples))
+    fine, coarse = (
+        StrainSolver(SolverConfig(k=k, boundary="periodic")).solve_batch(images) for k in (8, 4)
+    )  # [N, 3, 3, 32, 32] each
+    plane, ubar = "stress", SolverConfig().applied_strain
+    c_fine, c_coarse = (effective_stiffness(images, s, plane, ubar) for s in (fine, coarse))
+    per_sample = stiffness_errors(c_coarse, c_fine)
+    measures = periodic_error_measures(images, coarse, fine, plane, ubar)
+    constants = engineering_constants(c_fine)
+    table = Table(title="periodic k = 4 against k = 8 (plane stress, periodic geometry)")
+    for col in ("sample", "fiber fraction", "E_1 MPa", "E_2 MPa", "G_12 MPa", "nu_12",
+                "C_eff error", "E_1", "E_2", "G_12", "nu_12"):  # fmt: skip
+        table.add_column(col, justify="right")
+    fractions = (images == FIBER.youngs_modulus).mean(axis=(1, 2, 3))
+    for i in range(n_samples):
+        table.add_row(
+            str(i), f"{fractions[i]:.3f}",
+            *(f"{constants[c][i]:.0f}" for c in ("E_1", "E_2", "G_12")),
+            f"{constants['nu_12'][i]:.4f}",
+            *(f"{100 * per_sample[f'{m}_error'][i]:.3f} %"
+              for m in ("C_eff", "E_1", "E_2", "G_12", "nu_12")),
+        )  # fmt: skip
+    console.print(table)
+    fields = ", ".join(
+        f"{case}: strain {100 * m['strain_relative_l2']:.2f} %, "
+        f"energy {100 * m['energy_norm_error']:.2f} %"
+        for case, m in measures["cases"].items()
+    )
+    console.print(f"fields of k = 4 against k = 8 (§9 measures, mean over samples): {fields}")
+    return {"per_sample": {k: v.tolist() for k, v in per_sample.items()}, "measures": measures}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=20, help="solves per configuration")
     parser.add_argument("--ks", default="1,2,4,8", help="refinements to time (1 = pixel mode)")
     parser.add_argument("--compare", action="store_true", help="also time every linear solver")
     parser.add_argument("--mumps", action="store_true", help="also time MUMPS orderings/scaling")
+    parser.add_argument(
+        "--boundaries", default=",".join(BOUNDARIES), help="uniaxial and/or periodic rows"
+    )
+    parser.add_argument(
+        "--error-samples", type=int, default=0, help="periodic k = 4 vs k = 8 on N samples"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
+    boundaries = args.boundaries.split(",")
 
     images, _ = sample_microstructures(GeneratorConfig(), seed=123, indices=range(8))
     default_mumps = ", ".join(f"ICNTL({k})={v}" for k, v in MUMPS_ICNTL.items())
@@ -153,12 +223,14 @@ def main() -> None:
     # (config, linear solver, label, ICNTL overrides)
     cases: list[tuple[SolverConfig, str, str, dict[int, int]]] = []
     for k in ks:
-        config = SolverConfig(mode="pixel") if k == 1 else SolverConfig(mode="refined", k=k)
-        default = ORDERING_NAMES[mumps_ordering(config.elements_per_pixel)]
-        cases.append((config, DEFAULT_LINEAR_SOLVER, f"mumps-cholesky ({default}, default)", {}))
+        for boundary in boundaries:
+            config = config_for(k, boundary)
+            default = ORDERING_NAMES[mumps_ordering(config.elements_per_pixel)]
+            label = f"mumps-cholesky ({default}, default)"
+            cases.append((config, DEFAULT_LINEAR_SOLVER, label, {}))
     if args.mumps:
         for k in ks:
-            config = SolverConfig(mode="pixel") if k == 1 else SolverConfig(mode="refined", k=k)
+            config = config_for(k)
             cases += [
                 (config, DEFAULT_LINEAR_SOLVER, f"mumps-cholesky ({n})", v)
                 for n, v in MUMPS_VARIANTS.items()
@@ -168,39 +240,54 @@ def main() -> None:
             if name == DEFAULT_LINEAR_SOLVER:
                 continue
             cases += [
-                (SolverConfig(mode="pixel"), name, name, {}),
-                (SolverConfig(mode="refined", k=4), name, name, {}),
+                (config_for(1), name, name, {}),
+                (config_for(4), name, name, {}),
             ]
     table = Table(title=f"FE solver, ms per sample (median of {args.repeats}; 1 thread)")
-    for col in ("mode", "k", "linear solver", "unknowns", "setup s", "Mflop", "assembly",
-                "factor+solve", "extraction", "total wall", "total CPU", "max |Δε|"):  # fmt: skip
+    for col in ("mode", "k", "boundary", "linear solver", "unknowns", "setup s", "Mflop",
+                "assembly", "factor+solve", "extraction", "total wall", "total CPU",
+                "/ uniaxial CPU (wall)", "max |Δε|"):  # fmt: skip
         table.add_column(col, justify="right")
     results = []
-    console = Console(width=150)
+    uniaxial: dict[int, dict[str, float]] = {}  # default rows of this run, per k
+    console = Console(width=190)
     for config, linear_solver, label, icntl in cases:
         k = config.elements_per_pixel
         # k = 8 costs ~5x k = 4: fewer repetitions keep the run short
         repeats = max(3, args.repeats // 4) if k >= 8 else args.repeats
         with console.status(f"{config.mode} k={k} {label}"):
             r = measure(config, images, repeats, linear_solver, icntl)
+        default_row = linear_solver == DEFAULT_LINEAR_SOLVER and not icntl
+        if default_row and config.boundary == "uniaxial":
+            uniaxial[k] = r
+        ratio = "–"
+        if default_row and config.boundary != "uniaxial" and k in uniaxial:
+            r["cpu_ratio"] = r["cpu"] / uniaxial[k]["cpu"]
+            r["wall_ratio"] = r["total"] / uniaxial[k]["total"]
+            ratio = f"{r['cpu_ratio']:.2f} ({r['wall_ratio']:.2f})"
         results.append({**r, "label": label, "linear_solver": linear_solver, "icntl": icntl})
         table.add_row(
-            config.mode, str(k), label, str(r["unknowns"]), f"{r['setup']:.2f}",
+            config.mode, str(k), config.boundary, label, str(r["unknowns"]), f"{r['setup']:.2f}",
             f"{r['mflop']:.0f}",
             *(f"{1e3 * r[key]:.2f}" for key in
               ("assembly", "factor_solve", "extraction", "total", "cpu")),
+            ratio,
             "–" if np.isnan(r["max_strain_difference"]) else f"{r['max_strain_difference']:.0e}",
         )  # fmt: skip
     console.print(table)
     console.print(f"MUMPS defaults: {default_mumps} (no scaling), ordering: PORD k<=2, AMD k>=4")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     console.print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, "
         f"load average {load:.1f} (wall > CPU means the process waited for a core)"
     )
+    report: dict = {"load_average": load, "results": results}
+    if args.error_samples:
+        with console.status("periodic k = 4 and k = 8 solves"):
+            report["discretization_error"] = discretization_error(args.error_samples, 7, console)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"load_average": load, "results": results}, indent=2))
+        args.json.write_text(json.dumps(report, indent=2, default=float))
 
 
 if __name__ == "__main__":
