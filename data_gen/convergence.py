@@ -10,6 +10,12 @@ side, and each k is compared with the finest k (the reference) by:
   samples together, and per channel (:func:`microstrain.measures.pooled_relative_l2`), which
   this command reported before; it equals the §9 strain measure for one sample.
 
+With ``boundary="periodic"`` (SPEC §11) the samples are periodic microstructures solved for the
+three unit load cases, and the measures are the periodic ones of
+:func:`microstrain.measures.periodic_error_measures`: the field measures (mean over the cases),
+the C_eff error ‖Ĉ − C‖_F / ‖C‖_F and the errors of E_1, E_2, ν_12, G_12; the JSON also holds
+every sample's C_eff at every k.
+
 The result is a rich table, a log-log PNG of every measure against k, and a JSON file with every
 number.
 """
@@ -24,10 +30,16 @@ from typing import Any
 
 import numpy as np
 
-from microstrain.conventions import DEFAULT_APPLIED_STRAIN, DEFAULT_PLANE, STRAIN_CHANNELS
+from microstrain.conventions import (
+    BOUNDARIES,
+    DEFAULT_APPLIED_STRAIN,
+    DEFAULT_BOUNDARY,
+    DEFAULT_PLANE,
+    STRAIN_CHANNELS,
+)
 from microstrain.errors import InputError
 from microstrain.files import atomic_output
-from microstrain.measures import error_measures, pooled_relative_l2
+from microstrain.measures import error_measures, periodic_error_measures, pooled_relative_l2
 
 # SPEC §10 key -> short label of the table and the PNG, in report order (all are fractions)
 MEASURES = {
@@ -39,6 +51,19 @@ MEASURES = {
     "nu_xy_error_mean": "ν_xy error mean",
     "max_von_mises_error_mean": "peak von Mises error mean",
     "max_von_mises_error_max": "peak von Mises error max",
+}
+# the same for periodic files (SPEC §11): field measures are means over the three load cases
+PERIODIC_MEASURES = {
+    "strain_relative_l2": "strain rel L2",
+    "stress_relative_l2": "stress rel L2",
+    "energy_norm_error": "energy norm",
+    "C_eff_error_mean": "C_eff error mean",
+    "C_eff_error_max": "C_eff error max",
+    "E_1_error_mean": "E_1 error mean",
+    "E_2_error_mean": "E_2 error mean",
+    "nu_12_error_mean": "ν_12 error mean",
+    "G_12_error_mean": "G_12 error mean",
+    "G_12_error_max": "G_12 error max",
 }
 MEASURES_DEFINITION = (
     "SPEC §9 error measures against the finest k, each computed per sample and then averaged "
@@ -60,8 +85,18 @@ class ConvergenceConfig:
     ks: tuple[int, ...] = (1, 2, 4, 8)
     plane: str = DEFAULT_PLANE
     applied_strain: float = DEFAULT_APPLIED_STRAIN
+    boundary: str = DEFAULT_BOUNDARY
+
+    @property
+    def measures(self) -> dict[str, str]:
+        """Report key -> label of the measures of this boundary mode."""
+        return PERIODIC_MEASURES if self.boundary == "periodic" else MEASURES
 
     def __post_init__(self) -> None:
+        if self.boundary not in BOUNDARIES:
+            raise InputError(
+                f"--boundary must be one of {', '.join(BOUNDARIES)}; got '{self.boundary}'"
+            )
         if self.n_samples < 1:
             raise InputError(f"number of samples must be at least 1; got {self.n_samples}")
         if len(self.ks) < 2 or any(k < 1 or k > 16 for k in self.ks):
@@ -85,6 +120,8 @@ class ConvergenceResult:
     fiber_fractions: list[float] = field(default_factory=list)
     # k -> apparent modulus E_x (MPa) of each sample: falls as k grows (nested Q1 spaces)
     apparent_modulus: dict[int, list[float]] = field(default_factory=dict)
+    # periodic: k -> C_eff (MPa) of each sample, [n][3][3]
+    c_eff: dict[int, list[list[list[float]]]] = field(default_factory=dict)
     hardware: str = ""
 
     def to_json_dict(self) -> dict[str, object]:
@@ -100,6 +137,7 @@ class ConvergenceResult:
             "setup_seconds": {str(k): v for k, v in self.setup_seconds.items()},
             "fiber_fractions": self.fiber_fractions,
             "E_x": {str(k): v for k, v in self.apparent_modulus.items()},
+            "C_eff": {str(k): v for k, v in self.c_eff.items()},
             "hardware": self.hardware,
         }
 
@@ -112,9 +150,11 @@ def run_convergence(config: ConvergenceConfig, progress: bool = True) -> Converg
     from data_gen.solver import SolverConfig, StrainSolver
     from microstrain.fields import fiber_fraction
     from microstrain.hardware import cpu_description
-    from microstrain.quantities import apparent_modulus
+    from microstrain.quantities import apparent_modulus, effective_stiffness
 
-    E, _ = sample_microstructures(GeneratorConfig(), config.seed, range(config.n_samples))
+    periodic = config.boundary == "periodic"
+    generator = GeneratorConfig(periodic=periodic)
+    E, _ = sample_microstructures(generator, config.seed, range(config.n_samples))
     ks = sorted(config.ks)
     strains: dict[int, np.ndarray] = {}  # k -> float64 [n, 3, 32, 32]
     result = ConvergenceResult(config=config, reference_k=ks[-1], hardware=cpu_description())
@@ -125,7 +165,11 @@ def run_convergence(config: ConvergenceConfig, progress: bool = True) -> Converg
             bar.update(task, description=f"k = {k}")
             solver = StrainSolver(
                 SolverConfig(
-                    mode="refined", k=k, plane=config.plane, applied_strain=config.applied_strain
+                    mode="refined",
+                    k=k,
+                    plane=config.plane,
+                    applied_strain=config.applied_strain,
+                    boundary=config.boundary,
                 )
             )
             result.setup_seconds[k] = solver.setup_seconds
@@ -134,19 +178,28 @@ def run_convergence(config: ConvergenceConfig, progress: bool = True) -> Converg
                 out.append(solver.solve(e))
                 times.append(solver.last_solve_seconds)
                 bar.advance(task)
-            strains[k] = np.stack(out)  # [n, 3, 32, 32]
-            e_x = apparent_modulus(E, strains[k], config.plane, config.applied_strain)  # [n]
-            result.apparent_modulus[k] = [float(v) for v in e_x]
+            strains[k] = np.stack(out)  # [n, 3, 32, 32]; periodic [n, 3, 3, 32, 32]
+            if periodic:
+                c = effective_stiffness(E, strains[k], config.plane, config.applied_strain)
+                result.c_eff[k] = c.tolist()
+            else:
+                e_x = apparent_modulus(E, strains[k], config.plane, config.applied_strain)  # [n]
+                result.apparent_modulus[k] = [float(v) for v in e_x]
             result.solve_seconds[k] = float(np.median(times))
             del solver  # the k = 8 factorization is large; free it before the next k
     reference = strains[ks[-1]]
     for k in ks[:-1]:
-        result.measures[k] = error_measures(
-            E, strains[k], reference, config.plane, config.applied_strain
-        )
+        if periodic:
+            result.measures[k] = periodic_error_measures(
+                E, strains[k], reference, config.plane, config.applied_strain
+            )
+        else:
+            result.measures[k] = error_measures(
+                E, strains[k], reference, config.plane, config.applied_strain
+            )
         result.overall[k] = pooled_relative_l2(strains[k], reference)
         result.per_channel[k] = {
-            name: pooled_relative_l2(strains[k][:, c], reference[:, c])
+            name: pooled_relative_l2(strains[k][..., c, :, :], reference[..., c, :, :])
             for c, name in enumerate(STRAIN_CHANNELS)
         }
     return result
@@ -161,7 +214,7 @@ def print_table(result: ConvergenceResult) -> None:
     ks = sorted(result.solve_seconds)
     table = Table(
         title=f"discretization error against k = {result.reference_k}: {cfg.n_samples} "
-        f"samples, seed {cfg.seed}, plane {cfg.plane}",
+        f"{cfg.boundary} samples, seed {cfg.seed}, plane {cfg.plane}",
         caption="SPEC §9 measures: per sample, then mean over samples (max: largest sample); "
         f"pooled: all samples together, as reported before. {result.hardware}",
     )
@@ -173,7 +226,7 @@ def print_table(result: ConvergenceResult) -> None:
     rows = [("strain rel L2, pooled", [result.overall.get(k) for k in ks])]
     rows += [
         (label, [result.measures.get(k, {}).get(key) for k in ks])
-        for key, label in MEASURES.items()
+        for key, label in cfg.measures.items()
     ]
     for label, values in rows:
         table.add_row(label, *["" if v is None else f"{100 * v:.2f} %" for v in values])
@@ -195,7 +248,7 @@ def write_outputs(result: ConvergenceResult, directory: Path) -> tuple[Path, Pat
     ax = fig.subplots()
     ax.loglog(ks, [result.overall[k] for k in ks], "o-", color="black", label="strain (pooled)")
     colours: dict[str, Any] = {}  # a max is drawn dashed in the colour of its mean
-    for key, label in MEASURES.items():
+    for key, label in result.config.measures.items():
         values = [result.measures[k][key] for k in ks]
         if any(v is None for v in values):
             continue
@@ -208,7 +261,8 @@ def write_outputs(result: ConvergenceResult, directory: Path) -> tuple[Path, Pat
     ax.set_xlabel("elements per pixel side k")
     ax.set_ylabel(f"error against k = {result.reference_k}")
     ax.set_title(
-        f"discretization error, {result.config.n_samples} samples, plane {result.config.plane}\n"
+        f"discretization error, {result.config.n_samples} {result.config.boundary} samples, "
+        f"plane {result.config.plane}\n"
         "SPEC §9 measures (per sample, then mean; dashed: max over samples)",
         fontsize=9,
     )

@@ -250,13 +250,21 @@ def convergence(
         str, typer.Option(help="Comma-separated k values; the largest is the reference.")
     ] = "1,2,4,8",
     plane: Annotated[str, typer.Option(help=f"Plane {' | '.join(PLANES)}.")] = DEFAULT_PLANE,
+    boundary: Annotated[
+        str,
+        typer.Option(
+            help="uniaxial (SPEC §1) or periodic (SPEC §11: periodic microstructures, the three "
+            "load cases, and the C_eff and engineering-constant errors beside the fields')."
+        ),
+    ] = DEFAULT_BOUNDARY,
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Directory for convergence.json and .png.")
     ] = Path("results/convergence"),
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Discretization error of the strain and of every SPEC §9 measure vs k (elements per pixel
-    side), against the largest k: stress, energy norm, E_x, ν_xy, peak von Mises."""
+    side), against the largest k: stress, energy norm, E_x, ν_xy, peak von Mises; periodic: the
+    fields of the three load cases, C_eff and E_1, E_2, ν_12, G_12."""
     from data_gen.convergence import ConvergenceConfig, timed_convergence
     from data_gen.solver import SolverConfig
 
@@ -265,7 +273,9 @@ def convergence(
     except ValueError:
         raise InputError(f"--ks must be comma-separated integers; got '{ks}'") from None
     SolverConfig(plane=plane)  # validates the plane before any solve
-    config = ConvergenceConfig(n_samples=n, seed=seed, ks=k_values, plane=plane)
+    config = ConvergenceConfig(
+        n_samples=n, seed=seed, ks=k_values, plane=plane, boundary=check_boundary_option(boundary)
+    )
     if output.exists() and not output.is_dir():
         raise MicrostrainError(f"output {output} exists and is not a directory")
     try:

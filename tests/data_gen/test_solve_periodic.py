@@ -167,3 +167,24 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path, image, args, message)
     result = invoke("solve", tmp_path / "in.npy", "-o", tmp_path / "s.h5", *args)
     one_error_line(result, message)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npy"]
+
+
+def test_convergence_reports_c_eff_and_the_constants_against_k(tmp_path):
+    result = invoke("convergence", "--boundary", "periodic", "-n", "1", "--ks", "1,2", "-o",
+                    tmp_path)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    for text in ("periodic", "C_eff error mean", "G_12 error mean", "energy norm"):
+        assert text in result.output, text
+    report = json.loads((tmp_path / "convergence.json").read_text())
+    m1 = report["measures"]["1"]
+    assert report["config"]["boundary"] == "periodic" and m1["n"] == 1
+    for key in ("strain_relative_l2", "C_eff_error_mean", "E_1_error_mean", "nu_12_error_mean"):
+        assert m1[key] > 0, key
+    # Ē : C_eff : Ē is the least energy over the periodic fluctuations, and the k = 1 space of
+    # them lies inside the k = 2 one: the coarser C_eff is stiffer, C_1 − C_2 positive definite
+    c1, c2 = (np.array(report["C_eff"][k][0]) for k in ("1", "2"))
+    assert np.linalg.eigvalsh(c1 - c2).min() > 0
+    assert m1["C_eff_error_mean"] == pytest.approx(
+        np.linalg.norm(c1 - c2) / np.linalg.norm(c2), rel=1e-9
+    )
+    assert (tmp_path / "convergence.png").read_bytes()[:8] == PNG
