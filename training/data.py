@@ -40,6 +40,7 @@ from microstrain.errors import MicrostrainError
 from microstrain.fields import fiber_fraction, fiber_mask
 from training.batch import Split, StrainBatch, random_mirror
 from training.lazy_data import LazyStrainDataset, needs_lazy, scan_training_split
+from training.periodic_physics import random_symmetry
 from training.sampling import Batches, BatchPlan, EpochOrder
 
 STATISTICS_CHUNK = 4096  # training samples per piece of the normalizer's statistics
@@ -87,11 +88,14 @@ class InMemoryStrainDataset:
         strain: torch.Tensor,
         fiber: torch.Tensor,
         augment_mirror: bool = False,
+        periodic: bool = False,
     ) -> None:
         self.youngs_modulus = youngs_modulus
         self.strain = strain
         self.fiber = fiber
         self.augment_mirror = augment_mirror
+        # periodic samples (SPEC §11): the augmentation is the square's symmetries and shifts
+        self.periodic = periodic
         self.block_starts = np.arange(len(self) + 1, dtype=np.int64)
         self.buffer = 0
 
@@ -107,6 +111,8 @@ class InMemoryStrainDataset:
     def batch(self, indices: list[int] | np.ndarray) -> StrainBatch:
         idx = torch.as_tensor(indices, device=self.youngs_modulus.device)
         out = StrainBatch(self.youngs_modulus[idx], self.strain[idx], self.fiber[idx])
+        if self.augment_mirror and self.periodic:
+            return StrainBatch(*random_symmetry(*out))
         return random_mirror(out) if self.augment_mirror else out
 
     def batches(self, order: EpochOrder) -> Iterator[StrainBatch]:
@@ -124,7 +130,9 @@ class StrainDataModule(pl.LightningDataModule):
         path: a dataset file, a directory of them (shards) or a list of files.
         batch_size: training batch size per process (evaluation uses ``eval_batch_size``).
         val_fraction, test_fraction, split_seed: the recorded, reproducible split.
-        augment_mirror: x-mirror half of each training batch (exact symmetry, SPEC §1).
+        augment_mirror: x-mirror half of each training batch (exact symmetry, SPEC §1); periodic
+            data: each sample under one of the square's eight symmetries and a random periodic
+            shift (SPEC §11, :func:`training.periodic_physics.random_symmetry`).
         train_limit: keep only the first ``train_limit`` training samples of the split (learning
             curves, overfit-one); the val/test splits do not change.
         device_resident: move the tensors to the training device once (GPU) and index there.
@@ -133,6 +141,8 @@ class StrainDataModule(pl.LightningDataModule):
             by size against the available memory (``"auto"``).
         shuffle_buffer: samples per shuffle buffer of the streamed training data (whole HDF5
             chunks are shuffled, then the samples within each buffer).
+        boundary: ``"uniaxial"`` (SPEC §4 files) or ``"periodic"`` (SPEC §11: strain
+            ``[n, 3, 3, s, s]``, the three unit cases; held in memory).
 
     After ``setup``: :meth:`training_pieces` (what the normalizer is fitted on),
     :attr:`split` (indices into the union), :attr:`summary` (split sizes and the training
@@ -155,6 +165,7 @@ class StrainDataModule(pl.LightningDataModule):
         allow_incomplete: bool = False,
         lazy: bool | Literal["auto"] = "auto",
         shuffle_buffer: int = 4096,
+        boundary: Literal["uniaxial", "periodic"] = "uniaxial",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -179,7 +190,7 @@ class StrainDataModule(pl.LightningDataModule):
         if self.train_set is not None:
             return
         hp: Any = self.hparams
-        union = open_union(hp.path, allow_incomplete=hp.allow_incomplete)
+        union = open_union(hp.path, allow_incomplete=hp.allow_incomplete, boundary=hp.boundary)
         train, val, test = split_indices(union.n, hp.val_fraction, hp.test_fraction, hp.split_seed)
         if hp.train_limit is not None:
             if hp.train_limit < 1:
@@ -187,6 +198,10 @@ class StrainDataModule(pl.LightningDataModule):
             train = train[: hp.train_limit]
         self.union, self.split = union, Split(*(np.sort(i) for i in (train, val, test)))
         self.lazy_reading, self.shuffle_seed = self._agreed_choices(union)
+        if self.lazy_reading and hp.boundary == "periodic":
+            raise MicrostrainError(
+                "periodic datasets are held in memory (lazy false); this one does not fit"
+            )
         if self.lazy_reading:
             self._setup_lazy(union, self.split)
         else:
@@ -220,7 +235,7 @@ class StrainDataModule(pl.LightningDataModule):
             e, s = union.read(indices)  # [n, 1, 32, 32] MPa, [n, 3, 32, 32] for ū = 0.1
             fiber = fiber_mask(e)  # bool [n, 1, 32, 32]
             tensors = (torch.from_numpy(e), torch.from_numpy(s), torch.from_numpy(fiber))
-            sets.append(InMemoryStrainDataset(*tensors))
+            sets.append(InMemoryStrainDataset(*tensors, periodic=hp.boundary == "periodic"))
         sets[0].augment_mirror = hp.augment_mirror
         self.train_set, self.val_set, self.test_set = sets
         fraction = fiber_fraction(self.train_set.youngs_modulus.numpy())  # [n_train]

@@ -87,7 +87,9 @@ class StrainCLI(LightningCLI):
         cfg = self.config
         # the data are checked before Lightning starts the other processes and the logger makes
         # a run directory: a missing or odd file is one error line, printed once
-        open_union(cfg.data.path, allow_incomplete=cfg.data.allow_incomplete)
+        open_union(
+            cfg.data.path, allow_incomplete=cfg.data.allow_incomplete, boundary=cfg.data.boundary
+        )
         name = cfg.name or cfg.model.arch
         if cfg.trainer.default_root_dir is None:
             # where Lightning puts checkpoints when there is no logger (fast_dev_run): the run dir,

@@ -56,11 +56,12 @@ from microstrain.conventions import ONNX_ERROR_ESTIMATE, ONNX_OUTPUT
 from microstrain.errors import MicrostrainError
 from training.architectures import build
 from training.normalization import Normalizer, fit_normalizer
+from training.periodic_physics import PeriodicPhysics
 from training.physics import Physics
 from training.weights import SurrogateConfig, identity_batch_norm, onnx_weights, read_weights
 
 # kind -> constructor taking the options of ``physics.options()``
-PHYSICS: dict[str, Callable[..., nn.Module]] = {"uniaxial": Physics}
+PHYSICS: dict[str, Callable[..., nn.Module]] = {"uniaxial": Physics, "periodic": PeriodicPhysics}
 
 
 def build_physics(kind: str, options: dict[str, Any]) -> Any:

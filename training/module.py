@@ -138,8 +138,7 @@ class StrainRegressor(pl.LightningModule):
         if output_space not in OUTPUT_SPACES:
             raise MicrostrainError(f"output_space must be strain or stress; got {output_space!r}")
         if physics == "periodic":  # SPEC §11: the periodic physics' own options
-            plane = plane or PERIODIC_PLANE
-            options = {"plane": plane, **(physics_options or {})}
+            options = {"plane": plane or PERIODIC_PLANE, **(physics_options or {})}
         elif physics == "uniaxial":
             options = {k: v for k, v in self.hparams.items() if k in UNIAXIAL_OPTIONS}
             options["plane"] = plane or DEFAULT_PLANE
@@ -154,8 +153,8 @@ class StrainRegressor(pl.LightningModule):
         self.val_metrics = RelativeL2()
         self.test_metrics = RelativeL2()
         self.train_metrics = RelativeL2()
-        self.val_measures = ErrorMeasures(plane or DEFAULT_PLANE)
-        self.test_measures = ErrorMeasures(plane or DEFAULT_PLANE)
+        self.val_measures = ErrorMeasures(options["plane"])
+        self.test_measures = ErrorMeasures(options["plane"])
         # epoch means of the loss, weighted by batch size; reduced over DDP ranks by
         # torchmetrics in the epoch-end hooks (see _log_reduced)
         self.train_loss = MeanMetric()
@@ -311,7 +310,8 @@ class StrainRegressor(pl.LightningModule):
     def training_step(self, batch: StrainBatch, batch_idx: int) -> Any:
         loss, pred = self._step(batch)
         self.train_loss.update(loss.detach(), weight=batch.strain.shape[0])
-        self.train_metrics.update(pred.detach(), batch.strain, batch.fiber)
+        target = self.per_case(batch)
+        self.train_metrics.update(pred.detach(), target.strain, target.fiber)
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -337,8 +337,11 @@ class StrainRegressor(pl.LightningModule):
     def validation_step(self, batch: StrainBatch, batch_idx: int) -> None:
         loss, pred = self._step(batch)
         self.val_loss.update(loss, weight=batch.strain.shape[0])
-        self.val_metrics.update(pred, batch.strain, batch.fiber)
-        self.val_measures.update(pred, batch.strain, batch.fiber)
+        target = self.per_case(batch)
+        self.val_metrics.update(pred, target.strain, target.fiber)
+        self.val_measures.update(pred, target.strain, target.fiber)
+        if self.is_periodic:
+            self.val_c_eff.update(self._c_eff_errors)
 
     def on_validation_epoch_end(self) -> None:
         # the same collectives in the same order on every rank (_log_reduced)
@@ -346,6 +349,9 @@ class StrainRegressor(pl.LightningModule):
         values.update({f"val/{k}": v for k, v in self.val_metrics.compute().items()})
         measures = self.val_measures.compute()
         values.update({f"val/{k}": measures[k] for k in LOGGED_MEASURES})
+        if self.is_periodic:  # the same on every rank: its collective is in the same order
+            values["val/C_eff_error_mean"] = self.val_c_eff.compute()
+            self.val_c_eff.reset()
         self.val_loss.reset()
         self.val_metrics.reset()
         self.val_measures.reset()
@@ -364,13 +370,19 @@ class StrainRegressor(pl.LightningModule):
 
     def test_step(self, batch: StrainBatch, batch_idx: int) -> None:
         _, pred = self._step(batch)
-        self.test_metrics.update(pred, batch.strain, batch.fiber)
-        self.test_measures.update(pred, batch.strain, batch.fiber)
+        target = self.per_case(batch)
+        self.test_metrics.update(pred, target.strain, target.fiber)
+        self.test_measures.update(pred, target.strain, target.fiber)
+        if self.is_periodic:
+            self.test_c_eff.update(self._c_eff_errors)
 
     def on_test_epoch_end(self) -> None:
         values = self.test_metrics.compute()
         measures = self.test_measures.compute()
         values.update({k: measures[k] for k in LOGGED_MEASURES})
+        if self.is_periodic:
+            values["C_eff_error_mean"] = self.test_c_eff.compute()
+            self.test_c_eff.reset()
         self.test_metrics.reset()
         self.test_measures.reset()
         self._log_reduced({f"test/{k}": v for k, v in values.items()})

@@ -299,3 +299,58 @@ class PeriodicPhysics(nn.Module):
             reference = self.energy(youngs_modulus, average).clamp_min(tiny)
             outputs[ONNX_ERROR_ESTIMATE] = 2.0 * torch.sqrt(spread / reference)
         return outputs
+
+
+# --- training on periodic samples ------------------------------------------------------------
+def per_case(unit_cases: Tensor, fiber: Tensor) -> tuple[Tensor, Tensor]:
+    """Unit cases ``[B, 3, 3, n, n]`` and fiber mask ``[B, 1, n, n]`` as ``3 B`` single-case
+    samples (``[3 B, 3, n, n]``, ``[3 B, 1, n, n]``, sample-major): every SPEC §9 field measure
+    and loss of the uniaxial model then applies to each load case (SPEC §11: per case, then
+    mean)."""
+    b = unit_cases.shape[0]
+    fields = unit_cases.reshape(b * N_CASES, N_STRAIN, *unit_cases.shape[-2:])
+    return fields, fiber.repeat_interleave(N_CASES, dim=0)
+
+
+def c_eff_relative_error(predicted: Tensor, reference: Tensor) -> Tensor:
+    """‖Ĉ − C‖_F / ‖C‖_F per sample, ``[B]``, of ``[B, 3, 3]`` stiffnesses (SPEC §11)."""
+    difference = torch.linalg.matrix_norm(predicted - reference)
+    return difference / torch.linalg.matrix_norm(reference)
+
+
+# the eight symmetries of the square as products of the reflections above (the rotations by a
+# quarter turn are a swap followed by a mirror)
+SQUARE_GROUP: tuple[tuple[str, ...], ...] = (
+    ("identity",),
+    ("mirror_x",),
+    ("mirror_y",),
+    ("rotate_180",),
+    ("swap",),
+    ("antiswap",),
+    ("swap", "mirror_x"),
+    ("swap", "mirror_y"),
+)
+
+
+def random_symmetry(
+    youngs_modulus: Tensor, unit_cases: Tensor, fiber: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Training augmentation: each sample (E ``[B, 1, n, n]``, unit cases
+    ``[B, 3, 3, n, n]``, fiber mask ``[B, 1, n, n]``) under one of the eight symmetries of the
+    square and a periodic shift by whole pixels, drawn uniformly from torch's global generator:
+    every result is an exact FE sample (tested against the solver)."""
+    b, n = youngs_modulus.shape[0], youngs_modulus.shape[-1]
+    device = youngs_modulus.device
+    choice = torch.randint(len(SQUARE_GROUP), (b,), device=device).tolist()
+    shifts = torch.randint(n, (b, 2), device=device).tolist()
+    es, cases, fibers = [], [], []
+    for i in range(b):
+        e, u, f = youngs_modulus[i], unit_cases[i], fiber[i]
+        for element in SQUARE_GROUP[choice[i]]:
+            e, u = transform_sample(e, u, element)
+            f = transform_image(f, element)
+        shift = (shifts[i][0], shifts[i][1])
+        es.append(torch.roll(e, shift, dims=(-2, -1)))
+        cases.append(torch.roll(u, shift, dims=(-2, -1)))
+        fibers.append(torch.roll(f, shift, dims=(-2, -1)))
+    return torch.stack(es), torch.stack(cases), torch.stack(fibers)

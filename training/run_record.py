@@ -61,7 +61,7 @@ def plain_json(value: Any) -> Any:
 def _metrics(values: dict[str, Any], n_samples: int) -> dict[str, Any]:
     """The relative-L2 entries and the SPEC §9 measures of a module's metric dict, plus the
     number of samples."""
-    names = (*METRIC_NAMES, *LOGGED_MEASURES)
+    names = (*METRIC_NAMES, *LOGGED_MEASURES, "C_eff_error_mean")  # the last: periodic models
     out: dict[str, Any] = {k: float(values[k]) for k in names if k in values}
     out["n_samples"] = n_samples
     return out
