@@ -249,8 +249,9 @@ def condense(K: np.ndarray, W: np.ndarray, boundary: np.ndarray, interior: np.nd
 def _unknowns(V, k: int, grid: int, boundary: str, applied_strain: float, boundary_dofs):
     """How skeleton dofs become unknowns (module docstring).
 
-    Returns free_dofs [n_free], unknown_of_dof [n_dofs] (−1: none), offsets [C, n_dofs] and
-    loads [n_dofs] bool: the dofs whose offset enters the right-hand side and the strain offset.
+    Returns free_dofs [n_free], unknown_of_dof [n_dofs] (−1: none), offsets [C, n_dofs] and,
+    uniaxial only, the Dirichlet dofs as a mask [n_dofs] (their values lift the right-hand side
+    and the strain); a periodic load comes from Ē per pixel instead (:func:`_affine_load_map`).
     """
     n_dofs = V.dofmap.index_map.size_local * V.dofmap.index_map_bs
     skeleton = np.zeros(n_dofs, dtype=bool)
@@ -278,7 +279,36 @@ def _unknowns(V, k: int, grid: int, boundary: str, applied_strain: float, bounda
     unknown_of_master[free_dofs] = np.arange(free_dofs.size)
     unknown_of_dof = np.where(skeleton, unknown_of_master[master], -1)
     offsets = np.stack([affine_dof_values(V, e) for e in unit_macro_strains(applied_strain)])
-    return free_dofs, unknown_of_dof, offsets, np.ones(n_dofs, dtype=bool)
+    return free_dofs, unknown_of_dof, offsets, None
+
+
+def _affine_load_map(phases, offsets, boundary_dofs, unknown_of_dof, n_free: int) -> Any:
+    """Periodic load map [C·n_free, 2P]: θ -> b = −P^T K u_Ē of every case, case after case.
+
+    A pixel's super-element turns Ē·x into the same nodal forces wherever the pixel lies (a
+    translation costs no energy), so each pixel adds E times its phase's forces: n_b entries per
+    pixel, phase and case instead of the n_b² of K u_Ē.
+    """
+    n_pixels = boundary_dofs.shape[0]
+    ref = boundary_dofs[0]  # [n_b] dofs of one pixel; its first two are one node's u_x, u_y
+    local = offsets[:, ref] - offsets[:, ref[:2]][:, ref % 2]  # [C, n_b] Ē·(x − x_0)
+    forces = np.einsum("mab,cb->mca", np.stack([ph.stiffness for ph in phases]), local)
+    rows = unknown_of_dof[boundary_dofs]  # [P, n_b]
+    keep = rows >= 0
+    pixel = np.broadcast_to(np.arange(n_pixels)[:, None], rows.shape)[keep]
+    n_cases = offsets.shape[0]
+    row, col, val = [], [], []
+    for case in range(n_cases):
+        for m in range(N_PHASES):
+            row.append(case * n_free + rows[keep])
+            col.append(m * n_pixels + pixel)
+            val.append(-np.broadcast_to(forces[m, case], rows.shape)[keep])
+    return coo_matrix(
+        (n_cases * n_free, N_PHASES * n_pixels),
+        np.concatenate(row),
+        np.concatenate(col),
+        np.concatenate(val),
+    )
 
 
 def build_condensed_operators(
@@ -331,14 +361,17 @@ def build_condensed_operators(
         np.concatenate([v[ff] for v in vals]),
     )
 
-    fd = (fr >= 0) & loads[s]  # lifting b_f = −P^T K u_0, linear in θ too
     n_cases = offsets.shape[0]
-    load_map = coo_matrix(
-        (n_cases * n_free, N_PHASES * n_pixels),
-        np.concatenate([case * n_free + fr[fd] for case in range(n_cases) for _ in vals]),
-        np.concatenate([c[fd] for _ in range(n_cases) for c in theta_col]),
-        np.concatenate([v[fd] * -offset[s[fd]] for offset in offsets for v in vals]),
-    )
+    if loads is not None:  # uniaxial
+        fd = (fr >= 0) & loads[s]  # lifting b_f = −K_fD u_D, linear in θ too
+        load_map = coo_matrix(
+            (n_cases * n_free, N_PHASES * n_pixels),
+            np.concatenate([case * n_free + fr[fd] for case in range(n_cases) for _ in vals]),
+            np.concatenate([c[fd] for _ in range(n_cases) for c in theta_col]),
+            np.concatenate([v[fd] * -offset[s[fd]] for offset in offsets for v in vals]),
+        )
+    else:
+        load_map = _affine_load_map(phases, offsets, boundary_dofs, unknown_of_dof, n_free)
 
     # Strain rows (phase, channel, pixel) acting on the pixel's boundary dofs.
     row = (
@@ -357,17 +390,21 @@ def build_condensed_operators(
         free_col[free_col >= 0],
         w[free_col >= 0],
     )
-    fixed = loads[col]
-    strain_offsets = np.stack(
-        [
-            np.bincount(
-                row[fixed],
-                weights=w[fixed] * offset[col[fixed]],
-                minlength=N_PHASES * N_STRAIN * n_pixels,
-            )
-            for offset in offsets
-        ]
-    )
+    if loads is not None:
+        fixed = loads[col]
+        strain_offsets = np.stack(
+            [
+                np.bincount(
+                    row[fixed],
+                    weights=w[fixed] * offset[col[fixed]],
+                    minlength=N_PHASES * N_STRAIN * n_pixels,
+                )
+                for offset in offsets
+            ]
+        )
+    else:  # the strain of Ē·x in either phase's pixel is Ē (patch test), exactly
+        macro = unit_macro_strains(applied_strain)  # [C, 3]
+        strain_offsets = np.tile(np.repeat(macro, n_pixels, axis=1), (1, N_PHASES))
     return CondensedOperators(
         boundary=boundary,
         grid=grid,
