@@ -167,6 +167,33 @@ def config_for(k: int, boundary: str = "uniaxial") -> SolverConfig:
     )
 
 
+def paired_ratio(k: int, images: np.ndarray, repeats: int) -> dict[str, float]:
+    """Periodic / uniaxial cost at one k from interleaved solves of the same images.
+
+    The two solvers alternate sample by sample, so both see the same load on a shared machine;
+    returns the medians of the per-pair CPU and wall ratios and of each one's CPU ms.
+    """
+    solvers = [StrainSolver(config_for(k, b)) for b in ("uniaxial", "periodic")]
+    for solver in solvers:
+        solver.solve(images[0, 0])  # symbolic factorization
+    cpu: list[list[float]] = [[], []]
+    wall: list[list[float]] = [[], []]
+    for i in range(repeats):
+        for j, solver in enumerate(solvers):
+            c0 = time.process_time()
+            solver.solve(images[(i + 1) % len(images), 0])
+            cpu[j].append(time.process_time() - c0)
+            wall[j].append(solver.last_solve_seconds)
+    c, w = np.array(cpu), np.array(wall)  # [2, repeats]
+    return {
+        "k": k,
+        "uniaxial_cpu_ms": 1e3 * float(np.median(c[0])),
+        "periodic_cpu_ms": 1e3 * float(np.median(c[1])),
+        "cpu_ratio": float(np.median(c[1] / c[0])),
+        "wall_ratio": float(np.median(w[1] / w[0])),
+    }
+
+
 def discretization_error(n_samples: int, seed: int, console: Console) -> dict:
     """SPEC §11 measures of periodic k = 4 against k = 8 on ``n_samples`` periodic images."""
     images, _ = sample_microstructures(GeneratorConfig(periodic=True), seed, range(n_samples))
@@ -282,6 +309,20 @@ def main() -> None:
         f"load average {load:.1f} (wall > CPU means the process waited for a core)"
     )
     report: dict = {"load_average": load, "results": results}
+    if set(BOUNDARIES) <= set(boundaries):
+        pairs = Table(title=f"periodic (3 cases) / uniaxial, interleaved, median of {args.repeats}")
+        for col in ("k", "uniaxial CPU ms", "periodic CPU ms", "CPU ratio", "wall ratio"):
+            pairs.add_column(col, justify="right")
+        report["paired"] = []
+        for k in ks:
+            with console.status(f"interleaved k={k}"):
+                pr = paired_ratio(k, images, args.repeats)
+            report["paired"].append(pr)
+            pairs.add_row(
+                str(k), f"{pr['uniaxial_cpu_ms']:.2f}", f"{pr['periodic_cpu_ms']:.2f}",
+                f"{pr['cpu_ratio']:.2f}", f"{pr['wall_ratio']:.2f}",
+            )  # fmt: skip
+        console.print(pairs)
     if args.error_samples:
         with console.status("periodic k = 4 and k = 8 solves"):
             report["discretization_error"] = discretization_error(args.error_samples, 7, console)
