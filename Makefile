@@ -51,7 +51,9 @@ bench: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_generate.py
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_surrogate.py --arch res-unet
-	$(BIN)/python benchmarks/bench_serving.py --model models/default --requests 300 --batching
+	$(BIN)/python benchmarks/bench_serving.py --model models/default --requests 300
+	$(BIN)/python benchmarks/bench_serving_models.py
+	$(BIN)/python benchmarks/bench_serving_profile.py --profile --batching
 
 clean:
 	rm -rf runs results .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Probe service for benchmarks/bench_serving.py: BentoML adaptive batching vs a plain endpoint.
+"""Probe service for benchmarks/bench_serving_profile.py: BentoML adaptive batching vs plain.
 
 Both endpoints run the same onnxruntime session on ``E`` ``[N, 1, 32, 32]`` without the product's
 validation, so the difference is only BentoML's dispatcher. Not part of the product.

@@ -75,11 +75,13 @@ def running_server(
     log_path: Path | None = None,
     extra_args: Sequence[str] = (),
     start_timeout_s: float = START_TIMEOUT_S,
+    cwd: Path | None = None,
 ) -> Iterator[LocalServer]:
     """``microstrain serve --model M ...`` (each of ``models``; none: the command's default,
     every model under ``models/``) on a free loopback port until the block ends; yields the
     :class:`LocalServer`. ``env`` is added to this process's environment; the model variables
-    are dropped so that only ``models`` select. :class:`ServerFailed` if it exits or is not
+    are dropped so that only ``models`` select; ``cwd`` is the command's working directory (a
+    benchmark serves another checkout from there). :class:`ServerFailed` if it exits or is not
     ready in time."""
     port = free_port()
     full_env = {**os.environ, **(env or {})}
@@ -97,6 +99,7 @@ def running_server(
             env=full_env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            cwd=cwd,
             start_new_session=True,  # its BentoML workers share the group: stopped together
         )
     url = f"http://127.0.0.1:{port}"
