@@ -47,7 +47,11 @@ def mask_from_png(data: bytes) -> np.ndarray:
             if img.size != (GRID, GRID):
                 raise RequestError(f"image is {img.size[0]}x{img.size[1]}; expected {GRID}x{GRID}")
             gray = np.asarray(img.convert("L"), dtype=np.uint8)  # [32, 32], row 0 = top
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError:  # its message names a Python object, not the problem
+        raise RequestError(
+            f"image is not a readable PNG: {len(data)} bytes in no image format Pillow knows"
+        ) from None
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise RequestError(f"image is not a readable PNG ({exc})") from None
     return mask_to_youngs_modulus(gray >= FIBER_THRESHOLD)[None, None]
 

@@ -1,4 +1,6 @@
-"""ASGI middleware refusing request bodies above a byte limit with 413 (BentoML 1.4 has none).
+"""ASGI middleware refusing request bodies above a byte limit with 413 (BentoML 1.4 has none),
+bodies that stop arriving with 408, and saying what is wrong where BentoML's validation answers
+with pydantic's words.
 
 A declared ``Content-Length`` over the limit is refused before anything is read; a body sent
 without one (chunked) is counted while it streams and refused as soon as it passes the limit, so
@@ -7,6 +9,7 @@ a client cannot make a worker buffer an unbounded body.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from typing import Any
@@ -16,6 +19,9 @@ from microstrain.errors import MicrostrainError
 # E maps of MAX_BATCH = 512 samples as JSON ("85000.0, " per pixel) are about 5 MB.
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_BODY_ENV_VAR = "MICROSTRAIN_MAX_BODY_BYTES"
+# a body that sends nothing for this long is answered 408: a Content-Length larger than what the
+# client sends would otherwise hold the request until BentoML's traffic timeout
+BODY_IDLE_S = 5.0
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -51,14 +57,32 @@ class BodySizeLimitMiddleware:
             await self._refuse(send, declared)
             return
         received = 0
-        refused = False  # our 413 went out: the app's own answer is dropped
+        refused = False  # our 413 or 408 went out: the app's own answer is dropped
+        body_done = False  # after the body, receive() waits for a disconnect: no time limit
 
         async def counting_receive() -> Message:
-            nonlocal received, refused
+            nonlocal received, refused, body_done
             if refused:
                 return {"type": "http.disconnect"}
-            message: Message = await receive()
+            if body_done:
+                return await receive()  # type: ignore[no-any-return]
+            try:
+                message: Message = await asyncio.wait_for(receive(), BODY_IDLE_S)
+            except TimeoutError:
+                refused = True
+                expected = (
+                    "" if declared is None else f" of the {declared} its Content-Length announced"
+                )
+                await send_json_error(
+                    send,
+                    408,
+                    f"the request body stopped after {received} bytes{expected}: nothing more "
+                    f"arrived for {BODY_IDLE_S:g} s",
+                    [(b"connection", b"close")],
+                )
+                return {"type": "http.disconnect"}
             if message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     # answer now and tell the app the client left: BentoML turns exceptions
@@ -208,3 +232,96 @@ async def send_json_error(
     headers += extra_headers or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class ReadableValidationMiddleware:
+    """Say what is wrong where BentoML answers a body its pydantic model refuses.
+
+    BentoML validates a JSON or form body against the API's pydantic model and answers 400 with
+    ``{"error": "1 validation error for PredictInputIODescriptor", "detail": [...]}``: the name
+    of an internal class instead of the problem. This rewrites ``error`` from the ``detail``
+    (field, what it must be) and leaves every other answer as it is.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def rewriting_send(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                start = message  # held until the body says whether it is pydantic's
+                return
+            if start is None:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = readable_validation_body(b"".join(chunks))
+            headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
+            headers.append((b"content-length", b"%d" % len(body)))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, rewriting_send)
+
+
+def readable_validation_body(body: bytes) -> bytes:
+    """A 400 body of BentoML's validation with a readable ``error``; any other body unchanged."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(answer, dict) or "validation error" not in str(answer.get("error", "")):
+        return body
+    detail = answer.get("detail")
+    problems = (
+        [_problem(d) for d in detail if isinstance(d, dict)] if isinstance(detail, list) else []
+    )
+    answer["error"] = "; ".join(problems) or "the request body does not fit this API (see /docs)"
+    if isinstance(detail, list):
+        answer["detail"] = [
+            {k: v for k, v in d.items() if k != "url"} if isinstance(d, dict) else d for d in detail
+        ]
+    return json.dumps(answer).encode()
+
+
+_MUST_BE = {
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "string_type": "a string",
+    "list_type": "an array (nested lists of numbers)",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "finite_number": "a finite number",
+}
+
+
+def _problem(detail: dict[str, Any]) -> str:
+    """One validation problem of pydantic's ``errors()`` in words."""
+    kind = str(detail.get("type", ""))
+    loc = [str(part) for part in detail.get("loc", []) if part not in ("body",)]
+    field = ".".join(loc)
+    message = str(detail.get("msg", "is not valid"))
+    if kind == "json_invalid":
+        return "the body is not valid JSON: " + message.removeprefix("Invalid JSON: ")
+    if kind == "extra_forbidden":
+        return f"unknown field {field!r} (the fields are listed at /docs)"
+    if kind == "missing":
+        return f"{field!r} is required" if field else "the body is empty"
+    if kind in _MUST_BE:
+        return (
+            f"{field!r} must be {_MUST_BE[kind]}" if field else f"the body must be {_MUST_BE[kind]}"
+        )
+    return f"{field!r}: {message}" if field else message

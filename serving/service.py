@@ -55,7 +55,11 @@ from serving import images, periodic, routes, validation, verify
 from serving.answers import JSON_MEDIA_TYPE, json_bytes, quantity_fields
 from serving.auth import TokenMiddleware
 from serving.fe_slots import Busy, SolveSlots
-from serving.middleware import BodySizeLimitMiddleware, MediaTypeMiddleware
+from serving.middleware import (
+    BodySizeLimitMiddleware,
+    MediaTypeMiddleware,
+    ReadableValidationMiddleware,
+)
 from serving.registry import SMALL_BATCH, ServedModel, load_models, model_directories
 from serving.settings import (
     configured_workers,
@@ -476,3 +480,5 @@ MicrostrainService.add_asgi_middleware(  # type: ignore[attr-defined]
         "/predict_image": "multipart/form-data",
     },
 )
+# innermost: BentoML's own 400 for a body its pydantic model refuses, in words
+MicrostrainService.add_asgi_middleware(ReadableValidationMiddleware)  # type: ignore[attr-defined]
