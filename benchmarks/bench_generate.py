@@ -10,12 +10,17 @@ which removes the fixed set-up cost. Speed-up at P ranks is the ratio of margina
 is speed-up / P. The sampler alone is timed in-process, and the median `solve_seconds` of the file
 gives the FE share, so the table also shows what writing and bookkeeping cost.
 
+``--boundaries uniaxial periodic`` (the default) measures every mode for both load cases in one
+run: a periodic sample (SPEC §11) is three load cases sharing one factorization, drawn on the
+torus, with C_eff; the last column gives its marginal cost over the uniaxial one of the same mode
+and P, measured in the same run.
+
 ``--launch shards`` runs the P ranks as P independent processes instead, `generate --shard i/P`
 (what a SLURM array or several machines do; they need no MPI), started together; T is the largest
 `wall_seconds` of the P files. ``--launch both`` measures both ways.
 
 Usage:  .venv/bin/python benchmarks/bench_generate.py [--quick] [--ranks 1 2 4] [--modes pixel k4]
-        [--launch mpi|shards|both]
+        [--launch mpi|shards|both] [--boundaries uniaxial periodic]
 Timings on a shared machine are noisy; the table says so only by its spread between repeats.
 With more ranks than cores (P = 4 on 2 cores) the ranks share the cores: no speed-up is possible,
 the row shows what oversubscription costs.
@@ -32,11 +37,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from data_gen.families import PRESETS
 from data_gen.microstructure import GeneratorConfig, microstructure, sample_seed
-from microstrain.conventions import DS_SOLVE_SECONDS
+from microstrain.conventions import BOUNDARIES, DS_SOLVE_SECONDS
 from microstrain.dataset import read_info, read_samples
 from microstrain.hardware import cpu_description
 
@@ -113,7 +119,10 @@ def sampler_ms(config: GeneratorConfig, n: int = 200) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modes", nargs="+", default=["pixel", "k4"], choices=sorted(CASES))
+    parser.add_argument("--modes", nargs="+", default=["pixel", "k2", "k4"], choices=sorted(CASES))
+    parser.add_argument(
+        "--boundaries", nargs="+", default=["uniaxial", "periodic"], choices=BOUNDARIES
+    )
     parser.add_argument("--ranks", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--repeats", type=int, default=2, help="best of this many runs")
     parser.add_argument("--quick", action="store_true", help="small N (smoke test, noisier)")
@@ -131,13 +140,20 @@ def main(argv: list[str] | None = None) -> None:
     table = Table(title="microstrain generate: marginal cost per sample (HDF5 writing included)")
     columns = ["mode", "launch", "P", "N", "T(N_small) s", "T(N_large) s", "marginal ms/sample"]
     columns += ["marginal CPU ms/sample", "FE solve ms (median)", "speed-up", "efficiency"]
+    columns += ["periodic / uniaxial"]
     for col in columns:
         table.add_column(col, justify="right")
     sampler = {name: sampler_ms(config) for name, config in PRESETS.items()}
+    sampler |= {
+        f"{name}, periodic geometry": sampler_ms(replace(config, periodic=True))
+        for name, config in PRESETS.items()
+    }
+    uniaxial: dict[tuple[str, str, int], float] = {}  # (mode, launch, P) -> marginal ms
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.h5"
-        for mode in args.modes:
+        for mode, boundary in [(m, b) for m in args.modes for b in args.boundaries]:
             options, n_small, n_large = CASES[mode]
+            options = [*options, "--boundary", boundary]
             if args.quick:
                 n_small, n_large = QUICK[mode]
             base: float | None = None
@@ -151,12 +167,17 @@ def main(argv: list[str] | None = None) -> None:
                     marginal_cpu = 1e3 * (cpu_large - cpu_small) / (n_large - n_small)
                     base = marginal if p == 1 else base
                     speedup = base / marginal if base else float("nan")
+                    if boundary == "uniaxial":
+                        uniaxial[mode, launch, p] = marginal
+                    ratio = marginal / uniaxial.get((mode, launch, p), float("nan"))
                     table.add_row(
-                        mode, launch, str(p), f"{n_small}/{n_large}", f"{t_small:.2f}",
-                        f"{t_large:.2f}", f"{marginal:.2f}", f"{marginal_cpu:.2f}",
-                        f"{1e3 * solve:.2f}", f"{speedup:.2f}", f"{100 * speedup / p:.0f}%",
+                        f"{mode} {boundary}", launch, str(p), f"{n_small}/{n_large}",
+                        f"{t_small:.2f}", f"{t_large:.2f}", f"{marginal:.2f}",
+                        f"{marginal_cpu:.2f}", f"{1e3 * solve:.2f}", f"{speedup:.2f}",
+                        f"{100 * speedup / p:.0f}%",
+                        f"{ratio:.2f}" if boundary == "periodic" else "",
                     )  # fmt: skip
-                    print(f"done: {mode} {launch} P={p}", file=sys.stderr, flush=True)
+                    print(f"done: {mode} {boundary} {launch} P={p}", file=sys.stderr, flush=True)
     console = Console(width=160)
     console.print(cpu_description() + ", load average " + ", ".join(
         f"{x:.1f}" for x in os.getloadavg()

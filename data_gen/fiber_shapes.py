@@ -22,7 +22,7 @@ Rasterization follows SPEC §2: a pixel is fiber when its centre lies inside the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -159,11 +159,22 @@ def covering_discs(
 
 
 def discs_clear(
-    c1: np.ndarray, r1: np.ndarray, c2: np.ndarray, r2: np.ndarray, gap: float
+    c1: np.ndarray,
+    r1: np.ndarray,
+    c2: np.ndarray,
+    r2: np.ndarray,
+    gap: float,
+    periodic: bool = False,
 ) -> np.ndarray:
-    """bool [n1, n2]: disc pairs at least ``gap`` apart (centres [n, 2], radii [n])."""
+    """bool [n1, n2]: disc pairs at least ``gap`` apart (centres [n, 2], radii [n]).
+
+    ``periodic``: on the torus of period 1, i.e. every periodic image of the second disc too
+    (the nearest image per coordinate is the nearest image).
+    """
     dx = c1[:, None, 0] - c2[None, :, 0]  # [n1, n2]
     dy = c1[:, None, 1] - c2[None, :, 1]
+    if periodic:
+        dx, dy = dx - np.round(dx), dy - np.round(dy)
     reach = r1[:, None] + r2[None, :] + gap
     return dx * dx + dy * dy >= reach * reach
 
@@ -240,7 +251,7 @@ class FiberSet:
 
 
 def _groups_clear(
-    a: FiberSet, ia: np.ndarray, b: FiberSet, ib: np.ndarray, gap: float
+    a: FiberSet, ia: np.ndarray, b: FiberSet, ib: np.ndarray, gap: float, periodic: bool = False
 ) -> np.ndarray:
     """bool [P]: fiber ia[p] of ``a`` and fiber ib[p] of ``b`` are ``gap`` apart, disc by disc."""
     na, nb = a.disc_count[ia], b.disc_count[ib]  # [P]
@@ -250,6 +261,8 @@ def _groups_clear(
     i = a.disc_start[ia][pair] + local // nb[pair]  # [Q] disc of a
     j = b.disc_start[ib][pair] + local % nb[pair]  # [Q] disc of b
     d = a.disc_c[i] - b.disc_c[j]  # [Q, 2]
+    if periodic:
+        d = d - np.round(d)
     reach = a.disc_r[i] + b.disc_r[j] + gap
     ok = d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1] >= reach * reach
     return np.bincount(pair, weights=~ok, minlength=len(ia)) == 0
@@ -272,40 +285,19 @@ def clearance(cand: FiberSet, placed: FiberSet, gap: float) -> tuple[np.ndarray,
 
 
 # --- periodic geometry (SPEC §11): the unit square is one period of the torus ----------------
-# offsets of a fiber's periodic images that can reach into the square or near a fiber in it
+# offsets of a fiber's periodic images that can reach into the square
 IMAGE_SHIFTS = tuple((dx, dy) for dx in (-1.0, 0.0, 1.0) for dy in (-1.0, 0.0, 1.0))
 
 
-def shifted(fibers: FiberSet, dx: float, dy: float) -> FiberSet:
-    """The periodic image of ``fibers`` moved by (dx, dy) (whole periods)."""
-    move = np.array([dx, dy])
-    return replace(fibers, c=fibers.c + move, disc_c=fibers.disc_c + move)
-
-
-def clear_pairs(a: FiberSet, b: FiberSet, gap: float) -> np.ndarray:
-    """bool [A, B]: fiber i of ``a`` and fiber j of ``b`` are ``gap`` apart, by covering discs."""
+def clear_pairs(a: FiberSet, b: FiberSet, gap: float, periodic: bool = False) -> np.ndarray:
+    """bool [A, B]: fiber i of ``a`` and fiber j of ``b`` are ``gap`` apart, by covering discs
+    (``periodic``: also every periodic image of j)."""
     if len(a.disc_r) == len(a) and len(b.disc_r) == len(b):  # one disc per fiber: the test
-        return discs_clear(a.disc_c, a.disc_r, b.disc_c, b.disc_r, gap)
-    near_a, near_b = np.nonzero(~discs_clear(a.c, a.bound, b.c, b.bound, gap))  # [P]
+        return discs_clear(a.disc_c, a.disc_r, b.disc_c, b.disc_r, gap, periodic)
+    near_a, near_b = np.nonzero(~discs_clear(a.c, a.bound, b.c, b.bound, gap, periodic))  # [P]
     out = np.ones((len(a), len(b)), dtype=bool)
-    out[near_a, near_b] = _groups_clear(a, near_a, b, near_b, gap)
+    out[near_a, near_b] = _groups_clear(a, near_a, b, near_b, gap, periodic)
     return out
-
-
-def with_images(fibers: FiberSet) -> FiberSet:
-    """``fibers`` and their periodic images, one copy per :data:`IMAGE_SHIFTS` entry in order."""
-    m, f = len(IMAGE_SHIFTS), len(fibers)
-    moves = np.array(IMAGE_SHIFTS)  # [9, 2]
-
-    def tile(values: np.ndarray) -> np.ndarray:
-        return np.tile(values, (m, *([1] * (values.ndim - 1))))
-
-    return FiberSet(
-        (fibers.c[None] + moves[:, None]).reshape(-1, 2), tile(fibers.r), tile(fibers.kinds),
-        tile(fibers.aspects), tile(fibers.angles), tile(fibers.sides),
-        (fibers.owner[None] + f * np.arange(m)[:, None]).reshape(-1),
-        (fibers.disc_c[None] + moves[:, None]).reshape(-1, 2), tile(fibers.disc_r),
-    )  # fmt: skip
 
 
 def periodic_clearance(
@@ -315,16 +307,23 @@ def periodic_clearance(
 
     Returns which candidates keep ``gap`` from every placed fiber and its images (bool [B]),
     from each other candidate and its images (bool [B, B], the diagonal left True), and from
-    their own images (bool [B]: false for a fiber too large for one period).
+    their own images (bool [B]: false for a fiber whose bounding circle, with the gap, does not
+    fit in one period).
     """
-    b = len(cand)
-    free = clear_pairs(cand, with_images(placed), gap).all(axis=1) if len(placed) else None
-    cross = clear_pairs(cand, with_images(cand), gap).reshape(b, len(IMAGE_SHIFTS), b)
-    diagonal = np.eye(b, dtype=bool)
-    others = [k for k, shift in enumerate(IMAGE_SHIFTS) if shift != (0.0, 0.0)]
-    own = np.diagonal(cross[:, others], axis1=0, axis2=2).all(axis=0)  # [8, B] -> [B]
-    pair = (cross | diagonal[:, None, :]).all(axis=1)  # [B, B]
-    return (np.ones(b, dtype=bool) if free is None else free), pair, own
+    free = clear_pairs(cand, placed, gap, periodic=True).all(axis=1)  # [B]
+    if len(cand.disc_r) == len(cand):  # one disc per fiber
+        pair = discs_clear(cand.disc_c, cand.disc_r, cand.disc_c, cand.disc_r, gap, True)
+    else:  # as clearance(): only the pairs whose bounding circles are near, each once
+        cb = cand.bound
+        near = np.triu(~discs_clear(cand.c, cb, cand.c, cb, gap, True), k=1)
+        qa, qb = np.nonzero(near)
+        ok = _groups_clear(cand, qa, cand, qb, gap, True)
+        pair = np.ones((len(cand), len(cand)), dtype=bool)  # [B, B]
+        pair[qa, qb] = ok
+        pair[qb, qa] = ok
+    pair |= np.eye(len(cand), dtype=bool)
+    own = 2.0 * cand.bound + gap <= 1.0
+    return free, pair, own
 
 
 def periodic_shape_mask(
