@@ -3,14 +3,7 @@ a warning where it is high, and nothing new for a model without it."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -32,6 +25,7 @@ from microstrain.conventions import (
 )
 from microstrain.files import sha256_of
 from microstrain.surrogate import ERROR_ESTIMATE_WARNING, SurrogateModel
+from serving.local_server import running_server
 from serving.validation import error_estimate_warnings
 
 SCALE = 2e-6  # estimate = SCALE · mean E: 0.006 for pure matrix, 0.17 for pure fiber
@@ -112,44 +106,11 @@ def test_predict_writes_the_estimate_and_warns(estimating_model, model_dir, tmp_
 @pytest.mark.slow
 def test_rest_answers_the_estimate_per_sample(estimating_model, service_env, tmp_path):
     """`microstrain serve --model` on the estimating model, as a user starts it."""
-    with socket_port() as port, (tmp_path / "serve.log").open("w") as log:
-        env = {**os.environ, **service_env}
-        env.pop("MICROSTRAIN_MODEL", None)
-        cmd = [sys.executable, "-m", "microstrain_cli", "serve", "--port", str(port)]
-        proc = subprocess.Popen(
-            [*cmd, "--model", str(estimating_model)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and time.monotonic() < deadline:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.3)
-        else:
-            pytest.fail(f"serve did not start: {(tmp_path / 'serve.log').read_text()[-2000:]}")
-        answer = httpx.post(f"{url}/predict", json={"E": _moduli().tolist()}, timeout=60).json()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+    with running_server([estimating_model], service_env, tmp_path / "serve.log") as server:
+        body = {"E": _moduli().tolist()}
+        answer = httpx.post(f"{server.url}/predict", json=body, timeout=60).json()
     np.testing.assert_allclose(answer["error_estimate"], _estimate(_moduli()), rtol=1e-5)
     assert sum("error estimate above" in w and "#1;" in w for w in answer["warnings"]) == 1
-
-
-@contextlib.contextmanager
-def socket_port() -> Iterator[int]:
-    """A free loopback port."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    yield port
 
 
 def test_rest_has_no_estimate_for_a_model_without_it(client):
