@@ -246,6 +246,20 @@ def test_tiled_64_rve_repeats_the_32_fields_and_c_eff(solvers):
     np.testing.assert_allclose(c_eff(tiled, big, "stress"), C, atol=1e-10 * C.max())
 
 
+def test_three_cases_share_one_factorization(solvers):
+    # PETSc's event log counts MUMPS numeric factorizations and multi-RHS solves
+    from petsc4py import PETSc
+
+    PETSc.Log.begin()
+    factorizations, solves = (PETSc.Log.Event(n) for n in ("MatCholFctrNum", "MatMatSolve"))
+    solver = solvers(2)
+    before = [e.getPerfInfo()["count"] for e in (factorizations, solves)]
+    for seed in (13, 14):
+        solver.solve(random_image(seed))
+    after = [e.getPerfInfo()["count"] for e in (factorizations, solves)]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [2, 2]  # one each per image
+
+
 def test_solve_batch_stacks_the_cases(solvers):
     solver = solvers(1)
     E = np.stack([random_image(10), random_image(11)])[:, None]  # [2, 1, 32, 32]
