@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from data_gen.elasticity import lame_parameters, solve_periodic
+from data_gen.elasticity import lame_parameters, load_fe_stack, solve_periodic
 from data_gen.solver import SolverConfig, StrainSolver
 from microstrain.conventions import FIBER, GRID, MATRIX, N_CASES, Material
 from microstrain.errors import InputError
@@ -248,6 +248,7 @@ def test_tiled_64_rve_repeats_the_32_fields_and_c_eff(solvers):
 
 def test_three_cases_share_one_factorization(solvers):
     # PETSc's event log counts MUMPS numeric factorizations and multi-RHS solves
+    load_fe_stack()
     from petsc4py import PETSc
 
     PETSc.Log.begin()
