@@ -30,6 +30,7 @@ from microstrain.errors import InputError
 from microstrain.fields import fiber_fraction
 from microstrain.quantities import (
     constant_bounds,
+    effective_stiffness,
     engineering_constants,
     macro_strain_fields,
     macro_strain_of_stress,
@@ -192,4 +193,23 @@ def load_quantities(
         "stress_channels": list(STRESS_CHANNELS),
         "von_mises": q["von_mises"],
         "max_von_mises": q["max_von_mises"],
+    }
+
+
+def stiffness_pair(
+    youngs_modulus: np.ndarray, c_eff: np.ndarray, reference_cases: np.ndarray, plane: str
+) -> dict[str, Any]:
+    """The model's ``C_eff`` ``[N, 3, 3]`` and FE's (from its unit cases ``[N, 3, 3, n, n]`` at
+    ū = 0.1, :func:`microstrain.quantities.effective_stiffness`), MPa, with the engineering
+    constants of each (``/verify`` of a periodic model)."""
+    reference = effective_stiffness(youngs_modulus, reference_cases, plane, DEFAULT_APPLIED_STRAIN)
+    try:
+        constants = engineering_constants(c_eff), engineering_constants(reference)
+    except InputError:  # a singular stiffness has no constants; the measures still say how far
+        return {"C_eff": c_eff, "C_eff_fe": reference}
+    return {
+        "C_eff": c_eff,
+        "C_eff_fe": reference,
+        "engineering_constants": constants[0],
+        "engineering_constants_fe": constants[1],
     }

@@ -430,6 +430,8 @@ class MicrostrainService:
                     "measures": measures,
                     **verify.periodic_comparison(surrogate, reference),
                     **timings,
+                    # both stiffnesses and their constants: the page draws FE's beside the model's
+                    **periodic.stiffness_pair(e, surrogate_c_eff, reference, served.plane),
                     "strain": surrogate,
                     "strain_fe": reference,
                     "cases": list(PERIODIC_CASES),

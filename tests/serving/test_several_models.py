@@ -199,3 +199,22 @@ def test_periodic_npy_with_a_load(client, periodic_e):
         422,
         "uniaxial",
     )
+
+
+def test_a_periodic_fe_check_answers_both_stiffnesses(client, periodic_e):
+    from microstrain.quantities import effective_stiffness
+    from serving.verify import fe_solver_available
+
+    if not fe_solver_available():
+        pytest.skip("no FE solver in this installation (dolfinx)")
+    r = post(client, {"model": "periodic", "E": periodic_e.tolist()}, "/verify")
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    np.testing.assert_allclose(answer["C_eff"], reference_periodic(periodic_e)[1], rtol=1e-6)
+    cases_fe = np.asarray(answer["strain_fe"], np.float64)  # [1, 3, 3, 32, 32]
+    # FE's stiffness is the one of its own fields, as its float32 answer gives them
+    expected = effective_stiffness(periodic_e, cases_fe, "strain", 0.1)
+    np.testing.assert_allclose(answer["C_eff_fe"], expected, rtol=1e-5)
+    constants = engineering_constants(np.asarray(answer["C_eff_fe"]))
+    for name, values in answer["engineering_constants_fe"].items():
+        np.testing.assert_allclose(values, constants[name], rtol=1e-12)
