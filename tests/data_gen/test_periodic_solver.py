@@ -246,6 +246,14 @@ def test_tiled_64_rve_repeats_the_32_fields_and_c_eff(solvers):
     np.testing.assert_allclose(c_eff(tiled, big, "stress"), C, atol=1e-10 * C.max())
 
 
+def test_64_image_of_split_pixels_is_the_32_image_at_k2(solvers):
+    # every pixel split in 2 x 2 at k = 1 is the same mesh and material as the 32 image at k = 2
+    E = random_image(15)
+    fine = solvers(1, grid=2 * GRID).solve(np.kron(E, np.ones((2, 2))))
+    averaged = fine.reshape(N_CASES, 3, GRID, 2, GRID, 2).mean(axis=(3, 5))
+    np.testing.assert_allclose(averaged, solvers(2).solve(E), atol=ROUND_OFF)
+
+
 def test_three_cases_share_one_factorization(solvers):
     # PETSc's event log counts MUMPS numeric factorizations and multi-RHS solves
     load_fe_stack()

@@ -54,6 +54,20 @@ def test_homogeneous_is_uniform_uniaxial_stress(solvers, mode, k, plane, materia
     np.testing.assert_allclose(strain[2], 0.0, atol=ROUND_OFF, rtol=0)
 
 
+def test_uniaxial_takes_larger_images():
+    # n x n with n a multiple of 32: the same specimen resolved by more pixels
+    solver = StrainSolver(SolverConfig(mode="pixel", applied_strain=U, grid=2 * GRID))
+    strain = solver.solve(np.full((2 * GRID, 2 * GRID), MATRIX.youngs_modulus))
+    assert strain.shape == (3, 2 * GRID, 2 * GRID)
+    np.testing.assert_allclose(strain[0], U, atol=ROUND_OFF, rtol=0)
+    expected_yy = uniaxial_lateral_strain(MATRIX.poisson_ratio, "stress") * U
+    np.testing.assert_allclose(strain[1], expected_yy, atol=ROUND_OFF, rtol=0)
+    E = np.kron(random_image(14), np.ones((2, 2)))  # each pixel split in four: the k = 2 mesh
+    fine = StrainSolver(SolverConfig(mode="refined", k=2, applied_strain=U)).solve(random_image(14))
+    coarse_of_fine = solver.solve(E).reshape(3, GRID, 2, GRID, 2).mean(axis=(2, 4))
+    np.testing.assert_allclose(coarse_of_fine, fine, atol=ROUND_OFF, rtol=0)
+
+
 @pytest.mark.parametrize("plane", ["stress", "strain"])
 def test_reference_homogeneous_is_uniform_uniaxial_stress(plane):
     # the textbook solve the fast path is checked against passes the same exact test
