@@ -45,6 +45,15 @@ def test_family_fractions_are_in_the_claimed_range(name):
     assert fractions.min() >= lo and fractions.max() <= hi, (fractions.min(), fractions.max())
 
 
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_periodic_family_fractions_are_in_the_claimed_range(name):
+    fam = FAMILIES[name]
+    torus = replace(fam.generator, periodic=True)
+    fractions = np.array([ms.fiber_fraction for ms in _samples(torus, fam.seed)])
+    lo, hi = fam.torus_fraction_range
+    assert fractions.min() >= lo and fractions.max() <= hi, (fractions.min(), fractions.max())
+
+
 def test_sparse_and_dense_are_outside_the_default_range():
     default_lo, default_hi = 0.2, 0.5
     sparse = [ms.fiber_fraction for ms in _samples(FAMILIES["sparse"].generator, 900_001, 16)]
