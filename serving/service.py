@@ -78,6 +78,18 @@ T = TypeVar("T")
 logger = logging.getLogger("microstrain.serving")
 
 
+def load_schema(example: list[float]) -> dict[str, Any]:
+    """OpenAPI of a periodic load: three numbers (the field is typed Any so that a malformed
+    load gets the message of :mod:`serving.periodic`, not pydantic's)."""
+    return {
+        "type": "array",
+        "items": {"type": "number"},
+        "minItems": 3,
+        "maxItems": 3,
+        "example": example,
+    }
+
+
 class PredictInput(BaseModel):
     """JSON body of /predict and /verify. Unknown fields are refused (a typo must not be ignored).
 
@@ -106,14 +118,15 @@ class PredictInput(BaseModel):
         description="uniaxial models: prescribed displacement ū on x = 1 (= mean eps_xx); "
         f"0 < |ū| ≤ 1, default {DEFAULT_APPLIED_STRAIN}",
     )
-    # Any: a malformed load gets the message of serving.periodic, not pydantic's
     macro_strain: Any = Field(
         None,
+        json_schema_extra=load_schema([0.01, 0, 0]),
         description="periodic models: the macro strain [eps_xx, eps_yy, gamma_xy] (engineering "
         "shear) whose fields to answer",
     )
     macro_stress: Any = Field(
         None,
+        json_schema_extra=load_schema([0, 0, 50]),
         description="periodic models: instead of macro_strain, the macro stress [sigma_xx, "
         "sigma_yy, tau_xy] in MPa (the macro strain is C_eff^-1 of it)",
     )
