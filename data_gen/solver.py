@@ -129,6 +129,7 @@ class SolverConfig:
         check_phases(self.fiber, self.matrix)
         if int(self.grid) != self.grid or self.grid < GRID or self.grid % GRID:
             raise InputError(f"grid must be a multiple of {GRID} pixels; got {self.grid}")
+        object.__setattr__(self, "grid", int(self.grid))  # 64.0 -> 64: it sizes arrays
         if self.grid * self.elements_per_pixel > MAX_CELLS_PER_SIDE:
             raise InputError(
                 f"grid x k must be at most {MAX_CELLS_PER_SIDE} elements per side; "
