@@ -746,7 +746,8 @@ async function loadModels() {
       const option = document.createElement("option");
       option.value = m.name;
       const problem = m.mode === "periodic" ? "any in-plane load" : "uniaxial pull";
-      option.textContent = `${m.name} — ${problem}, plane ${m.plane}`;
+      option.textContent = `${m.name} — ${problem}`;
+      option.title = `${m.mode}, plane ${m.plane}, ${m.input_sizes.map((n) => `${n}×${n}`).join(" or ")} pixels`;
       return option;
     }));
     select.value = chosen;
