@@ -188,7 +188,15 @@ def stats_table(stats: DatasetStats) -> Any:
         "load case",
         f"{lc.get('name', '?')}, plane {lc.get('plane', '?')}, ū = {lc.get('applied_strain', '?')}",
     )
-    if gen:
+    fib, mat = info.fiber, info.matrix
+    table.add_row(
+        "materials",
+        f"fiber E = {fib.youngs_modulus:g} MPa, ν = {fib.poisson_ratio:g}; "
+        f"matrix E = {mat.youngs_modulus:g} MPa, ν = {mat.poisson_ratio:g}",
+    )
+    if gen and gen.get("seed") is None:  # not drawn by the sampler (e.g. written by solve)
+        table.add_row("generator", ", ".join(f"{k} {v}" for k, v in sorted(gen.items())))
+    elif gen:
         table.add_row(
             "generator",
             f"seed {gen.get('seed')}, target fraction {gen.get('fiber_fraction_min')}–"
@@ -269,6 +277,7 @@ def solution_rows(
     from microstrain import plots
 
     phases = {"fiber": fiber, "matrix": matrix}
+    e_lim = (matrix.youngs_modulus, fiber.youngs_modulus)
     E = np.asarray(youngs_modulus)
     rows: list[list[Any]] = []
     for i in range(len(E)):
@@ -282,14 +291,17 @@ def solution_rows(
                 title = f"sample {first + i}, case {PERIODIC_CASES[j]}: E, φ = {fraction:.2f}"
                 rows.append(
                     [
-                        *plots.field_panels(E[i, 0], case_strain, e_title=title),
+                        *plots.field_panels(E[i, 0], case_strain, e_title=title, e_lim=e_lim),
                         plots.Panel(vm, "von_mises", title=f"von Mises: peak in {phase}"),
                     ]
                 )
                 continue
             rows += [
                 plots.field_panels(
-                    E[i, 0], case_strain, e_title=f"sample {first + i}: E, φ = {fraction:.2f}"
+                    E[i, 0],
+                    case_strain,
+                    e_title=f"sample {first + i}: E, φ = {fraction:.2f}",
+                    e_lim=e_lim,
                 ),
                 plots.stress_panels(
                     q["stress"][0], vm, von_mises_title=f"von Mises: peak in {phase}"

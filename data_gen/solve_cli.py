@@ -168,7 +168,10 @@ def solve(
     if png is not None:
         from data_gen.inspect import draw_solution
 
-        draw_solution(png, E, solution, config.plane, applied_strain, config.boundary, input.name)
+        draw_solution(
+            png, E, solution, config.plane, applied_strain, config.boundary, input.name,
+            fiber=config.fiber, matrix=config.matrix,
+        )  # fmt: skip
     typer.echo(
         f"wrote strain of {len(E)} sample(s) to {output} "
         f"({config.mode} k={config.elements_per_pixel}, {boundary}, plane {plane}, "

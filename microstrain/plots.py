@@ -124,7 +124,7 @@ def draw(fig: Any, ax: Any, panel: Panel, axes_labels: bool = True, font_size: f
         bar.set_label(st.unit, fontsize=small)
         bar.ax.tick_params(labelsize=small)
         if panel.quantity == "E":  # two phases: name them instead of a continuous scale
-            bar.set_ticks(list(E_LIMITS), labels=[f"{low:g}\nmatrix", f"{high:g}\nfiber"])
+            bar.set_ticks([low, high], labels=[f"{low:g}\nmatrix", f"{high:g}\nfiber"])
 
 
 def figure(
@@ -162,10 +162,15 @@ def save(fig: Any, path: str | os.PathLike[str], dpi: int = 100) -> Path:
 
 
 def field_panels(
-    youngs_modulus: np.ndarray, strain: np.ndarray, e_title: str | None = None
+    youngs_modulus: np.ndarray,
+    strain: np.ndarray,
+    e_title: str | None = None,
+    e_lim: tuple[float, float] | None = None,
 ) -> list[Panel]:
-    """E ``[32, 32]`` MPa and its strain ``[3, 32, 32]``: four panels, each with its colour bar."""
-    panels = [Panel(np.asarray(youngs_modulus), "E", title=e_title)]
+    """E ``[32, 32]`` MPa and its strain ``[3, 32, 32]``: four panels, each with its colour bar.
+
+    ``e_lim``: the (matrix, fiber) moduli of user materials (the lecture's pair by default)."""
+    panels = [Panel(np.asarray(youngs_modulus), "E", title=e_title, lim=e_lim)]
     panels += [Panel(np.asarray(f), c) for c, f in zip(STRAIN_CHANNELS, strain, strict=True)]
     return panels
 
