@@ -33,8 +33,10 @@ from microstrain.conventions import FIBER, MATRIX, MODEL_FILE, ONNX_INPUT, ONNX_
 from microstrain.dataset import summarize
 from microstrain.hardware import cpu_description
 from training.architectures import build, parameter_count
-from training.normalization import Normalizer, PhysicalModel
+from training.model import Surrogate
+from training.normalization import Normalizer
 from training.onnx_graph import export_onnx
+from training.physics import Physics
 
 
 @dataclass
@@ -50,17 +52,15 @@ class Row:
     torch_batched: float
 
 
-def networks(args: argparse.Namespace) -> list[tuple[str, torch.nn.Module]]:
-    """(label, raw-E -> raw-strain module) for the checkpoint or the requested architectures."""
+def networks(args: argparse.Namespace) -> list[tuple[str, Surrogate]]:
+    """(label, surrogate) for the checkpoint or the requested architectures."""
     if args.checkpoint:
-        from training.module import StrainRegressor
-
-        model = StrainRegressor.load_from_checkpoint(args.checkpoint, map_location="cpu")
-        return [(f"{model.hparams['arch']} (checkpoint)", model.physical_model())]
-    out: list[tuple[str, torch.nn.Module]] = []
+        model = Surrogate.from_checkpoint(args.checkpoint)
+        return [(f"{model.net.__class__.__name__} (checkpoint)", model)]
+    out: list[tuple[str, Surrogate]] = []
     for arch in args.arch or ["course-unet"]:
         torch.manual_seed(0)
-        out.append((arch, PhysicalModel(build(arch), Normalizer()).eval()))
+        out.append((arch, Surrogate(build(arch), Normalizer(), Physics()).eval()))
     return out
 
 

@@ -39,10 +39,11 @@ from torch.nn import functional as F
 
 from microstrain.conventions import FIBER, MATRIX
 from microstrain.dataset import read_info, write_dataset
-from microstrain.hardware import cpu_description
+from microstrain.hardware import compute_description, cpu_description
 from training.architectures import REGISTRY, parameter_count
 from training.data import StrainDataModule
-from training.module import StrainRegressor, hardware_description
+from training.module import StrainRegressor
+from training.normalization import fit_normalizer
 
 
 def synthetic_file(path: Path, n: int) -> Path:
@@ -70,6 +71,11 @@ def _steps(model: StrainRegressor, opt: torch.optim.Optimizer, batches, device) 
     return times
 
 
+def _hardware(device: torch.device) -> str:
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return compute_description(gpu, torch.get_num_threads())
+
+
 def _datamodule(data: Path, batch: int, **kw: Any) -> StrainDataModule:
     dm = StrainDataModule(str(data), batch_size=batch, val_fraction=0.0, test_fraction=0.0, **kw)
     dm.setup("fit")
@@ -78,8 +84,7 @@ def _datamodule(data: Path, batch: int, **kw: Any) -> StrainDataModule:
 
 def _model(arch: str, dm: StrainDataModule, device: torch.device) -> StrainRegressor:
     model = StrainRegressor(arch).to(device)
-    assert dm.normalizer is not None
-    model.normalizer.load_state_dict(dm.normalizer.state_dict())
+    model.normalizer.load_state_dict(fit_normalizer(dm.training_pieces()).state_dict())
     return model
 
 
@@ -147,7 +152,7 @@ def step_section(args: argparse.Namespace, data: Path, device: torch.device) -> 
         )
         rows.append(row)
         print(f"{arch}: {row['samples_per_s']:.0f} samples/s", flush=True)
-    print(f"\n{hardware_description(device)}, batch {args.batch}, torch {torch.__version__}\n")
+    print(f"\n{_hardware(device)}, batch {args.batch}, torch {torch.__version__}\n")
     print(
         "| architecture | parameters | samples/s (train step) | step ms | step ms with loader "
         "| data-path gap | loader alone ms/batch | epoch of 1,000 (s) |"
@@ -201,7 +206,7 @@ def reading_section(args: argparse.Namespace, data: Path) -> None:
     size = data.stat().st_size / 2**20
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
-        f"\n{hardware_description(torch.device('cpu'))}, load average {load}; {n:,} samples "
+        f"\n{_hardware(torch.device('cpu'))}, load average {load}; {n:,} samples "
         f"({size:.0f} MiB on disk, "
         f"gzip level 1, chunks of 64), batch {args.batch}, best of {args.repeats}; setup of "
         f"both {setup:.1f} s\n"

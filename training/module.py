@@ -192,10 +192,12 @@ class StrainRegressor(pl.LightningModule):
             symmetrize_training=hp.symmetrize_training,
         )
 
-    def forward(self, youngs_modulus: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Raw E (MPa) ``[N, 1, 32, 32]`` -> the surrogate's outputs (``strain`` ``[N, 3, 32,
-        32]`` for ū = 0.1, and the error estimate where the model gives one)."""
-        return self.surrogate(youngs_modulus)  # type: ignore[no-any-return]
+    def forward(self, youngs_modulus: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Raw E (MPa) ``[N, 1, 32, 32]`` -> the surrogate's outputs in the graph's order
+        (``strain`` ``[N, 3, 32, 32]`` for ū = 0.1, then the error estimate where the model
+        gives one): a tuple, as the exported graph and a traced module (TensorBoard) answer."""
+        outputs = self.surrogate(youngs_modulus)
+        return tuple(outputs[name] for name in self.surrogate.output_names)
 
     def predict_strain(self, youngs_modulus: torch.Tensor) -> torch.Tensor:
         """Raw E (MPa) ``[N, 1, 32, 32]`` -> raw strain ``[N, 3, 32, 32]`` for ū = 0.1."""

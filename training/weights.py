@@ -117,7 +117,7 @@ def read_weights(path: str | os.PathLike[str]) -> tuple[SurrogateConfig, dict[st
     """(configuration, ``net.*``/``normalizer.*`` weights) of a checkpoint, a ``weights.pt`` or
     a model directory holding one."""
     file = _weights_file(Path(path))
-    if not file.is_file():
+    if file.suffix != ".ckpt" and not file.is_file():
         raise MicrostrainError(f"weights not found: {file}")
     if file.suffix == ".ckpt":
         raw = load_checkpoint(file)

@@ -1,5 +1,6 @@
 """Every registry network: construction, parameter counts, shapes, batch independence."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -96,7 +97,10 @@ def test_batch_norm_res_unet_exports_with_its_norms_folded(tmp_path):
     import onnx
     import onnxruntime as ort
 
-    from training.onnx_graph import export_onnx
+    from training.model import Surrogate
+    from training.normalization import Normalizer
+    from training.onnx_graph import PARITY_TOLERANCE, export_onnx
+    from training.physics import Physics
 
     torch.manual_seed(0)
     net = build("res-unet", widths=(8, 16), groups=4, norm="batch", activation="relu")
@@ -107,7 +111,7 @@ def test_batch_norm_res_unet_exports_with_its_norms_folded(tmp_path):
         m.weight.data.uniform_(0.5, 1.5)
     net.eval()
     path = tmp_path / "bn.onnx"
-    export_onnx(net, path, error_estimate=False)
+    export_onnx(Surrogate(net, Normalizer(), Physics()), path)  # identity units and physics
     ops = [n.op_type for n in onnx.load(str(path)).graph.node]
     assert "InstanceNormalization" not in ops
     assert 0 < ops.count("BatchNormalization") < len(norms)
@@ -117,6 +121,5 @@ def test_batch_norm_res_unet_exports_with_its_norms_folded(tmp_path):
     (got,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
         None, {"E": x.numpy()}
     )
-    torch.testing.assert_close(
-        torch.from_numpy(got), torch.from_numpy(expected), rtol=1e-4, atol=1e-4
-    )
+    # the export gate's own measure and tolerance (max abs error / output scale)
+    assert np.abs(got - expected).max() / np.abs(expected).max() <= PARITY_TOLERANCE

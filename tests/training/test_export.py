@@ -209,8 +209,8 @@ def test_export_is_refused_when_parity_fails(run, tmp_path):
 def test_export_is_refused_when_a_weight_changes_after_export(run, tmp_path, monkeypatch):
     original = export_module.export_onnx
 
-    def export_then_corrupt(module, path, opset=20, error_estimate=False):
-        exporter = original(module, path, opset, error_estimate)
+    def export_then_corrupt(module, path, opset=20):
+        exporter = original(module, path, opset)
         with torch.no_grad():  # the graph on disk now differs from the module it is checked against
             next(p for p in module.parameters() if p.dim() == 4).mul_(1.01)
         return exporter
