@@ -159,7 +159,7 @@ function drawSupports() {
 function drawPeriodicFrame() {
   // the neighbouring cells' edges, faded: the cell repeats, nothing holds it
   const size = GRID * CELL;
-  ectx.fillStyle = "#1e293b33";
+  ectx.fillStyle = "#1e293b26";
   for (let i = 0; i < GRID; i++) {
     for (let j = 0; j < GRID; j++) {
       if (!state.mask[i * GRID + j]) continue;
@@ -503,17 +503,22 @@ function renderStiffness() {
       `<div class="line"><span title="${note.replace(/<[^>]+>/g, "")}"><i>${label}</i> <span class="muted small">${note}</span></span>` +
       `<span><span class="value">${formatConstant(key, value)}</span> <span class="muted small">${unit}</span>` +
       (feValue === null ? "" : ` <span class="fe-value">FE ${formatConstant(key, feValue)}</span>`) + "</span></div>" +
-      `<div class="gauge"><div class="gauge-track"></div>` +
-      (feValue === null ? "" : `<div class="gauge-mark fe"></div>`) + `<div class="gauge-mark"></div></div>` +
-      `<div class="gauge-labels"><span>Reuss ${formatConstant(key, bounds.reuss)}</span>` +
-      `<span>Voigt ${formatConstant(key, bounds.voigt)}</span></div>`;
+      (key === "nu_12" // nothing orders Poisson's ratios: the two values, no bar
+        ? `<div class="gauge-labels"><span>Reuss value ${formatConstant(key, bounds.reuss)} · ` +
+          `Voigt value ${formatConstant(key, bounds.voigt)} (not bounds)</span></div>`
+        : `<div class="gauge"><div class="gauge-track"></div>` +
+          (feValue === null ? "" : `<div class="gauge-mark fe"></div>`) + `<div class="gauge-mark"></div></div>` +
+          `<div class="gauge-labels"><span>Reuss ${formatConstant(key, bounds.reuss)}</span>` +
+          `<span>Voigt ${formatConstant(key, bounds.voigt)}</span></div>`);
     const place = (mark, v) => {
       const t = hi > lo ? (v - bounds.reuss) / (bounds.voigt - bounds.reuss) : 0.5;
       mark.style.left = `${(100 * Math.min(1.04, Math.max(-0.04, t))).toFixed(2)}%`;
       mark.classList.toggle("outside", key !== "nu_12" && (v < lo * (1 - 1e-6) || v > hi * (1 + 1e-6)));
     };
-    place(div.querySelector(".gauge-mark:not(.fe)"), value);
-    if (feValue !== null) place(div.querySelector(".gauge-mark.fe"), feValue);
+    if (key !== "nu_12") {
+      place(div.querySelector(".gauge-mark:not(.fe)"), value);
+      if (feValue !== null) place(div.querySelector(".gauge-mark.fe"), feValue);
+    }
     box.append(div);
   }
   const fmt = (values, show) => "(" + values.map(show).join(", ") + ")";
