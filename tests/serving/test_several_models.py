@@ -218,3 +218,23 @@ def test_a_periodic_fe_check_answers_both_stiffnesses(client, periodic_e):
     constants = engineering_constants(np.asarray(answer["C_eff_fe"]))
     for name, values in answer["engineering_constants_fe"].items():
         np.testing.assert_allclose(values, constants[name], rtol=1e-12)
+
+
+def test_a_macro_stress_on_a_singular_c_eff_is_a_422(periodic_model_dir, periodic_e, monkeypatch):
+    """No trained model should predict a singular C_eff, so the fixture's prediction is replaced
+    by one whose shear stiffness vanishes: the load cannot be carried, and the answer says so."""
+    from microstrain.surrogate import PeriodicPrediction
+    from serving import periodic
+    from serving.registry import load_model
+    from serving.validation import RequestError
+
+    served = load_model(periodic_model_dir, 1, ())
+    real = served.run_periodic(periodic_e)
+    singular = real.c_eff.copy()
+    singular[:, 2, 2] = 0.0  # [1, 3, 3]: no shear stiffness
+    fake = PeriodicPrediction(real.strain, singular, real.error_estimate)
+    monkeypatch.setattr(served, "run_periodic", lambda e: fake)
+    load = periodic.Load("macro_stress", np.array([0.0, 0.0, 50.0]))
+    with pytest.raises(RequestError, match="singular or ill-conditioned") as caught:
+        periodic.answer(served, periodic_e, load, with_quantities=False)
+    assert caught.value.status == 422 and "'periodic'" in str(caught.value)
