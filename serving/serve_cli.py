@@ -28,6 +28,7 @@ def serve(
         typer.Option(
             "--model",
             "-m",
+            metavar="DIR",
             help="Model directory (model.onnx + card.json); repeat it to serve several. "
             f"Default: ${MODEL_ENV_VAR} if set, else every model under models/.",
             show_default=False,
