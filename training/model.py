@@ -58,7 +58,13 @@ from training.architectures import build
 from training.normalization import Normalizer, fit_normalizer
 from training.periodic_physics import PeriodicPhysics
 from training.physics import Physics
-from training.weights import SurrogateConfig, identity_batch_norm, onnx_weights, read_weights
+from training.weights import (
+    GROUP_NORM_KEY,
+    SurrogateConfig,
+    identity_batch_norm,
+    onnx_weights,
+    read_weights,
+)
 
 # kind -> constructor taking the options of ``physics.options()``
 PHYSICS: dict[str, Callable[..., nn.Module]] = {"uniaxial": Physics, "periodic": PeriodicPhysics}
@@ -139,10 +145,13 @@ class Surrogate(nn.Module):
         initializers and the card's configuration (:func:`training.weights.onnx_weights`), in
         eval mode; and that configuration."""
         config, found, folded = onnx_weights(model_dir)
-        surrogate = cls.from_config(config)
+        surrogate = cls.from_config(config).eval()  # a forward pass below leaves BatchNorms be
         for name, module in surrogate.net.named_modules():
             if f"net.{name}" in folded and isinstance(module, nn.BatchNorm2d):
                 identity_batch_norm(module)
+        for index, name in enumerate(_group_norms_in_call_order(surrogate)):
+            for what in ("weight", "bias"):
+                found[f"{name}.{what}"] = found.pop(GROUP_NORM_KEY.format(index=index, what=what))
         state = surrogate.state_dict()
         missing = []
         for name, value in state.items():
@@ -198,6 +207,27 @@ class Surrogate(nn.Module):
 
         fitted = fit_normalizer(chunks(), self.normalizer.output, self.physics.network_channels)
         self.normalizer.load_state_dict(fitted.state_dict())
+
+
+def _group_norms_in_call_order(surrogate: Surrogate) -> list[str]:
+    """State-dict paths (``net.…``) of the network's GroupNorms in the order a forward pass
+    calls them: the order of their nodes in an exported graph."""
+    order: list[str] = []
+    names = {m: f"net.{n}" for n, m in surrogate.net.named_modules()}
+    if not any(isinstance(m, nn.GroupNorm) for m in names):
+        return order
+    hooks = [
+        m.register_forward_hook(lambda module, *_: order.append(names[module]))
+        for m in surrogate.net.modules()
+        if isinstance(m, nn.GroupNorm)
+    ]
+    try:
+        with torch.no_grad():
+            surrogate.net(torch.zeros(1, 1, 32, 32))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return order
 
 
 class GraphOutputs(nn.Module):

@@ -208,8 +208,43 @@ def identity_batch_norm(module: nn.BatchNorm2d) -> None:
     with torch.no_grad():
         module.weight.fill_(1.0)
         module.bias.fill_(0.0)
+        assert module.running_mean is not None and module.running_var is not None
         module.running_mean.fill_(0.0)
         module.running_var.fill_(float(variance))
+
+
+GROUP_NORM_KEY = "group_norm.{index}.{what}"  # the i-th GroupNorm of the forward pass
+
+
+def _group_norm_affines(graph: Any) -> dict[str, np.ndarray]:
+    """The exporter writes a GroupNorm as Reshape -> InstanceNormalization -> Reshape -> Mul
+    (its weight) -> Add (its bias), with the affine parameters as unnamed initializers: by
+    the node order (the forward order), ``group_norm.<i>.weight`` / ``.bias`` ``[C]``."""
+    from onnx import numpy_helper
+
+    initializers = {i.name: i for i in graph.graph.initializer}
+    users: dict[str, list[Any]] = {}
+    for node in graph.graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+
+    def next_node(node: Any, op: str) -> Any:
+        found = users.get(node.output[0], [])
+        if len(found) != 1 or found[0].op_type != op:
+            raise MicrostrainError("a normalization of the graph is not the exporter's GroupNorm")
+        return found[0]
+
+    out: dict[str, np.ndarray] = {}
+    norms = [n for n in graph.graph.node if n.op_type == "InstanceNormalization"]
+    for index, node in enumerate(norms):
+        mul = next_node(next_node(node, "Reshape"), "Mul")
+        add = next_node(mul, "Add")
+        for what, op in (("weight", mul), ("bias", add)):
+            (name,) = [i for i in op.input if i in initializers]
+            out[GROUP_NORM_KEY.format(index=index, what=what)] = numpy_helper.to_array(
+                initializers[name]
+            ).reshape(-1)
+    return out
 
 
 def onnx_weights(
@@ -236,6 +271,7 @@ def onnx_weights(
         name = init.name.removeprefix("model.").removeprefix("surrogate.")
         if name.startswith(("net.", "normalizer.")):
             found[name] = numpy_helper.to_array(init)
+    found.update(_group_norm_affines(graph))
     batch_norms = {n.rsplit(".", 1)[0] for n in found if n.endswith(".running_var")}
     folded = set()
     for name in found:
