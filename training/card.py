@@ -22,9 +22,12 @@ from microstrain.conventions import (
     DS_SOLVE_SECONDS,
     GRID,
     MODEL_FILE,
+    N_CASES,
     N_STRAIN,
+    ONNX_C_EFF,
     ONNX_INPUT,
     ONNX_OUTPUT,
+    PERIODIC_CASES,
     SCHEMA_VERSION,
     STRAIN_CHANNELS,
 )
@@ -169,6 +172,56 @@ def build_card(
         },
         "dataset_schema_version": SCHEMA_VERSION,
         **breakeven_fields(record, timing),
+    }
+
+
+# the cell sizes a periodic model is checked at (parity at export) and offered for (SPEC §11)
+PERIODIC_INPUT_SIZES = (GRID, 2 * GRID)
+
+
+def periodic_fields(physics_options: dict[str, Any]) -> dict[str, Any]:
+    """What a periodic model's card says beside the uniaxial fields (SPEC §11): the image sizes
+    it takes, both outputs' shapes, and the physics built into its graph."""
+    return {
+        "input": {"name": ONNX_INPUT, "shape": ["batch", 1, "n", "n"], "units": "MPa"},
+        "input_sizes": list(PERIODIC_INPUT_SIZES),
+        "output": {
+            "name": ONNX_OUTPUT,
+            "shape": ["batch", N_CASES, N_STRAIN, "n", "n"],
+            "cases": list(PERIODIC_CASES),
+            "channels": list(STRAIN_CHANNELS),
+            "applied_strain": DEFAULT_APPLIED_STRAIN,
+        },
+        "output_C_eff": {
+            "name": ONNX_C_EFF,
+            "shape": ["batch", N_STRAIN, N_STRAIN],
+            "units": "MPa",
+            "order": "Voigt xx, yy, xy (engineering shear)",
+        },
+        "physics": {"kind": "periodic", **physics_options},
+    }
+
+
+def estimate_summary(evaluation: dict[str, Any]) -> dict[str, Any] | None:
+    """How the error estimate tracked the true error on the judged files: the median over the
+    files of each file's median estimate / true energy-norm error and each file's Spearman ρ
+    (``None`` without an estimate). Consumers read it (:attr:`SurrogateModel.estimate_caveat`)."""
+    per_file = {
+        stem: result["error_estimate"]
+        for stem, result in evaluation.items()
+        if isinstance(result.get("error_estimate"), dict)
+    }
+    ratios = [
+        q["median_estimate_over_error"]
+        for q in per_file.values()
+        if isinstance(q.get("median_estimate_over_error"), float)
+    ]
+    if not ratios:
+        return None
+    return {
+        "measured_on": f"the judged files ({', '.join(per_file)})",
+        "median_estimate_over_error": float(sorted(ratios)[len(ratios) // 2]),
+        "spearman_energy_norm": {s: q.get("spearman_energy_norm") for s, q in per_file.items()},
     }
 
 

@@ -35,7 +35,14 @@ from microstrain.files import sha256_of, staged_directory, write_json, write_tex
 from microstrain.scoring import score_file
 from microstrain.surrogate import SurrogateModel
 from training.architectures import parameter_count
-from training.card import OnnxFacts, build_card, model_readme
+from training.card import (
+    PERIODIC_INPUT_SIZES,
+    OnnxFacts,
+    build_card,
+    estimate_summary,
+    model_readme,
+    periodic_fields,
+)
 from training.model import Surrogate, SurrogateConfig
 from training.onnx_graph import (
     DEFAULT_OPSET,
@@ -146,6 +153,9 @@ def export_checkpoint(
         exporter = export_onnx(surrogate, onnx_path, cfg.opset)
         opset = check_graph(onnx_path, surrogate.output_names)
         parity = check_parity(surrogate, onnx_path, cfg.parity_batch_sizes, cfg.parity_tolerance)
+        periodic = surrogate.physics.kind == "periodic"
+        for side in PERIODIC_INPUT_SIZES[1:] if periodic else ():  # the larger cells it offers
+            check_parity(surrogate, onnx_path, (2,), cfg.parity_tolerance, side=side)
         digest = sha256_of(onnx_path)
         weights = save_weights(surrogate.state_dict(), config_, tmp / WEIGHTS_FILE)
         timing = _time_graph(onnx_path, cfg)
@@ -172,8 +182,12 @@ def export_checkpoint(
             timing=timing,
         )
         card["weights_sha256"] = sha256_of(weights)
+        if periodic:
+            card.update(periodic_fields(surrogate.physics.options()))
         if judge_on:
             card["evaluation"] = judge(onnx_path, card, judge_on)
+            if surrogate.error_estimate and (summary := estimate_summary(card["evaluation"])):
+                card["error_estimate"] = summary
         write_json(tmp / CARD_FILE, card)
         write_text(tmp / "README.md", model_readme(card))
     return card

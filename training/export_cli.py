@@ -44,6 +44,7 @@ def export(
     """Export a checkpoint to ONNX + card.json (metrics, times, τ), refused unless onnxruntime
     matches PyTorch. Reads only the checkpoint and its run record, not the dataset."""
     from microstrain.breakeven import format_tau
+    from microstrain.surrogate import SurrogateModel
     from training.export import ExportConfig, export_checkpoint
 
     card = export_checkpoint(
@@ -68,7 +69,11 @@ def export(
             f"{stem}: strain {100 * measures['strain_relative_l2']:.2f}%, stress "
             f"{100 * measures['stress_relative_l2']:.2f}%, energy "
             f"{100 * measures['energy_norm_error']:.2f}%, "
-            f"E_x {100 * measures['E_x_error_mean']:.2f}%"
+            + (
+                f"C_eff {100 * measures['C_eff_error_mean']:.2f}%"  # periodic (SPEC §11)
+                if "C_eff_error_mean" in measures
+                else f"E_x {100 * measures['E_x_error_mean']:.2f}%"
+            )
         )
     timing = (
         f"T_surrogate {card['T_surrogate']:.3g} s (batch 1) / "
@@ -80,6 +85,9 @@ def export(
             f"(batch 1), {format_tau(card['tau_batched'])} (batched)"
         )
     typer.echo(timing)
+    caveat = SurrogateModel.load(output).estimate_caveat
+    if caveat:
+        typer.echo(f"warning: {caveat}", err=True)
 
 
 def register(app: typer.Typer) -> None:

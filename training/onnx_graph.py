@@ -16,14 +16,16 @@ import logging
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from microstrain.conventions import (
-    E_SHAPE,
     GRID,
+    N_CASES,
     N_STRAIN,
+    ONNX_C_EFF,
     ONNX_ERROR_ESTIMATE,
     ONNX_INPUT,
     ONNX_OUTPUT,
@@ -84,6 +86,14 @@ def export_onnx(surrogate: Surrogate, path: Path, opset: int = DEFAULT_OPSET) ->
     module = GraphOutputs(surrogate.eval()).eval()
     output_names = list(surrogate.output_names)
     example = torch.full((2, 1, GRID, GRID), 3000.0)  # [2, 1, 32, 32]; batch > 1 keeps it symbolic
+    batch_axis: dict[int, Any] = {0: torch.export.Dim("batch")}
+    axes = {0: "batch"}
+    if getattr(surrogate.physics, "kind", None) == "periodic":
+        # SPEC §11: any n x n cell; n = 16 k keeps the example's k = 2 off the sizes 0 and 1
+        # that torch.export specializes, and the U-Net's three halvings whole
+        side = 16 * torch.export.Dim("k", min=2, max=64)
+        batch_axis.update({2: side, 3: side})
+        axes.update({2: "n", 3: "n"})
     errors: list[str] = []
     with _quiet_exporter(), torch.no_grad():
         try:
@@ -95,7 +105,7 @@ def export_onnx(surrogate: Surrogate, path: Path, opset: int = DEFAULT_OPSET) ->
                 opset_version=opset,
                 dynamo=True,
                 verbose=False,
-                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                dynamic_shapes=(batch_axis,),
             )
             assert program is not None
             program.save(str(path), external_data=False)
@@ -112,7 +122,7 @@ def export_onnx(surrogate: Surrogate, path: Path, opset: int = DEFAULT_OPSET) ->
                 output_names=output_names,
                 opset_version=opset,
                 dynamo=False,
-                dynamic_axes={name: {0: "batch"} for name in (ONNX_INPUT, *output_names)},
+                dynamic_axes={ONNX_INPUT: axes, **{name: {0: "batch"} for name in output_names}},
             )
             return "torch.onnx.export(dynamo=False)"
         except Exception as exc:
@@ -139,6 +149,10 @@ def check_graph(path: Path, output_names: tuple[str, ...] = (ONNX_OUTPUT,)) -> i
     tails = {ONNX_INPUT: [1, GRID, GRID], ONNX_ERROR_ESTIMATE: []}
     if len(model.graph.output[0].type.tensor_type.shape.dim) == 4:
         tails[ONNX_OUTPUT] = [N_STRAIN, GRID, GRID]
+    else:  # periodic: any n x n cell, symbolic sizes (dim_value 0)
+        tails[ONNX_INPUT] = [1, 0, 0]
+        tails[ONNX_OUTPUT] = [N_CASES, N_STRAIN, 0, 0]
+        tails[ONNX_C_EFF] = [N_STRAIN, N_STRAIN]
     for value in (*model.graph.input, *model.graph.output):
         dims = value.type.tensor_type.shape.dim
         tail = tails.get(value.name)
@@ -151,7 +165,7 @@ def check_graph(path: Path, output_names: tuple[str, ...] = (ONNX_OUTPUT,)) -> i
     return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def parity_inputs(n: int, seed: int = 0) -> np.ndarray:
+def parity_inputs(n: int, seed: int = 0, side: int = GRID) -> np.ndarray:
     """``n`` random two-phase microstructures E ``[n, 1, 32, 32]`` MPa, fiber fractions 0.1–0.6.
 
     Parity compares two implementations of one function, so it needs valid inputs, not the
@@ -159,11 +173,15 @@ def parity_inputs(n: int, seed: int = 0) -> np.ndarray:
     """
     rng = np.random.default_rng(seed)
     fraction = rng.uniform(0.1, 0.6, size=(n, 1, 1, 1))
-    return mask_to_youngs_modulus(rng.random((n, *E_SHAPE)) < fraction)
+    return mask_to_youngs_modulus(rng.random((n, 1, side, side)) < fraction)
 
 
 def parity_errors(
-    surrogate: Surrogate, onnx_path: Path, batch_sizes: tuple[int, ...], seed: int = 0
+    surrogate: Surrogate,
+    onnx_path: Path,
+    batch_sizes: tuple[int, ...],
+    seed: int = 0,
+    side: int = GRID,
 ) -> dict[int, float]:
     """max |ort − torch| / max |torch| on :func:`parity_inputs`, for each batch size ``b``.
 
@@ -180,7 +198,7 @@ def parity_errors(
         raise ParityError(f"the graph answers {graph_names}, the PyTorch model {names}")
     errors: dict[int, float] = {}
     for b in batch_sizes:
-        e = parity_inputs(b, seed + b)  # [b, 1, 32, 32]
+        e = parity_inputs(b, seed + b, side)  # [b, 1, side, side]
         with torch.no_grad():
             expected = surrogate(torch.from_numpy(e))
         got = session.run(names, {ONNX_INPUT: e})
@@ -203,9 +221,11 @@ def check_parity(
     onnx_path: Path,
     batch_sizes: tuple[int, ...],
     tolerance: float = PARITY_TOLERANCE,
+    side: int = GRID,
 ) -> dict[int, float]:
-    """:func:`parity_errors`, refused (:class:`ParityError`) above ``tolerance`` at any size."""
-    parity = parity_errors(surrogate, onnx_path, batch_sizes)
+    """:func:`parity_errors`, refused (:class:`ParityError`) above ``tolerance`` at any size
+    (``side``: the cells' size, n × n; a periodic model takes larger cells than 32 × 32)."""
+    parity = parity_errors(surrogate, onnx_path, batch_sizes, side=side)
     worst = max(parity.values())
     if not worst <= tolerance:
         raise ParityError(
