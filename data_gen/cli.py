@@ -202,6 +202,14 @@ def generate(
             rich_help_panel=_GEN,
         ),
     ] = None,
+    grid: Annotated[
+        int,
+        typer.Option(
+            help="Pixels per side of each sample: 32, or a multiple of 32 for larger periodic "
+            "RVEs (--boundary periodic), whose fibers keep their size in pixels.",
+            rich_help_panel=_GEN,
+        ),
+    ] = 32,
     fiber: Annotated[str | None, typer.Option(help=FIBER_HELP, rich_help_panel=_FE)] = None,
     matrix: Annotated[str | None, typer.Option(help=MATRIX_HELP, rich_help_panel=_FE)] = None,
     shard: Annotated[
@@ -261,12 +269,13 @@ def generate(
             plane=plane,
             applied_strain=validate_applied_strain(applied_strain),
             boundary=boundary,
+            grid=grid,
             **phases(fiber, matrix),
         )
         common: dict[str, Any] = {"n": n, "solver": solver, "overwrite": overwrite, "chunk": chunk}
         common["shard"] = parse_shard(shard) if shard is not None else None
         if family is None:
-            generator = configure(preset, **overrides, periodic=torus)
+            generator = configure(preset, **overrides, periodic=torus, grid=grid)
             configs = [GenerateConfig(output=output, seed=seed or 0, generator=generator, **common)]
         else:
             given = [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None]
@@ -280,7 +289,7 @@ def generate(
                 GenerateConfig(
                     output=path,
                     seed=fam.seed,
-                    generator=replace(fam.generator, periodic=torus),
+                    generator=replace(fam.generator, periodic=torus, grid=grid),
                     family=fam.name,
                     **common,
                 )

@@ -35,11 +35,24 @@ PIXEL_X = (np.arange(GRID) + 0.5) / GRID  # [32] x of column j
 PIXEL_Y = 1.0 - (np.arange(GRID) + 0.5) / GRID  # [32] y of row i
 
 
-def disc_mask(cx: float, cy: float, r: float) -> np.ndarray:
-    """bool [32, 32]: pixels whose centre lies in the disc of centre (cx, cy), radius r."""
-    dx2 = (PIXEL_X - cx) ** 2  # [32] per column
-    dy2 = (PIXEL_Y - cy) ** 2  # [32] per row
-    return (dy2[:, None] + dx2[None, :]) <= r * r  # [32, 32]
+def pixel_centres(grid: int = GRID) -> tuple[np.ndarray, np.ndarray]:
+    """x of each column and y of each row ``[grid]`` of an image of ``grid`` pixels per side.
+
+    Lengths are in units of 32 pixels: a larger periodic RVE (SPEC §11) is the square
+    [0, grid/32]², its pixels as large as those of a 32 x 32 image; row 0 is its top.
+    """
+    if grid == GRID:
+        return PIXEL_X, PIXEL_Y
+    centres = (np.arange(grid) + 0.5) / GRID
+    return centres, grid / GRID - centres
+
+
+def disc_mask(cx: float, cy: float, r: float, grid: int = GRID) -> np.ndarray:
+    """bool [n, n]: pixels whose centre lies in the disc of centre (cx, cy), radius r."""
+    px, py = pixel_centres(grid)
+    dx2 = (px - cx) ** 2  # [n] per column
+    dy2 = (py - cy) ** 2  # [n] per row
+    return (dy2[:, None] + dx2[None, :]) <= r * r  # [n, n]
 
 
 def semi_axes(r: float, aspect: float) -> tuple[float, float]:
@@ -54,13 +67,21 @@ def circumradius(r: float, sides: int) -> float:
 
 
 def shape_mask(
-    kind: int, cx: float, cy: float, r: float, aspect: float, angle: float, sides: int
+    kind: int,
+    cx: float,
+    cy: float,
+    r: float,
+    aspect: float,
+    angle: float,
+    sides: int,
+    grid: int = GRID,
 ) -> np.ndarray:
-    """bool [32, 32]: pixels whose centre lies in the fiber (``angle`` in radians)."""
+    """bool [n, n]: pixels whose centre lies in the fiber (``angle`` in radians)."""
     if kind == CIRCLE:
-        return disc_mask(cx, cy, r)
-    dx = (PIXEL_X - cx)[None, :]  # [1, 32]
-    dy = (PIXEL_Y - cy)[:, None]  # [32, 1]
+        return disc_mask(cx, cy, r, grid)
+    px, py = pixel_centres(grid)
+    dx = (px - cx)[None, :]  # [1, n]
+    dy = (py - cy)[:, None]  # [n, 1]
     if kind == ELLIPSE:
         a, b = semi_axes(r, aspect)
         c, s = math.cos(angle), math.sin(angle)
@@ -69,7 +90,7 @@ def shape_mask(
         return (u / a) ** 2 + (v / b) ** 2 <= 1.0
     big_r = circumradius(r, sides)
     apothem = big_r * math.cos(math.pi / sides)
-    inside = np.ones((GRID, GRID), dtype=bool)
+    inside = np.ones((grid, grid), dtype=bool)
     for k in range(sides):  # the edge between vertices k and k+1 has its normal halfway
         phi = angle + math.pi * (2 * k + 1) / sides
         inside &= dx * math.cos(phi) + dy * math.sin(phi) <= apothem
@@ -165,16 +186,17 @@ def discs_clear(
     r2: np.ndarray,
     gap: float,
     periodic: bool = False,
+    period: float = 1.0,
 ) -> np.ndarray:
     """bool [n1, n2]: disc pairs at least ``gap`` apart (centres [n, 2], radii [n]).
 
-    ``periodic``: on the torus of period 1, i.e. every periodic image of the second disc too
-    (the nearest image per coordinate is the nearest image).
+    ``periodic``: on the torus of side ``period``, i.e. every periodic image of the second disc
+    too (the nearest image per coordinate is the nearest image).
     """
     dx = c1[:, None, 0] - c2[None, :, 0]  # [n1, n2]
     dy = c1[:, None, 1] - c2[None, :, 1]
     if periodic:
-        dx, dy = dx - np.round(dx), dy - np.round(dy)
+        dx, dy = _nearest(dx, period), _nearest(dy, period)
     reach = r1[:, None] + r2[None, :] + gap
     return dx * dx + dy * dy >= reach * reach
 
@@ -250,8 +272,19 @@ class FiberSet:
         )  # fmt: skip
 
 
+def _nearest(d: np.ndarray, period: float) -> np.ndarray:
+    """Coordinate differences to the nearest periodic image on a torus of side ``period``."""
+    return d - np.round(d) if period == 1.0 else d - period * np.round(d / period)
+
+
 def _groups_clear(
-    a: FiberSet, ia: np.ndarray, b: FiberSet, ib: np.ndarray, gap: float, periodic: bool = False
+    a: FiberSet,
+    ia: np.ndarray,
+    b: FiberSet,
+    ib: np.ndarray,
+    gap: float,
+    periodic: bool = False,
+    period: float = 1.0,
 ) -> np.ndarray:
     """bool [P]: fiber ia[p] of ``a`` and fiber ib[p] of ``b`` are ``gap`` apart, disc by disc."""
     na, nb = a.disc_count[ia], b.disc_count[ib]  # [P]
@@ -262,7 +295,7 @@ def _groups_clear(
     j = b.disc_start[ib][pair] + local % nb[pair]  # [Q] disc of b
     d = a.disc_c[i] - b.disc_c[j]  # [Q, 2]
     if periodic:
-        d = d - np.round(d)
+        d = _nearest(d, period)
     reach = a.disc_r[i] + b.disc_r[j] + gap
     ok = d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1] >= reach * reach
     return np.bincount(pair, weights=~ok, minlength=len(ia)) == 0
@@ -289,19 +322,22 @@ def clearance(cand: FiberSet, placed: FiberSet, gap: float) -> tuple[np.ndarray,
 IMAGE_SHIFTS = tuple((dx, dy) for dx in (-1.0, 0.0, 1.0) for dy in (-1.0, 0.0, 1.0))
 
 
-def clear_pairs(a: FiberSet, b: FiberSet, gap: float, periodic: bool = False) -> np.ndarray:
+def clear_pairs(
+    a: FiberSet, b: FiberSet, gap: float, periodic: bool = False, period: float = 1.0
+) -> np.ndarray:
     """bool [A, B]: fiber i of ``a`` and fiber j of ``b`` are ``gap`` apart, by covering discs
-    (``periodic``: also every periodic image of j)."""
+    (``periodic``: also every periodic image of j on the torus of side ``period``)."""
+    torus = (periodic, period)
     if len(a.disc_r) == len(a) and len(b.disc_r) == len(b):  # one disc per fiber: the test
-        return discs_clear(a.disc_c, a.disc_r, b.disc_c, b.disc_r, gap, periodic)
-    near_a, near_b = np.nonzero(~discs_clear(a.c, a.bound, b.c, b.bound, gap, periodic))  # [P]
+        return discs_clear(a.disc_c, a.disc_r, b.disc_c, b.disc_r, gap, *torus)
+    near_a, near_b = np.nonzero(~discs_clear(a.c, a.bound, b.c, b.bound, gap, *torus))  # [P]
     out = np.ones((len(a), len(b)), dtype=bool)
-    out[near_a, near_b] = _groups_clear(a, near_a, b, near_b, gap, periodic)
+    out[near_a, near_b] = _groups_clear(a, near_a, b, near_b, gap, *torus)
     return out
 
 
 def periodic_clearance(
-    cand: FiberSet, placed: FiberSet, gap: float
+    cand: FiberSet, placed: FiberSet, gap: float, period: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`clearance` on the torus: every test also against the periodic images.
 
@@ -310,27 +346,36 @@ def periodic_clearance(
     their own images (bool [B]: false for a fiber whose bounding circle, with the gap, does not
     fit in one period).
     """
-    free = clear_pairs(cand, placed, gap, periodic=True).all(axis=1)  # [B]
+    free = clear_pairs(cand, placed, gap, True, period).all(axis=1)  # [B]
     if len(cand.disc_r) == len(cand):  # one disc per fiber
-        pair = discs_clear(cand.disc_c, cand.disc_r, cand.disc_c, cand.disc_r, gap, True)
+        pair = discs_clear(cand.disc_c, cand.disc_r, cand.disc_c, cand.disc_r, gap, True, period)
     else:  # as clearance(): only the pairs whose bounding circles are near, each once
         cb = cand.bound
-        near = np.triu(~discs_clear(cand.c, cb, cand.c, cb, gap, True), k=1)
+        near = np.triu(~discs_clear(cand.c, cb, cand.c, cb, gap, True, period), k=1)
         qa, qb = np.nonzero(near)
-        ok = _groups_clear(cand, qa, cand, qb, gap, True)
+        ok = _groups_clear(cand, qa, cand, qb, gap, True, period)
         pair = np.ones((len(cand), len(cand)), dtype=bool)  # [B, B]
         pair[qa, qb] = ok
         pair[qb, qa] = ok
     pair |= np.eye(len(cand), dtype=bool)
-    own = 2.0 * cand.bound + gap <= 1.0
+    own = 2.0 * cand.bound + gap <= period
     return free, pair, own
 
 
 def periodic_shape_mask(
-    kind: int, cx: float, cy: float, r: float, aspect: float, angle: float, sides: int
+    kind: int,
+    cx: float,
+    cy: float,
+    r: float,
+    aspect: float,
+    angle: float,
+    sides: int,
+    grid: int = GRID,
 ) -> np.ndarray:
-    """bool [32, 32]: pixels whose centre lies in the fiber or one of its periodic images."""
-    mask = np.zeros((GRID, GRID), dtype=bool)
+    """bool [n, n]: pixels whose centre lies in the fiber or one of its periodic images (the
+    period is the image's side, grid / 32 in units of 32 pixels)."""
+    period = grid / GRID
+    mask = np.zeros((grid, grid), dtype=bool)
     for dx, dy in IMAGE_SHIFTS:
-        mask |= shape_mask(kind, cx + dx, cy + dy, r, aspect, angle, sides)
+        mask |= shape_mask(kind, cx + period * dx, cy + period * dy, r, aspect, angle, sides, grid)
     return mask

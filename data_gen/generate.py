@@ -76,6 +76,11 @@ class GenerateConfig:
             raise InputError(f"chunk size must be positive; got {self.chunk}")
         if not self.samples:
             raise InputError(f"--shard {self.shard} of a run of {self.n} samples holds no sample")
+        if self.generator.grid != self.solver.grid:
+            raise InputError(
+                f"the sampler draws {self.generator.grid} x {self.generator.grid} images but the "
+                f"solver takes {self.solver.grid} x {self.solver.grid}"
+            )
 
     def generator_attr(self) -> dict[str, object]:
         """The ``generator`` attribute: every parameter, the seed, and the family if any."""

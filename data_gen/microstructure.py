@@ -108,6 +108,9 @@ class GeneratorConfig:
     edges: str = "free"  # "free" | "avoid" (no fiber within min_gap of an edge) | "cut"
     algorithm: str = field(default=ALGORITHM, init=False)
     periodic: bool = False  # fibers on the torus (periodic datasets, SPEC §11)
+    # pixels per side; a larger periodic RVE (a multiple of 32) keeps the lengths above in units
+    # of 32 pixels, so its fibers are as large in pixels as those of a 32 x 32 image
+    grid: int = GRID
 
     def __post_init__(self) -> None:
         lo, hi = self.fiber_fraction_min, self.fiber_fraction_max
@@ -128,6 +131,18 @@ class GeneratorConfig:
             raise InputError(f"max fibers {self.max_fibers} must be >= 0 (0 = no limit)")
         self._check_shapes()
         self._check_placement()
+        if int(self.grid) != self.grid or self.grid < GRID or self.grid % GRID:
+            raise InputError(f"grid must be a multiple of {GRID} pixels; got {self.grid}")
+        if self.grid != GRID and not self.periodic:
+            raise InputError(
+                f"a {self.grid} x {self.grid} image is a periodic RVE: draw it with periodic "
+                "geometry (generate --boundary periodic)"
+            )
+
+    @property
+    def side(self) -> float:
+        """Side of the drawn square in units of 32 pixels (1 for a 32 x 32 image)."""
+        return self.grid / GRID
 
     def _check_shapes(self) -> None:
         unknown = [s for s in self.shapes if s not in SHAPES]
@@ -171,7 +186,7 @@ class GeneratorConfig:
 
     def to_json_dict(self, seed: int) -> dict[str, object]:
         """The ``generator`` attribute: every parameter plus the dataset seed."""
-        return {**asdict(self), "shapes": list(self.shapes), "seed": int(seed), "grid": GRID}
+        return {**asdict(self), "shapes": list(self.shapes), "seed": int(seed)}
 
     @classmethod
     def from_json_dict(cls, generator: dict[str, object]) -> GeneratorConfig:
@@ -201,7 +216,7 @@ class Microstructure:
     aspects: np.ndarray  # [F] a/b of ellipses (1 for the other shapes)
     angles: np.ndarray  # [F] radians
     sides: np.ndarray  # int [F] polygon sides (0 for the other shapes)
-    mask: np.ndarray  # bool [32, 32], row 0 = top
+    mask: np.ndarray  # bool [n, n] (n = config.grid, 32 by default), row 0 = top
     target_fraction: float
     clusters: np.ndarray  # [C, 2] cluster centres; [0, 2] when not clustered
     config: GeneratorConfig
@@ -243,7 +258,7 @@ def _sample_choices(
     if p <= 0.0 or (p < 1.0 and rng.uniform() >= p):
         return config, None
     count = int(rng.integers(config.clusters_min, config.clusters_max + 1))
-    return config, rng.uniform(0.0, 1.0, size=(count, 2))  # [C, 2]
+    return config, config.side * rng.uniform(0.0, 1.0, size=(count, 2))  # [C, 2]
 
 
 def _draw_batch(
@@ -253,8 +268,11 @@ def _draw_batch(
 
     Circles with uniform centres draw exactly what they always drew.
     """
+    side = config.side  # 1 for a 32 x 32 image
     r = rng.uniform(config.radius_min, config.radius_max, size=_BATCH)  # [B]
     u = rng.uniform(0.0, 1.0, size=(_BATCH, 2))  # [B, 2]
+    if side != 1.0:
+        u = side * u
     if config.shapes == ("circle",):
         kinds = np.zeros(_BATCH, dtype=np.int64)
         aspects, angles = np.ones(_BATCH), np.zeros(_BATCH)
@@ -279,23 +297,23 @@ def _draw_batch(
         along, off = u[:, 0], (2.0 * u[:, 1] - 1.0) * w
         c = np.where(
             (edge < 2)[:, None],
-            np.stack([np.where(edge == 0, off, 1.0 + off), along], axis=1),
-            np.stack([along, np.where(edge == 2, off, 1.0 + off)], axis=1),
+            np.stack([np.where(edge == 0, off, side + off), along], axis=1),
+            np.stack([along, np.where(edge == 2, off, side + off)], axis=1),
         )
     else:
         c = u
     if config.periodic:  # a centre off the square is the same fiber as its image on it
-        c = np.mod(c, 1.0)
+        c = np.mod(c, side)
     ellipse_discs = math.ceil(3.0 * config.aspect_max)  # see fiber_shapes.covering_discs
     cand = FiberSet.build(c, r, kinds, aspects, angles, sides, ellipse_discs)
 
     allowed = np.ones(_BATCH, dtype=bool)
     if config.edges == "avoid":
         lo = cand.disc_r + config.min_gap  # [D] nearest allowed disc centre to an edge
-        inside = np.all((cand.disc_c >= lo[:, None]) & (cand.disc_c <= 1.0 - lo[:, None]), 1)
+        inside = np.all((cand.disc_c >= lo[:, None]) & (cand.disc_c <= side - lo[:, None]), 1)
         allowed = np.logical_and.reduceat(inside, cand.disc_start)
     elif clusters is not None and not config.periodic:  # centres inside the square
-        allowed = np.all((c >= 0.0) & (c <= 1.0), axis=1)
+        allowed = np.all((c >= 0.0) & (c <= side), axis=1)
     return cand, allowed
 
 
@@ -310,8 +328,9 @@ def microstructure(config: GeneratorConfig, per_sample_seed: int) -> Microstruct
     sample, clusters = _sample_choices(config, rng)
     circles = sample.shapes == ("circle",)
     placed = FiberSet.empty()
-    mask = np.zeros((GRID, GRID), dtype=bool)
-    fiber_pixels, needed = 0, target * GRID * GRID
+    grid = config.grid
+    mask = np.zeros((grid, grid), dtype=bool)
+    fiber_pixels, needed = 0, target * grid * grid
     failures, limit = 0, config.max_fibers or np.iinfo(np.int64).max
 
     def going(count: int) -> bool:
@@ -320,7 +339,7 @@ def microstructure(config: GeneratorConfig, per_sample_seed: int) -> Microstruct
     while going(len(placed)):
         cand, allowed = _draw_batch(sample, clusters, rng)
         if config.periodic:
-            free, pair_clear, own = periodic_clearance(cand, placed, config.min_gap)
+            free, pair_clear, own = periodic_clearance(cand, placed, config.min_gap, config.side)
             allowed = allowed & own
         elif circles:  # every fiber is its own covering disc: test all pairs at once
             free = discs_clear(cand.c, cand.r, placed.c, placed.r, config.min_gap).all(axis=1)
@@ -340,7 +359,7 @@ def microstructure(config: GeneratorConfig, per_sample_seed: int) -> Microstruct
                 mask |= periodic_shape_mask(
                     int(cand.kinds[b]), float(cand.c[b, 0]), float(cand.c[b, 1]),
                     float(cand.r[b]), float(cand.aspects[b]), float(cand.angles[b]),
-                    int(cand.sides[b]),
+                    int(cand.sides[b]), grid,
                 )  # fmt: skip
             elif cand.kinds[b] == CIRCLE:
                 mask |= disc_mask(cand.c[b, 0], cand.c[b, 1], cand.r[b])
@@ -377,11 +396,11 @@ def sample_microstructures(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Samples ``indices`` of the dataset with ``seed``.
 
-    Returns E float32 [n, 1, 32, 32] MPa (the moduli of ``fiber`` and ``matrix``: the lecture's
+    Returns E float32 [n, 1, grid, grid] MPa (the moduli of ``fiber`` and ``matrix``: the lecture's
     pair by default) and the per-sample seeds int64 [n].
     """
     seeds = np.array([sample_seed(seed, i) for i in indices], dtype=np.int64)  # [n]
-    e = np.empty((len(seeds), 1, GRID, GRID), dtype=np.float32)  # [n, 1, 32, 32]
+    e = np.empty((len(seeds), 1, config.grid, config.grid), dtype=np.float32)  # [n, 1, 32, 32]
     for row, s in enumerate(seeds):
         mask = microstructure(config, int(s)).mask
         e[row, 0] = mask_to_youngs_modulus(mask, fiber=fiber, matrix=matrix)

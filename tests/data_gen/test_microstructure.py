@@ -413,3 +413,35 @@ def test_periodic_geometry_is_recorded_and_leaves_the_default_unchanged():
     e_plain, _ = sample_microstructures(GeneratorConfig(), 3, range(4))
     e_torus, _ = sample_microstructures(config, 3, range(4))
     assert not np.array_equal(e_plain, e_torus)
+
+
+def test_a_larger_periodic_rve_keeps_the_fiber_size_in_pixels():
+    """grid 64: the square [0, 2]² of 64 x 64 pixels; fibers as large in pixels as at 32."""
+    config = GeneratorConfig(periodic=True, grid=64, shapes=SHAPES, radius_max=0.1)
+    ms = microstructure(config, sample_seed(6, 0))
+    assert ms.mask.shape == (64, 64) and np.all((ms.centres >= 0) & (ms.centres < 2))
+    expected = np.zeros((64, 64), dtype=bool)
+    for f in range(len(ms.radii)):
+        kind, x, y, *rest = _fiber(ms, f)
+        for dx, dy in SHIFTS:
+            expected |= shape_mask(kind, x + 2 * dx, y + 2 * dy, *rest, grid=64)
+    np.testing.assert_array_equal(ms.mask, expected)
+    tiled = replace(
+        _tiled(ms), centres=np.concatenate([ms.centres + 2 * np.array(s) for s in SHIFTS])
+    )
+    _check_clearances(tiled, config.min_gap)  # the gap holds across the edges of the period
+    # a disc of radius r covers about π (32 r)² pixels whatever the grid
+    one = GeneratorConfig(periodic=True, grid=64, radius_min=0.1, radius_max=0.1, max_fibers=1)
+    pixels = microstructure(one, sample_seed(6, 1)).mask.sum()
+    assert abs(pixels - np.pi * 3.2**2) < 6
+    e, _ = sample_microstructures(config, 6, range(2))
+    assert e.shape == (2, 1, 64, 64)
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [({"grid": 48, "periodic": True}, "multiple of 32"), ({"grid": 64}, "periodic RVE")],
+)
+def test_invalid_grids_are_input_errors(kw, message):
+    with pytest.raises(InputError, match=message):
+        GeneratorConfig(**kw)
