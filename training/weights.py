@@ -247,6 +247,30 @@ def _group_norm_affines(graph: Any) -> dict[str, np.ndarray]:
     return out
 
 
+def _batch_norm_inputs(graph: Any) -> dict[str, np.ndarray]:
+    """Scale, bias, mean and variance of each BatchNormalization node under its module's names,
+    whatever the initializers are called (the exporter shares one initializer among equal
+    constants, e.g. the zero biases of an untrained network)."""
+    from onnx import numpy_helper
+
+    initializers = {i.name: i for i in graph.graph.initializer}
+    parts = ("weight", "bias", "running_mean", "running_var")
+    out: dict[str, np.ndarray] = {}
+    for node in graph.graph.node:
+        if node.op_type != "BatchNormalization":
+            continue
+        names = [n.removeprefix("model.").removeprefix("surrogate.") for n in node.input[1:5]]
+        owners = [n.rsplit(".", 1)[0] for n, p in zip(names, parts, strict=True) if n.endswith(p)]
+        if not owners:
+            continue  # no input carries its module's name: left to the name lookup
+        # a shared initializer keeps another module's name: the module most inputs name
+        module = max(set(owners), key=owners.count)
+        for name, part in zip(node.input[1:5], parts, strict=True):
+            if name in initializers:
+                out[f"{module}.{part}"] = numpy_helper.to_array(initializers[name])
+    return out
+
+
 def onnx_weights(
     model_dir: str | os.PathLike[str],
 ) -> tuple[SurrogateConfig, dict[str, np.ndarray], set[str]]:
@@ -272,6 +296,7 @@ def onnx_weights(
         if name.startswith(("net.", "normalizer.")):
             found[name] = numpy_helper.to_array(init)
     found.update(_group_norm_affines(graph))
+    found.update(_batch_norm_inputs(graph))
     batch_norms = {n.rsplit(".", 1)[0] for n in found if n.endswith(".running_var")}
     folded = set()
     for name in found:
