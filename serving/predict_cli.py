@@ -24,12 +24,17 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from microstrain.conventions import DEFAULT_APPLIED_STRAIN, STRAIN_CHANNELS
+from microstrain.conventions import (
+    DEFAULT_APPLIED_STRAIN,
+    MAX_ABS_APPLIED_STRAIN,
+    STRAIN_CHANNELS,
+)
 from microstrain.domain import out_of_distribution
 from microstrain.errors import InputError, MicrostrainError
 from microstrain.fields import load_microstructures, validate_applied_strain
-from microstrain.outputs import save_strain
-from microstrain.surrogate import ERROR_ESTIMATE_WARNING, save_error_estimate
+from microstrain.outputs import save_periodic, save_strain
+from microstrain.quantities import engineering_constants, macro_strain_of_stress
+from microstrain.surrogate import ERROR_ESTIMATE_WARNING, SurrogateModel, save_error_estimate
 from serving.images import mask_from_png
 from serving.validation import check_plane, error_estimate_warnings
 
@@ -73,11 +78,29 @@ def predict(
         ),
     ] = None,
     sample: Annotated[int, typer.Option(help="Which sample the --png shows.")] = 0,
+    macro_strain: Annotated[
+        str | None,
+        typer.Option(
+            "--macro-strain",
+            metavar="EXX,EYY,GXY",
+            help="Periodic model: the fields of this macro strain (engineering shear), by "
+            "superposition of the three unit cases.",
+            show_default=False,
+        ),
+    ] = None,
+    macro_stress: Annotated[
+        str | None,
+        typer.Option(
+            "--macro-stress",
+            metavar="SXX,SYY,TXY",
+            help="Periodic model: the fields under this macro stress (MPa): macro strain "
+            "C_eff^-1 S, then superposition.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Predict strain fields with an exported surrogate (no FE solve, no torch); an .h5 output
     also holds stress, von Mises, E_x, nu_xy and the peak von Mises stress."""
-    from microstrain.surrogate import SurrogateModel
-
     if output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise MicrostrainError(f"unsupported output format '{output.suffix}': use .npy or .h5")
     if png is not None and png.suffix.lower() != ".png":
@@ -89,14 +112,25 @@ def predict(
         validate_applied_strain(applied_strain)
     except InputError as exc:
         raise InputError(f"--applied-strain: {exc}") from None
-    youngs_modulus = load_input(input_path)  # [N, 1, 32, 32] MPa
+    model = SurrogateModel.load(model_dir)  # refuses a model.onnx that does not match its card
+    youngs_modulus = load_input(input_path, larger=model.is_periodic)  # [N, 1, n, n] MPa
     if not 0 <= sample < youngs_modulus.shape[0]:
         raise InputError(
             f"--sample {sample} out of range: the input holds {youngs_modulus.shape[0]}"
         )
-    model = SurrogateModel.load(model_dir)  # refuses a model.onnx that does not match its card
     check_plane(plane, model.name, model.plane, "--plane", "leave --plane out")
     plane = model.plane
+    if model.is_periodic:
+        if png is not None:
+            raise InputError("--png draws a uniaxial prediction; a periodic model writes .h5")
+        load = periodic_load(macro_strain, macro_stress)
+        predict_periodic(model, youngs_modulus, output, applied_strain, load)
+        return
+    if macro_strain is not None or macro_stress is not None:
+        raise InputError(
+            f"--macro-strain and --macro-stress need a periodic model; '{model.name}' is "
+            "the uniaxial test of SPEC §1 (use --applied-strain)"
+        )
     # [N, 3, 32, 32] and [N] (None when the model has no estimate)
     strain, estimate = model.predict_with_estimate(youngs_modulus, applied_strain, CHUNK)
     warnings = out_of_distribution(youngs_modulus, model.card)
@@ -125,11 +159,12 @@ def predict(
         typer.echo(f"wrote {png}")
 
 
-def load_input(path: Path) -> np.ndarray:
-    """E ``[N, 1, 32, 32]`` MPa of INPUT: ``.npy``/``.h5`` as ``solve`` reads them, a ``.png``
-    mask picture as ``POST /predict_image`` reads it."""
+def load_input(path: Path, larger: bool = False) -> np.ndarray:
+    """E ``[N, 1, 32, 32]`` MPa of INPUT: ``.npy``/``.h5`` as ``solve`` reads them (``larger``:
+    any n x n, n a multiple of 32, for a periodic model), a ``.png`` mask picture as
+    ``POST /predict_image`` reads it."""
     if path.suffix.lower() != ".png":
-        return load_microstructures(path)
+        return load_microstructures(path, larger=larger)
     if not path.is_file():
         raise MicrostrainError(f"input file not found: {path}")
     return mask_from_png(path.read_bytes())
@@ -158,6 +193,91 @@ def plot_prediction(
 
     fig = prediction_figure(youngs_modulus, strain, plane, applied_strain, title)
     plots.save(fig, path, dpi=PICTURE_DPI)
+
+
+# --- periodic models (SPEC §11) -------------------------------------------------------------
+def periodic_load(
+    macro_strain: str | None, macro_stress: str | None
+) -> tuple[str, np.ndarray] | None:
+    """(``"macro_strain"`` or ``"macro_stress"``, its three values) of the options, or None."""
+    if macro_strain is not None and macro_stress is not None:
+        raise InputError("give either --macro-strain or --macro-stress, not both")
+    for name, text in (("macro_strain", macro_strain), ("macro_stress", macro_stress)):
+        if text is None:
+            continue
+        option = "--" + name.replace("_", "-")
+        try:
+            values = np.array([float(v) for v in text.split(",")], dtype=np.float64)
+        except ValueError:
+            raise InputError(f"{option} must be three numbers XX,YY,XY; got '{text}'") from None
+        if values.shape != (3,) or not np.isfinite(values).all():
+            raise InputError(f"{option} must be three finite numbers XX,YY,XY; got '{text}'")
+        if name == "macro_strain" and np.abs(values).max() > MAX_ABS_APPLIED_STRAIN:
+            raise InputError(
+                f"{option}: small strain only (|component| <= {MAX_ABS_APPLIED_STRAIN:g})"
+            )
+        return name, values
+    return None
+
+
+def predict_periodic(
+    model: SurrogateModel,
+    youngs_modulus: np.ndarray,
+    output: Path,
+    applied_strain: float,
+    load: tuple[str, np.ndarray] | None,
+) -> None:
+    """The unit cases and C_eff of a periodic model (and a macro load's fields) to ``output``
+    (:func:`microstrain.outputs.save_periodic`), with the out-of-distribution, error-estimate
+    and calibration warnings."""
+    prediction = model.predict_periodic(youngs_modulus, applied_strain, CHUNK)
+    c_eff = prediction.c_eff.astype(np.float64)  # [N, 3, 3] MPa
+    n = youngs_modulus.shape[0]
+    macro_strain = macro_stress = None
+    if load is not None and load[0] == "macro_stress":
+        macro_stress = np.broadcast_to(load[1], (n, 3))
+        macro_strain = macro_strain_of_stress(c_eff, macro_stress)  # [N, 3]: Ē = C_eff⁻¹ Σ̄
+    elif load is not None:
+        macro_strain = np.broadcast_to(load[1], (n, 3))
+    attrs = {
+        "model": model.name,
+        "model_version": model.version,
+        "model_sha256": model.sha256,
+        "channels": json.dumps(list(STRAIN_CHANNELS)),
+    }
+    save_periodic(
+        output,
+        youngs_modulus,
+        prediction.strain,
+        c_eff,
+        model.plane,
+        applied_strain,
+        attrs,
+        macro_strain=macro_strain,
+        macro_stress=macro_stress,
+    )
+    estimate = prediction.error_estimate
+    warnings = out_of_distribution(youngs_modulus, model.card)
+    if estimate is not None:
+        warnings.extend(error_estimate_warnings(estimate))
+        if output.suffix.lower() != ".npy":
+            save_error_estimate(output, estimate)
+    if model.estimate_caveat:
+        warnings.append(model.estimate_caveat)
+    for line in warnings:
+        typer.echo(f"warning: {line}", err=True)
+    constants = engineering_constants(c_eff)
+    what = "the unit cases xx, yy, xy" if load is None else f"{load[0].replace('_', ' ')}"
+    typer.echo(f"wrote {output} ({n} cell{'s' * (n != 1)}: {what}, C_eff; model {model.name})")
+    typer.echo(
+        "sample 0: "
+        + ", ".join(f"{k} {constants[k][0]:.4g}" for k in ("E_1", "E_2", "nu_12", "G_12"))
+        + (
+            f"; macro strain {np.array2string(macro_strain[0], precision=4)}"
+            if macro_strain is not None
+            else ""
+        )
+    )
 
 
 def register(app: typer.Typer) -> None:
