@@ -156,3 +156,22 @@ def test_a_graph_rebuilt_from_its_own_initializers_exports_bit_identically(tmp_p
     rebuilt = Surrogate.from_checkpoint(directory)
     export_onnx(rebuilt, tmp_path / "again.onnx")
     assert set(compare_graphs(directory / MODEL_FILE, tmp_path / "again.onnx").values()) == {0.0}
+
+
+def test_init_from_a_model_directory_starts_from_its_weights_pt(tmp_path):
+    """``--model.init_from models/NAME``: the shipped weights and units, and the model's
+    T_train as the start's cost."""
+    surrogate = _surrogate()
+    directory = tmp_path / "model"
+    directory.mkdir()
+    weights = save_weights(surrogate.state_dict(), _config(), directory / WEIGHTS_FILE)
+    card = {"weights_sha256": sha256_of(weights), "T_train": 12.5}
+    (directory / CARD_FILE).write_text(json.dumps(card))
+    module = StrainRegressor(
+        "res-unet", {**TINY, "norm": "group"}, init_from=str(directory), **OPTIONS
+    )
+    module.setup("fit")
+    started = module.surrogate.state_dict()
+    for key, value in surrogate.state_dict().items():
+        assert torch.equal(started[key], value), key
+    assert module.init_seconds == 12.5
