@@ -55,6 +55,8 @@ class PredictionImages(pl.Callback):
         youngs_modulus, strain, _ = val_set.batch(idx)
         with torch.no_grad():
             pred = pl_module.predict_strain(youngs_modulus.to(pl_module.device))  # type: ignore[operator]
+        if pred.ndim == 5:  # a periodic model's unit cases [N, 3, 3, n, n]: the xx case shown
+            pred, strain = pred[:, 0], strain[:, 0]
         fig = prediction_figure(
             youngs_modulus.float().cpu().numpy(),
             strain.float().cpu().numpy(),
