@@ -56,6 +56,27 @@ COLUMNS = (
 )
 
 
+# a periodic model (SPEC §11): the field measures are means over the three unit cases (each
+# case's own are in the JSON under "cases"), then C_eff and the engineering constants
+PERIODIC_COLUMNS = (
+    ("strain", "strain_relative_l2"),
+    ("stress", "stress_relative_l2"),
+    ("energy", "energy_norm_error"),
+    ("C_eff mean", "C_eff_error_mean"),
+    ("C_eff max", "C_eff_error_max"),
+    ("E_1 mean", "E_1_error_mean"),
+    ("E_2 mean", "E_2_error_mean"),
+    ("ν_12 mean", "nu_12_error_mean"),
+    ("G_12 mean", "G_12_error_mean"),
+)
+
+
+def columns(report: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The periodic columns when the files were judged in the SPEC §11 measures."""
+    periodic = any("C_eff_error_mean" in m for m in report["files"].values())
+    return PERIODIC_COLUMNS if periodic else COLUMNS
+
+
 def percent(value: Any) -> str:
     return "–" if value is None else f"{100 * float(value):.2f} %"
 
@@ -70,7 +91,7 @@ def has_estimate(report: dict[str, Any]) -> bool:
 
 def table_headers(report: dict[str, Any]) -> list[str]:
     estimate = [ESTIMATE_COLUMN] if has_estimate(report) else []
-    return ["file", "N", *(name for name, _ in COLUMNS), *estimate]
+    return ["file", "N", *(name for name, _ in columns(report)), *estimate]
 
 
 def table_rows(report: dict[str, Any]) -> list[list[str]]:
@@ -78,7 +99,7 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
     rows = []
     estimate = has_estimate(report)
     for file, measures in report["files"].items():
-        cells = [percent(measures.get(key)) for _, key in COLUMNS]
+        cells = [percent(measures.get(key)) for _, key in columns(report)]
         if estimate:
             rho = measures.get("error_estimate", {}).get("spearman_energy_norm")
             cells.append("–" if rho is None else f"{rho:.2f}")
