@@ -43,6 +43,7 @@ def tau(
     """
     from evaluation.tau import run_tau
     from microstrain.breakeven import format_tau
+    from microstrain.surrogate import SurrogateModel
 
     report, files = run_tau(
         model_dir, dataset, measure, tuple(threads) if threads else None, batch_size
@@ -65,6 +66,9 @@ def tau(
             "T_data and T_simulation describe that file",
             err=True,
         )
+    caveat = SurrogateModel.load(model_dir).estimate_caveat
+    if caveat:
+        typer.echo(f"warning: {caveat}", err=True)
     typer.echo("wrote " + ", ".join(str(p) for p in files.values()))
 
 
