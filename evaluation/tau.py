@@ -7,8 +7,11 @@ shows exactly those. Two things may replace card values, each named in the repor
 
 - ``dataset``: T_data and T_simulation recorded in a SPEC §4 file
   (:func:`microstrain.dataset.summarize`);
-- ``measure``: T_surrogate (batch 1 and batched) measured now with onnxruntime on this machine
-  (:func:`microstrain.breakeven.measure_surrogate`).
+- ``measure``: T_simulation and T_surrogate measured now, in one run on this machine: FE solves
+  one sample at a time in the solver process ``/verify`` uses, in the discretization the model
+  was trained on (:func:`microstrain.breakeven.measure_simulation`), and onnxruntime at batch 1
+  and batched (:func:`microstrain.breakeven.measure_surrogate`). T_data stays the real
+  generation cost (the card's, or the dataset's).
 
 τ is then computed again from the times shown (:func:`microstrain.breakeven.breakeven`). The
 report never rewrites the card or the model. No torch, no direct HDF5 access.
@@ -25,8 +28,10 @@ from typing import Any
 from evaluation.tau_plot import plot_cumulative_cost
 from evaluation.tau_report import TAU_PNG, TauReport
 from microstrain.breakeven import (
+    SimulationTiming,
     SurrogateTiming,
     breakeven,
+    measure_simulation,
     measure_surrogate,
     timing_inputs,
 )
@@ -41,6 +46,7 @@ TAU_MD = "tau.md"
 TIMES = ("T_data", "T_train", "T_simulation", "T_surrogate", "T_surrogate_batched")
 FROM_CARD = "card.json (written by export)"
 BATCH_SIZE = 256  # samples per call of the batched surrogate timing
+FE_SAMPLES = 8  # single-sample FE solves timed by --measure (their median is T_simulation)
 
 
 # --- collecting the times -----------------------------------------------------------------------
@@ -82,12 +88,15 @@ def collect(
     threads: tuple[int, ...] | None = None,
     batch_size: int = BATCH_SIZE,
     budget_s: float = 1.5,
+    fe_samples: int = FE_SAMPLES,
 ) -> TauReport:
     """The report of ``model_dir``: the card's times and τ, with the replacements asked for."""
     if batch_size < 1 or any(t < 1 for t in threads or ()):
         raise InputError("--batch-size and --threads must be positive")
     if not measure and (threads is not None or batch_size != BATCH_SIZE):
         raise InputError("--threads and --batch-size set up a measurement: add --measure")
+    if fe_samples < 1 or (not measure and fe_samples != FE_SAMPLES):
+        raise InputError("--fe-samples sets up a measurement of at least one solve: add --measure")
     model = SurrogateModel.load(model_dir)  # refuses a missing or broken model.onnx
     card = model.card
     card_path = model.directory / "card.json"
@@ -119,11 +128,20 @@ def collect(
         summary["matches_training_data"] = found.sha256 in expected if expected else None
 
     timing: SurrogateTiming | None = None
+    simulation: SimulationTiming | None = None
     if measure:
         youngs_modulus = None
         if dataset is not None:  # real microstructures when at hand
             youngs_modulus = read_samples(dataset, (DS_E,), stop=batch_size)[DS_E]
         inputs = timing_inputs(batch_size, youngs_modulus)  # [B, 1, 32, 32] MPa
+        simulation = measure_simulation(card, inputs, fe_samples)
+        seconds["T_simulation"] = simulation.t_simulation
+        solver = simulation.solver
+        sources["T_simulation"] = (
+            f"measured now: FE solver worker ({solver.get('mode')} k={solver.get('k')}, plane "
+            f"{solver.get('plane')}), median of {simulation.n_samples} single-sample solves"
+        )
+        hardware["T_simulation"] = simulation.hardware
         timing = measure_surrogate(model.directory, inputs, threads, batch_size, budget_s)
         seconds["T_surrogate"], seconds["T_surrogate_batched"] = timing.t_batch1, timing.t_batched
         sources["T_surrogate"] = (
@@ -162,6 +180,7 @@ def collect(
         timing_hardware=hardware,
         sources=sources,
         surrogate_timing=asdict(timing) if timing is not None else None,
+        simulation_timing=asdict(simulation) if simulation is not None else None,
         metrics=card.get("metrics", {}),
         dataset=summary,
     )
@@ -184,7 +203,8 @@ def run_tau(
     threads: tuple[int, ...] | None = None,
     batch_size: int = BATCH_SIZE,
     budget_s: float = 1.5,
+    fe_samples: int = FE_SAMPLES,
 ) -> tuple[TauReport, dict[str, Path]]:
     """:func:`collect` the report and :func:`write_report` it beside the card."""
-    report = collect(model_dir, dataset, measure, threads, batch_size, budget_s)
+    report = collect(model_dir, dataset, measure, threads, batch_size, budget_s, fe_samples)
     return report, write_report(report, model_dir)

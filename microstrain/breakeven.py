@@ -5,8 +5,9 @@
 
 The lecture slide prints a ``+`` in the denominator; the derivation above gives the minus sign.
 All times are seconds; T_simulation and T_surrogate are per sample. ``export`` measures
-T_surrogate and writes the times and τ into the card once; ``tau`` reports them (re-measuring on
-request); serving counts predictions against the card's τ.
+T_surrogate and writes the times and τ into the card once; ``tau`` reports them, and with
+``--measure`` times T_simulation (:func:`measure_simulation`, the FE solver process ``/verify``
+uses) and T_surrogate in one run on one machine; serving counts predictions against the card's τ.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from microstrain.conventions import E_SHAPE
 from microstrain.errors import MicrostrainError
+from microstrain.fe_client import FEPool, fe_solver_available, solver_config
 from microstrain.fields import mask_to_youngs_modulus
 from microstrain.hardware import cpu_description, usable_cores
 from microstrain.surrogate import SurrogateModel
@@ -136,5 +138,56 @@ def measure_surrogate(
         threads_batch1=int(best1),
         threads_batched=int(bestb),
         by_threads=by_threads,
+        hardware=cpu_description(),
+    )
+
+
+@dataclass
+class SimulationTiming:
+    """Median wall time of one FE solve (seconds per sample), measured now in a long-lived
+    solver process (:mod:`microstrain.fe_client`): the solve alone, after the solver was built."""
+
+    t_simulation: float
+    n_samples: int
+    seconds: list[float]  # each sample's solve
+    setup_seconds: float  # building the solver once (not part of T_simulation)
+    solver: dict[str, object]  # the solver configuration of the model's card
+    hardware: str
+
+
+SIMULATION_TIMEOUT_S = 300.0  # one solve; a k = 4 sample takes well under a second
+
+
+def measure_simulation(
+    card: dict[str, object], youngs_modulus: np.ndarray, samples: int = 8
+) -> SimulationTiming:
+    """Time FE solves of the first ``samples`` E maps ``[M, 1, n, n]`` (MPa) one by one, in the
+    solver configuration of ``card`` (its training data's discretization, plane and phases), in
+    one FE worker started for the measurement: per-sample times, as ``solve_seconds`` of a
+    dataset records them, with the worker's start-up and the solver's setup left out."""
+    if not fe_solver_available():
+        raise MicrostrainError(
+            "measuring T_simulation needs the FE solver (dolfinx and data_gen): install "
+            "microstrain[fe], or leave out --measure to report the card's times"
+        )
+    if samples < 1:
+        raise MicrostrainError("the FE timing needs at least one sample")
+    config = solver_config(card, grid=int(youngs_modulus.shape[-1]))
+    inputs = np.resize(np.asarray(youngs_modulus, np.float32), (samples, *youngs_modulus.shape[1:]))
+    pool = FEPool(1, warm=config).start()
+    try:
+        seconds, setup = [], 0.0
+        for i in range(samples):
+            _, timing = pool.solve(inputs[i : i + 1], config, SIMULATION_TIMEOUT_S)
+            seconds.append(timing["solve"])
+            setup += timing["setup"]
+    finally:
+        pool.close()
+    return SimulationTiming(
+        t_simulation=float(np.median(seconds)),
+        n_samples=samples,
+        seconds=seconds,
+        setup_seconds=setup,
+        solver=dict(config),
         hardware=cpu_description(),
     )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import select
@@ -38,11 +39,55 @@ from typing import IO, Any
 
 import numpy as np
 
+from microstrain.conventions import (
+    DEFAULT_BOUNDARY,
+    DEFAULT_K,
+    DEFAULT_MODE,
+    DEFAULT_PLANE,
+    PERIODIC_LOAD_CASE,
+)
 from microstrain.errors import MicrostrainError
 
 WORKER_MODULE = "data_gen.fe_worker"
 START_TIMEOUT_S = 60.0  # importing dolfinx and building a solver; a busy machine is slow
 _LENGTH = struct.Struct(">I")
+
+
+# --- which solver a model's card asks for (its training data's discretization, plane, phases) -
+def fe_solver_available() -> bool:
+    """Whether the FE worker can run here; looks the modules up, imports nothing."""
+    return all(importlib.util.find_spec(name) is not None for name in ("dolfinx", "data_gen"))
+
+
+def discretization(card: dict[str, Any]) -> tuple[str, int, str]:
+    """(mode, k, plane) of the model's training data; SPEC defaults when the card is silent."""
+    data = card.get("training_data", {})
+    disc = data.get("discretization", {})
+    mode = str(disc.get("mode", DEFAULT_MODE))
+    k = int(disc.get("k", DEFAULT_K if mode == "refined" else 1))
+    plane = str(data.get("load_case", {}).get("plane", DEFAULT_PLANE))
+    return mode, k, plane
+
+
+def is_periodic(card: dict[str, Any]) -> bool:
+    """Whether the model was trained on periodic RVEs (SPEC §11)."""
+    load_case = card.get("training_data", {}).get("load_case", {})
+    return load_case.get("name") == PERIODIC_LOAD_CASE
+
+
+def solver_config(card: dict[str, Any], grid: int | None = None) -> dict[str, Any]:
+    """The FE worker's solver settings for the model of ``card`` (SolverConfig's fields) on
+    ``grid`` x ``grid`` images (None: the solver's default, 32)."""
+    mode, k, plane = discretization(card)
+    config: dict[str, Any] = {"mode": mode, "k": k, "plane": plane}
+    config["boundary"] = "periodic" if is_periodic(card) else DEFAULT_BOUNDARY
+    if grid is not None:
+        config["grid"] = int(grid)
+    materials = card.get("training_data", {}).get("materials") or {}
+    for phase in ("fiber", "matrix"):
+        if isinstance(materials.get(phase), dict):
+            config[phase] = materials[phase]
+    return config
 
 
 class SolveTimeout(MicrostrainError):

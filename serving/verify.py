@@ -15,23 +15,26 @@ a periodic model (SPEC §11) the three unit cases and C_eff in the §11 measures
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from typing import Any
 
 import numpy as np
 
 from microstrain.conventions import (
-    DEFAULT_BOUNDARY,
-    DEFAULT_K,
-    DEFAULT_MODE,
-    DEFAULT_PLANE,
     PERIODIC_CASES,
-    PERIODIC_LOAD_CASE,
     STRAIN_CHANNELS,
 )
 from microstrain.errors import MicrostrainError
-from microstrain.fe_client import FEPool, SolveFailed, SolveTimeout, WorkerDied
+from microstrain.fe_client import (
+    FEPool,
+    SolveFailed,
+    SolveTimeout,
+    WorkerDied,
+    discretization,
+    fe_solver_available,
+    is_periodic,
+    solver_config,
+)
 from microstrain.measures import (
     error_measures,
     periodic_error_measures,
@@ -40,7 +43,17 @@ from microstrain.measures import (
 )
 from serving.fe_slots import SolveSlots
 
-__all__ = ["FEChecks", "SolveFailed", "SolveTimeout", "SolverUnavailable", "WorkerDied"]
+__all__ = [
+    "FEChecks",
+    "SolveFailed",
+    "SolveTimeout",
+    "SolverUnavailable",
+    "WorkerDied",
+    "discretization",
+    "fe_solver_available",
+    "is_periodic",
+    "solver_config",
+]
 
 MAX_VERIFY_BATCH = 8  # checks answer in about a solve per sample: keep requests bounded
 
@@ -53,42 +66,6 @@ class SolverUnavailable(MicrostrainError):
             "this installation has no FE solver (dolfinx and data_gen are not installed); "
             "install microstrain[fe] to verify predictions"
         )
-
-
-def fe_solver_available() -> bool:
-    """Whether the FE worker can run here; looks the modules up, imports nothing."""
-    return all(importlib.util.find_spec(name) is not None for name in ("dolfinx", "data_gen"))
-
-
-def discretization(card: dict[str, Any]) -> tuple[str, int, str]:
-    """(mode, k, plane) of the model's training data; SPEC defaults when the card is silent."""
-    data = card.get("training_data", {})
-    disc = data.get("discretization", {})
-    mode = str(disc.get("mode", DEFAULT_MODE))
-    k = int(disc.get("k", DEFAULT_K if mode == "refined" else 1))
-    plane = str(data.get("load_case", {}).get("plane", DEFAULT_PLANE))
-    return mode, k, plane
-
-
-def is_periodic(card: dict[str, Any]) -> bool:
-    """Whether the model was trained on periodic RVEs (SPEC §11)."""
-    load_case = card.get("training_data", {}).get("load_case", {})
-    return load_case.get("name") == PERIODIC_LOAD_CASE
-
-
-def solver_config(card: dict[str, Any], grid: int | None = None) -> dict[str, Any]:
-    """The FE worker's solver settings for the model of ``card`` (SolverConfig's fields) on
-    ``grid`` x ``grid`` images (None: the solver's default, 32)."""
-    mode, k, plane = discretization(card)
-    config: dict[str, Any] = {"mode": mode, "k": k, "plane": plane}
-    config["boundary"] = "periodic" if is_periodic(card) else DEFAULT_BOUNDARY
-    if grid is not None:
-        config["grid"] = int(grid)
-    materials = card.get("training_data", {}).get("materials") or {}
-    for phase in ("fiber", "matrix"):
-        if isinstance(materials.get(phase), dict):
-            config[phase] = materials[phase]
-    return config
 
 
 class FEChecks:
