@@ -39,9 +39,9 @@ from microstrain.conventions import (
     SCHEMA_VERSION,
     STRAIN_CHANNELS,
 )
-from microstrain.dataset import CHUNK_SAMPLES, COMPRESSION, FIELDS, json_attr, now
+from microstrain.dataset import CHUNK_SAMPLES, COMPRESSION, FIELDS, json_attr
 from microstrain.errors import MicrostrainError
-from microstrain.files import check_output_dir
+from microstrain.files import check_output_dir, timestamp
 from microstrain.hardware import cpu_description
 
 # Extra root attributes of this writer (beyond SPEC §4).
@@ -136,7 +136,7 @@ class DatasetWriter:
             writer = cls._create(target, identity, software, n_requested, fields)
         writer._runs.append(
             {
-                "started": now(),
+                "started": timestamp(),
                 "ranks": ranks,
                 "hardware": cpu_description(),
                 "first_sample": writer.n_complete,
@@ -176,7 +176,7 @@ class DatasetWriter:
                 for key, value in identity.attrs().items():
                     f.attrs[key] = value
                 f.attrs[ATTR_SOFTWARE] = json.dumps(software, sort_keys=True)
-                f.attrs[ATTR_CREATED] = now()
+                f.attrs[ATTR_CREATED] = timestamp()
                 f.attrs[ATTR_COMPLETE] = False
                 f.attrs[ATTR_N_COMPLETE] = 0
                 f.attrs[ATTR_N_REQUESTED] = n_requested

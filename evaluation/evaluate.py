@@ -13,9 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from microstrain.dataset import now
 from microstrain.errors import MicrostrainError
-from microstrain.files import write_json
+from microstrain.files import timestamp, write_json
 from microstrain.scoring import score_file
 from microstrain.surrogate import SurrogateModel
 
@@ -32,7 +31,7 @@ def evaluate(
     model = SurrogateModel.load(model_dir)
     report: dict[str, Any] = {
         "model": {"name": model.name, "version": model.version, "sha256": model.sha256},
-        "created": now(),
+        "created": timestamp(),
         "files": {},
     }
     for file in files:

@@ -37,7 +37,6 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +80,7 @@ from microstrain.conventions import (
 )
 from microstrain.errors import MicrostrainError
 from microstrain.fields import fiber_fraction, materials_attr, materials_of
-from microstrain.files import atomic_output, sha256_of
+from microstrain.files import atomic_output, sha256_of, timestamp
 from microstrain.quantities import effective_stiffness
 
 # dataset name -> (dtype, per-sample shape)
@@ -126,11 +125,6 @@ CHUNK_SAMPLES = 64  # HDF5 chunk length along N
 # gzip is readable by every HDF5 tool; level 1 + shuffle compresses the fields nearly as well as
 # level 9 at a fraction of the time (pixel-mode generation is only a few ms per sample).
 COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
-
-
-def now() -> str:
-    """The ``created`` timestamp of every artifact: ISO 8601, UTC, seconds."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def attr_text(value: Any) -> str:
@@ -789,7 +783,7 @@ def write_dataset(
         f.attrs[ATTR_GENERATOR] = json.dumps(generator or {})
         f.attrs[ATTR_DISCRETIZATION] = json.dumps(discretization or {"mode": "pixel", "k": 1})
         f.attrs[ATTR_SOFTWARE] = json.dumps({})
-        f.attrs[ATTR_CREATED] = now()
+        f.attrs[ATTR_CREATED] = timestamp()
         if wall_seconds is not None:
             f.attrs[ATTR_WALL_SECONDS] = wall_seconds
         for key, value in (attrs or {}).items():

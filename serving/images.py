@@ -20,7 +20,7 @@ from microstrain.conventions import GRID, STRAIN_CHANNELS
 from microstrain.fields import mask_to_youngs_modulus
 from serving.validation import RequestError
 
-FIBER_THRESHOLD = 128  # gray value (0-255) from which a pixel counts as fiber
+FIBER_GRAY_LEVEL = 128  # gray value (0-255) from which a pixel counts as fiber
 MAX_PNG_BYTES = 1 << 20  # a 32x32 PNG is a few hundred bytes; refuse anything absurd early
 UPSCALE = 8  # each strain pixel becomes an UPSCALE x UPSCALE block in the picture
 GAP = 4  # pixels between the panels
@@ -53,7 +53,7 @@ def mask_from_png(data: bytes) -> np.ndarray:
         ) from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise RequestError(f"image is not a readable PNG ({exc})") from None
-    return mask_to_youngs_modulus(gray >= FIBER_THRESHOLD)[None, None]
+    return mask_to_youngs_modulus(gray >= FIBER_GRAY_LEVEL)[None, None]
 
 
 def mask_to_png(mask: np.ndarray) -> bytes:

@@ -35,9 +35,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from microstrain.dataset import now
 from microstrain.errors import MicrostrainError
-from microstrain.files import sha256_of, write_json
+from microstrain.files import sha256_of, timestamp, write_json
 from training.measures import LOGGED_MEASURES
 from training.metrics import METRIC_NAMES
 
@@ -107,7 +106,7 @@ class RunRecorder(pl.Callback):
 
     def _write(self) -> None:
         assert self.record is not None and self.run_dir is not None
-        self.record["created"] = now()
+        self.record["created"] = timestamp()
         self.written = write_json(self.run_dir / RUN_RECORD, self.record)
         self.record = None  # once
 
