@@ -36,8 +36,8 @@ from microstrain.conventions import (
     MODELS_DIR,
 )
 from microstrain.errors import MicrostrainError
+from microstrain.fe_client import discretization
 from microstrain.surrogate import PeriodicPrediction, SurrogateModel, repository_root
-from serving import verify
 from serving.small_sessions import SmallSessions
 from serving.state import PredictionCounter
 from serving.validation import RequestError
@@ -96,7 +96,7 @@ class ServedModel:
     def __post_init__(self) -> None:
         for session in (self.large, *self.small.sessions.values()):
             self._locks[id(session)] = threading.Lock()
-        self.fe_mode, self.k, _ = verify.discretization(self.card)
+        self.fe_mode, self.k, _ = discretization(self.card)
         self.plane = self.large.plane
         self.mode = "periodic" if self.large.is_periodic else "uniaxial"
         self.sizes = tuple(self.large.input_sizes)
