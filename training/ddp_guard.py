@@ -21,6 +21,7 @@ import contextlib
 import os
 import select
 import signal
+import subprocess
 import sys
 import threading
 from datetime import timedelta
@@ -55,6 +56,15 @@ def collective_error(exc: BaseException, seconds: float, rank: int) -> Microstra
             f"for the other processes and the run was stopped ({first})"
         )
     return MicrostrainError(f"rank {rank}: a DDP collective failed, another process ended: {first}")
+
+
+def end_started_ranks(strategy: Any) -> None:
+    """SIGKILL the ranks that Lightning's launcher started from this process (none under
+    ``torchrun`` or SLURM, whose launchers end the other ranks themselves)."""
+    for proc in getattr(getattr(strategy, "launcher", None), "procs", None) or []:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait(timeout=5)
 
 
 class StopOnSignal:

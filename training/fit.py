@@ -38,6 +38,7 @@ from training.ddp_guard import (
     DEFAULT_DDP_TIMEOUT_S,
     StopOnSignal,
     collective_error,
+    end_started_ranks,
     set_collective_timeout,
 )
 from training.metrics import relative_l2
@@ -157,7 +158,12 @@ def main(argv: list[str]) -> StrainCLI:
     with StopOnSignal():
         try:
             _fit_and_test(cli)
-        except RuntimeError as exc:  # torch's distributed errors are RuntimeErrors
+        except BaseException as exc:
+            # the ranks Lightning's launcher started would wait for this one until their own
+            # timeout (Lightning ends them on Ctrl-C only)
+            end_started_ranks(cli.trainer.strategy)
+            if not isinstance(exc, RuntimeError):  # torch's distributed errors are these
+                raise
             error = collective_error(exc, float(cli.config.ddp_timeout_s), cli.trainer.global_rank)
             if error is None:
                 raise

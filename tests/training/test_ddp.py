@@ -56,11 +56,10 @@ TIMEOUT_S = 20
 
 
 def _env() -> dict[str, str]:
-    """The environment with ``ddp_recorder`` importable in every rank."""
+    """The environment with ``ddp_recorder`` importable in every rank (this directory only:
+    with ``tests/`` on the path, ``tests/training`` would shadow the ``training`` package)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(HERE), str(REPO / "tests"), *filter(None, [env.get("PYTHONPATH")])]
-    )
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), *filter(None, [env.get("PYTHONPATH")])])
     return env
 
 
