@@ -30,9 +30,9 @@ what makes them easy to read and slow. Datasets are solved by the fast path,
 ``tests/data_gen/test_solver_reference.py`` and ``test_periodic_solver.py`` check the fast path
 against these functions.
 
-This module is also the one home of the material law (:func:`lame_parameters`, used by both), of
-the pixel phase rule (:func:`phase_mask`) and of the order in which the FE stack is loaded
-(:func:`load_fe_stack`).
+The material law is the core's (:func:`microstrain.quantities.lame_parameters`, used by both);
+this module is the one home of the pixel phase rule (:func:`phase_mask`) and of the order in
+which the FE stack is loaded (:func:`load_fe_stack`).
 
 Usage::
 
@@ -61,6 +61,7 @@ from microstrain.conventions import (
     Material,
 )
 from microstrain.errors import InputError
+from microstrain.quantities import lame_parameters
 
 # The problem's constants (E and ν of fiber and matrix, the default ū, k and plane) are those of
 # microstrain.conventions, shared with every package; the FE solve adds three of its own.
@@ -122,22 +123,6 @@ def phase_mask(
             f"fiber {fiber.youngs_modulus:g} MPa, matrix {matrix.youngs_modulus:g} MPa"
         )
     return is_fiber
-
-
-def lame_parameters(
-    youngs_modulus: np.ndarray | float, poisson_ratio: np.ndarray | float, plane: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """E (MPa) and ν (broadcastable) -> (λ, μ) in MPa.
-
-    For plane stress λ is replaced by λ* = 2λμ/(λ + 2μ).
-    """
-    E = np.asarray(youngs_modulus, dtype=np.float64)
-    ν = np.asarray(poisson_ratio, dtype=np.float64)
-    λ = E * ν / ((1.0 + ν) * (1.0 - 2.0 * ν))
-    μ = E / (2.0 * (1.0 + ν))
-    if plane == "stress":
-        λ = 2.0 * λ * μ / (λ + 2.0 * μ)
-    return λ, μ
 
 
 def pixel_lame(

@@ -125,6 +125,24 @@ class PlaneLaw:
         return fiber_mask(youngs_modulus, fiber=fiber, matrix=matrix)
 
 
+def lame_parameters(
+    youngs_modulus: np.ndarray | float, poisson_ratio: np.ndarray | float, plane: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The material law (SPEC §1), one home for the FE solver and every quantity: E (MPa) and
+    ν (broadcastable) -> the Lamé parameters (λ, μ) in MPa.
+
+    For plane stress λ is replaced by λ* = 2λμ/(λ + 2μ). :class:`PlaneLaw` is the same law per
+    MPa of E in the plane moduli κ = λ + μ and μ, in closed form (equal to round-off, tested).
+    """
+    E = np.asarray(youngs_modulus, dtype=np.float64)
+    ν = np.asarray(poisson_ratio, dtype=np.float64)
+    λ = E * ν / ((1.0 + ν) * (1.0 - 2.0 * ν))
+    μ = E / (2.0 * (1.0 + ν))
+    if plane == "stress":
+        λ = 2.0 * λ * μ / (λ + 2.0 * μ)
+    return λ, μ
+
+
 def uniaxial_modulus(material: Material, plane: str) -> float:
     """σ_xx / ε_xx of ``material`` in uniaxial stress: E (plane stress), E / (1 − ν²) (strain)."""
     check_plane(plane)
