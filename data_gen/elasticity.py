@@ -85,7 +85,7 @@ def load_fe_stack() -> None:
     import dolfinx_solver  # noqa: F401
 
 
-def pixel_moduli(youngs_modulus: np.ndarray, grid: int | None = None) -> np.ndarray:
+def youngs_modulus_image(youngs_modulus: np.ndarray, grid: int | None = None) -> np.ndarray:
     """[n, n], [1, n, n] or [1, 1, n, n] MPa -> float64 [n, n], validated.
 
     n is ``grid`` when given, else any multiple of 32 (SPEC §11: larger periodic RVEs).
@@ -252,7 +252,7 @@ def solve_elasticity(
     ``MPI.COMM_SELF``.
     """
     _check_discretization(k, plane)
-    E_pixel = pixel_moduli(youngs_modulus)  # [n, n] MPa
+    E_pixel = youngs_modulus_image(youngs_modulus)  # [n, n] MPa
 
     load_fe_stack()
     import dolfinx.fem
@@ -333,7 +333,7 @@ def solve_periodic(
     :func:`solve_elasticity`. Runs on ``MPI.COMM_SELF``.
     """
     _check_discretization(k, plane)
-    E_pixel = pixel_moduli(youngs_modulus)  # [n, n] MPa
+    E_pixel = youngs_modulus_image(youngs_modulus)  # [n, n] MPa
 
     load_fe_stack()
     import dolfinx.fem

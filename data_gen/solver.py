@@ -47,7 +47,7 @@ from data_gen.elasticity import (
     lame_parameters,
     load_fe_stack,
     phase_mask,
-    pixel_moduli,
+    youngs_modulus_image,
 )
 from microstrain.conventions import (
     BOUNDARIES,
@@ -265,7 +265,7 @@ class StrainSolver:
         """Assemble, factor and solve every load case of one image; u_c in ``self._u``."""
         t0 = time.perf_counter()
         config = self.config
-        E = pixel_moduli(youngs_modulus, config.grid).ravel()  # [n²]
+        E = youngs_modulus_image(youngs_modulus, config.grid).ravel()  # [n²]
         # phase of each pixel: ν and the condensed pixel
         self._fiber = phase_mask(E, config.fiber, config.matrix)  # [n²]
         theta = self._theta.getArray()  # [2n²] = [E·fiber; E·matrix]
