@@ -9,7 +9,9 @@ because a spinning thread steals its time after the run, from the HTTP stack. So
 ``MICROSTRAIN_SMALL_THREADS=auto`` (the default, :func:`serving.settings.small_request_threads`)
 :class:`SmallSessions` looks at what the other processes use: the machine's busy CPU time less
 this worker's own, over the last :data:`INTERVAL_S` (psutil). A session of ``t`` threads is used
-while the others leave at least ``t`` − :data:`SLACK` cores idle.
+while the others leave at least ``t`` − :data:`~microstrain.hardware.SLACK_CORES` cores idle (the
+one rule, :func:`microstrain.hardware.threads_the_others_leave`, which training's torch threads
+follow too).
 """
 
 from __future__ import annotations
@@ -18,35 +20,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-import psutil
+from microstrain.hardware import (
+    SLACK_CORES,
+    others_busy_cores,
+    threads_the_others_leave,
+    usable_cores,
+)
 
-from microstrain.hardware import usable_cores
+__all__ = ["INTERVAL_S", "SLACK_CORES", "SmallSessions", "others_busy_cores"]
 
 INTERVAL_S = 0.5  # how often the others' CPU use is measured (each reading about 50 µs)
-SLACK = 0.5  # of a core: a light client on the same machine still leaves room for two threads
-
-
-def others_busy_cores() -> Callable[[], float]:
-    """A reader of the cores other processes kept busy since its previous call (averaged)."""
-    own = psutil.Process()
-
-    def sample() -> tuple[float, float, float]:
-        cpu = psutil.cpu_times()
-        mine = own.cpu_times()
-        busy = sum(cpu) - cpu.idle - getattr(cpu, "iowait", 0.0)
-        return time.monotonic(), busy, mine.user + mine.system
-
-    last = sample()
-
-    def read() -> float:
-        nonlocal last
-        now = sample()
-        elapsed = now[0] - last[0]
-        others = ((now[1] - last[1]) - (now[2] - last[2])) / elapsed if elapsed > 0 else 0.0
-        last = now
-        return max(others, 0.0)
-
-    return read
 
 
 class SmallSessions[S]:
@@ -80,8 +63,7 @@ class SmallSessions[S]:
         with self._lock:
             now = time.monotonic()
             if now - self._checked >= INTERVAL_S:
-                free = self.cores - self._others()
-                fewest = min(self.sessions)
-                self._threads = max(t for t in self.sessions if t == fewest or free >= t - SLACK)
+                others = self._others()
+                self._threads = threads_the_others_leave(self.sessions, self.cores, others)
                 self._checked = now
             return self._threads
