@@ -642,6 +642,12 @@ function percent(x) {
   return x === null || x === undefined ? "–" : `${(100 * x).toFixed(x < 0.1 ? 2 : 1)} %`;
 }
 
+function duration(seconds) {
+  // the solve takes tens of milliseconds in a warm FE worker, seconds for large checks
+  if (seconds === null || seconds === undefined) return "–";
+  return seconds < 1 ? `${(1000 * seconds).toFixed(0)} ms` : `${seconds.toFixed(2)} s`;
+}
+
 function renderFe() {
   const { answer } = state.fe;
   const p = state.prediction;
@@ -650,7 +656,8 @@ function renderFe() {
   section.classList.remove("outdated");
   const disc = answer.fe_discretization;
   $("fe-summary").textContent =
-    `FE (${disc.mode} k = ${disc.k}, plane ${disc.plane}) ${answer.fe_seconds.toFixed(2)} s · ` +
+    `FE (${disc.mode} k = ${disc.k}, plane ${disc.plane}) solve ${duration(answer.fe_seconds)}` +
+    ` (+ ${duration(answer.fe_overhead_seconds)} overhead) · ` +
     `surrogate ${(1000 * answer.surrogate_seconds).toFixed(1)} ms`;
   const feMaps = $("maps-fe");
   const errMaps = $("maps-err");
