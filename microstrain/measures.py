@@ -18,9 +18,9 @@ denominator is non-zero: a sample without fiber pixels is skipped in the fiber a
 without matrix pixels in the matrix average); a measure defined for no sample is ``None``. A NaN
 prediction is not skipped: it makes the measure NaN, as a broken model should.
 
-Other conventions in this repository pool instead: ``training/metrics.py`` (torch) reports
-√(Σ_samples Σ_pixels err² / Σ_samples Σ_pixels true²), in which samples with large strains weigh
-more; ``serving/verify.py`` and ``data_gen/convergence.py`` use the same pooled ratio. The two
+The pooled ratio √(Σ_samples Σ_pixels err² / Σ_samples Σ_pixels true²), in which samples with
+large strains weigh more, is what ``serving/verify.py`` and ``data_gen/convergence.py`` report
+for one check or one sample set. The two
 agree for one sample, or when all samples have the same error, and differ otherwise. The SPEC §9
 per-sample mean is :func:`relative_l2`; the pooled ratio, for comparisons with the older numbers,
 is :func:`pooled_relative_l2`.

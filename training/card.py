@@ -228,8 +228,8 @@ def estimate_summary(evaluation: dict[str, Any]) -> dict[str, Any] | None:
 def model_readme(card: dict[str, Any]) -> str:
     """A few lines for people browsing ``models/<name>/``."""
     test = card.get("metrics", {}).get("test") or card.get("metrics", {}).get("val", {})
-    overall = test.get("overall")
-    err = f"{100 * overall:.2f}%" if isinstance(overall, float) else "n/a"
+    strain_error = test.get("strain_relative_l2")
+    err = f"{100 * strain_error:.2f}%" if isinstance(strain_error, float) else "n/a"
     arch = card.get("architecture", {})
     data = card.get("training_data", {})
     tau_text = format_tau(card["tau"]) if "tau" in card else "n/a"
@@ -240,7 +240,7 @@ def model_readme(card: dict[str, Any]) -> str:
             f"- architecture: {arch.get('name', '?')} ({arch.get('parameters', '?')} parameters)",
             f"- trained on: {data.get('file', '?')} ({data.get('n_train', '?')} samples, "
             f"discretization {data.get('discretization', '?')})",
-            f"- held-out relative L2 (all channels): {err}",
+            f"- held-out strain error (SPEC §9 strain_relative_l2, per sample then mean): {err}",
             f"- breakeven τ (batch 1): {tau_text} evaluations",
             f"- `{MODEL_FILE}`: input `{ONNX_INPUT}` float32 [batch, 1, 32, 32] in MPa; output "
             f"`{ONNX_OUTPUT}` float32 [batch, 3, 32, 32] ({', '.join(STRAIN_CHANNELS)}) "

@@ -24,7 +24,7 @@ from rich.table import Table
 from microstrain.errors import MicrostrainError
 from microstrain.files import atomic_output
 from training.data import StrainDataModule
-from training.metrics import relative_l2
+from training.measures import measures_of
 from training.module import StrainRegressor
 
 
@@ -78,13 +78,14 @@ def train_one(config: LearningCurveConfig, m: int, weight_decay: float) -> dict[
     model.eval()
     with torch.no_grad():
         pred = model.predict_strain(e_train.to(model.device)).cpu()
-    train_err = relative_l2(pred, s_train.cpu(), fiber.cpu())["overall"]
+    plane = model.physics.plane
+    train_err = measures_of(pred, s_train.cpu(), fiber.cpu(), plane)["strain_relative_l2"]
     return {
         "m": m_used,
         "weight_decay": weight_decay,
         "epochs": epochs,
         "train_rel_l2": train_err,
-        "val_rel_l2": model.best_val_metrics.get("overall", float("nan")),
+        "val_rel_l2": model.best_val_metrics.get("strain_relative_l2", float("nan")),
         "best_epoch": model.best_val_metrics.get("epoch", -1),
         "seconds": seconds,
     }

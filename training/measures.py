@@ -28,8 +28,14 @@ from microstrain.measures import HEADLINE_KEYS, MAX_KEYS, MEAN_KEYS, PER_SAMPLE
 from microstrain.quantities import PlaneLaw
 
 # the keys of ErrorMeasures.compute() that training logs (``val/<key>``, ``test/<key>``) and
-# records: the SPEC §10 headline measures of the numpy home
-LOGGED_MEASURES = HEADLINE_KEYS
+# records: the SPEC §10 headline measures of the numpy home, then the strain error per channel
+# and per phase (each per sample, then the mean)
+LOGGED_MEASURES = (
+    *HEADLINE_KEYS,
+    *(f"strain_relative_l2_{c}" for c in STRAIN_CHANNELS),
+    "strain_relative_l2_matrix",
+    "strain_relative_l2_fiber",
+)
 # a pixel whose E (MPa) lies above the midpoint of the two moduli is fiber
 FIBER_MODULUS_THRESHOLD = 0.5 * (FIBER.youngs_modulus + MATRIX.youngs_modulus)
 
@@ -199,6 +205,24 @@ def stress_loss(
     num = stress(fiber_or_modulus, pred - target, plane).square().sum(dim=(1, 2, 3))  # [N]
     den = stress(fiber_or_modulus, target, plane).square().sum(dim=(1, 2, 3))
     return (num / _tiny(den)).mean()
+
+
+def strain_relative_l2(pred: Tensor, target: Tensor) -> Tensor:
+    """``strain_relative_l2`` of SPEC §9 per sample ``[N]``: |ε̂ − ε| / |ε| over the three
+    channels and every pixel of strains ``[N, 3, n, n]``."""
+    num = (pred - target).double().square().sum(dim=(1, 2, 3))  # [N]
+    den = target.double().square().sum(dim=(1, 2, 3))
+    return (num / _tiny(den)).sqrt()
+
+
+def measures_of(
+    pred: Tensor, target: Tensor, fiber: Tensor, plane: str = DEFAULT_PLANE
+) -> dict[str, float]:
+    """The SPEC §9 measures of one set of samples (strains ``[N, 3, 32, 32]``, bool fiber mask
+    ``[N, 1, 32, 32]``) as plain floats, keyed as :class:`ErrorMeasures` logs them."""
+    metric = ErrorMeasures(plane)
+    metric.update(pred.detach().cpu(), target.detach().cpu(), fiber.cpu())
+    return {k: float(v) for k, v in metric.compute().items()}
 
 
 def strain_loss(pred: Tensor, target: Tensor) -> Tensor:

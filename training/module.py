@@ -13,11 +13,12 @@ Optimizer: Adam or AdamW with weight decay (the lecture's L2 regularization). Le
 schedule per epoch: ``"power"`` is the lecture's ``lr · (β·epoch + 1)^α`` (α < 0 decays),
 ``"cosine"`` anneals to ``lr · cosine_floor``, ``"constant"`` keeps ``lr``.
 
-Metrics are logged in physical units (strain for ū = 0.1): relative L2 pooled over the split per
-channel, overall and per phase, and MSE (``val/rel_l2/overall``, ... see :mod:`training.metrics`),
-and on validation and test the SPEC §9 error measures, per sample then averaged or maximized
-(``val/energy_norm_error``, ``val/E_x_error_mean``, ... :data:`training.measures.LOGGED_MEASURES`).
-Any of these names can be the checkpoint monitor.
+Metrics are the SPEC §9 error measures in physical units (strain for ū = 0.1), each per sample
+then averaged or maximized: on validation and test ``val/strain_relative_l2`` (the default
+checkpoint monitor), per channel and phase, ``val/energy_norm_error``, ``val/E_x_error_mean``, ...
+(:data:`training.measures.LOGGED_MEASURES`); in training ``train/strain_relative_l2`` and the loss.
+Any of these names can be the checkpoint monitor, and "best" (the checkpoint's validation
+metrics kept as ``best_val_metrics``) means best by the configured monitor and its mode.
 
 Checkpoints carry the normalizer (buffers in the ``state_dict``), the hyperparameters (``arch``,
 ``arch_kwargs``, optimizer, schedule) and, under ``checkpoint["microstrain"]``, what a resumed run
@@ -28,7 +29,6 @@ split, test metrics) is written once into its run record (:mod:`training.run_rec
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any, Literal
 
@@ -48,10 +48,10 @@ from training.measures import (
     ErrorMeasures,
     energy_norm_loss,
     strain_loss,
+    strain_relative_l2,
     stress,
     stress_loss,
 )
-from training.metrics import RelativeL2
 from training.model import Surrogate, eval_copy
 from training.normalization import Normalizer
 from training.periodic_physics import (
@@ -63,7 +63,7 @@ from training.periodic_physics import (
 from training.physics import OUTPUT_SPACES, Physics
 from training.weights import CHECKPOINT_KEY, UNIAXIAL_OPTIONS, SurrogateConfig, initial_weights
 
-MONITOR = "val/rel_l2/overall"
+MONITOR = "val/strain_relative_l2"  # the default checkpoint monitor (mode min)
 LOSSES = ("mse", "energy", "stress", "energy+stress", "strain", "energy+stress+strain")
 
 
@@ -150,9 +150,7 @@ class StrainRegressor(pl.LightningModule):
         )
         self.val_c_eff = MeanMetric()  # periodic: ‖Ĉ − C‖_F / ‖C‖_F per sample
         self.test_c_eff = MeanMetric()
-        self.val_metrics = RelativeL2()
-        self.test_metrics = RelativeL2()
-        self.train_metrics = RelativeL2()
+        self.train_strain_error = MeanMetric()  # SPEC §9 strain_relative_l2, per sample
         self.val_measures = ErrorMeasures(options["plane"])
         self.test_measures = ErrorMeasures(options["plane"])
         # epoch means of the loss, weighted by batch size; reduced over DDP ranks by
@@ -161,6 +159,7 @@ class StrainRegressor(pl.LightningModule):
         self.val_loss = MeanMetric()
         self.example_input_array = torch.zeros(1, 1, 32, 32)  # for the TensorBoard model graph
         self.best_val_metrics: dict[str, float] = {}
+        self._best_monitored: float | None = None  # the monitor's value of best_val_metrics
         self.val_results: dict[str, float] = {}  # the latest validation epoch: these weights
         self.test_results: dict[str, float] = {}
         self.hardware = ""
@@ -313,14 +312,14 @@ class StrainRegressor(pl.LightningModule):
         loss, pred = self._step(batch)
         self.train_loss.update(loss.detach(), weight=batch.strain.shape[0])
         target = self.per_case(batch)
-        self.train_metrics.update(pred.detach(), target.strain, target.fiber)
+        self.train_strain_error.update(strain_relative_l2(pred.detach(), target.strain))
         return loss
 
     def on_train_epoch_end(self) -> None:
         values = {"train/loss": self.train_loss.compute()}
-        values["train/rel_l2/overall"] = self.train_metrics.compute()["rel_l2/overall"]
+        values["train/strain_relative_l2"] = self.train_strain_error.compute()
         self.train_loss.reset()
-        self.train_metrics.reset()
+        self.train_strain_error.reset()
         self._log_reduced(values, prog_bar=("train/loss",))
 
     def _log_reduced(self, values: dict[str, torch.Tensor], prog_bar: tuple[str, ...] = ()) -> None:
@@ -340,7 +339,6 @@ class StrainRegressor(pl.LightningModule):
         loss, pred = self._step(batch)
         self.val_loss.update(loss, weight=batch.strain.shape[0])
         target = self.per_case(batch)
-        self.val_metrics.update(pred, target.strain, target.fiber)
         self.val_measures.update(pred, target.strain, target.fiber)
         if self.is_periodic:
             self.val_c_eff.update(self._c_eff_errors)
@@ -348,47 +346,53 @@ class StrainRegressor(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         # the same collectives in the same order on every rank (_log_reduced)
         values = {"val/loss": self.val_loss.compute()}
-        values.update({f"val/{k}": v for k, v in self.val_metrics.compute().items()})
         measures = self.val_measures.compute()
         values.update({f"val/{k}": measures[k] for k in LOGGED_MEASURES})
         if self.is_periodic:  # the same on every rank: its collective is in the same order
             values["val/C_eff_error_mean"] = self.val_c_eff.compute()
             self.val_c_eff.reset()
         self.val_loss.reset()
-        self.val_metrics.reset()
         self.val_measures.reset()
         self._log_reduced(values, prog_bar=(MONITOR,))
         if self.trainer.sanity_checking:
             return
         # one host read per epoch (not per step): the metrics kept with the checkpoint
         self.val_results = {
-            k.removeprefix("val/rel_l2/").removeprefix("val/"): float(v)
-            for k, v in values.items()
-            if k != "val/loss"
+            k.removeprefix("val/"): float(v) for k, v in values.items() if k != "val/loss"
         }
         self.val_results["epoch"] = self.current_epoch
-        if self.val_results["overall"] < self.best_val_metrics.get("overall", math.inf):
-            self.best_val_metrics = dict(self.val_results)
+        monitor, mode = self._monitor()
+        if monitor in values:  # the checkpoint's metrics: these weights, if they are the best
+            value, best = float(values[monitor]), self._best_monitored
+            if best is None or (value < best if mode == "min" else value > best):
+                self.best_val_metrics = dict(self.val_results)
+                self._best_monitored = value
+
+    def _monitor(self) -> tuple[str, str]:
+        """(name, mode) of the metric the checkpoint callback keeps the best by: "best" means
+        best by it; the default monitor without a monitoring callback."""
+        callback = getattr(self.trainer, "checkpoint_callback", None)
+        monitor = getattr(callback, "monitor", None)
+        if monitor:
+            return str(monitor), str(getattr(callback, "mode", "min"))
+        return MONITOR, "min"
 
     def test_step(self, batch: StrainBatch, batch_idx: int) -> None:
         _, pred = self._step(batch)
         target = self.per_case(batch)
-        self.test_metrics.update(pred, target.strain, target.fiber)
         self.test_measures.update(pred, target.strain, target.fiber)
         if self.is_periodic:
             self.test_c_eff.update(self._c_eff_errors)
 
     def on_test_epoch_end(self) -> None:
-        values = self.test_metrics.compute()
         measures = self.test_measures.compute()
-        values.update({k: measures[k] for k in LOGGED_MEASURES})
+        values = {k: measures[k] for k in LOGGED_MEASURES}
         if self.is_periodic:
             values["C_eff_error_mean"] = self.test_c_eff.compute()
             self.test_c_eff.reset()
-        self.test_metrics.reset()
         self.test_measures.reset()
         self._log_reduced({f"test/{k}": v for k, v in values.items()})
-        self.test_results = {k.removeprefix("rel_l2/"): float(v) for k, v in values.items()}
+        self.test_results = {k: float(v) for k, v in values.items()}
 
     def configure_optimizers(self) -> Any:
         hp: Any = self.hparams
@@ -434,6 +438,7 @@ class StrainRegressor(pl.LightningModule):
             "init_seconds": self.init_seconds,
             "hardware": self.hardware,
             "best_val_metrics": self.best_val_metrics,
+            "best_monitored": self._best_monitored,
             "val_metrics": self.val_results,
         }
 
@@ -449,4 +454,6 @@ class StrainRegressor(pl.LightningModule):
         self.init_seconds = float(extras.get("init_seconds", 0.0))
         self.hardware = extras.get("hardware", "")
         self.best_val_metrics = dict(extras.get("best_val_metrics", {}))
+        monitored = extras.get("best_monitored")
+        self._best_monitored = None if monitored is None else float(monitored)
         self.val_results = dict(extras.get("val_metrics", {}))

@@ -16,8 +16,8 @@ checkpoint or the record afterwards; ``export`` reads both and needs nothing els
 - ``epochs`` and ``global_step`` completed by the run;
 - ``checkpoints``: ``best`` and ``last`` with ``file`` (relative to the run directory), ``sha256``
   and, for ``best``, its Lightning ``epoch`` and ``global_step``;
-- ``metrics``: relative L2 (``training.metrics``) of the best checkpoint on ``val`` and, when the
-  run tested it, ``test``, each with ``n_samples``;
+- ``metrics``: the SPEC §9 measures (:data:`training.measures.LOGGED_MEASURES`) of the best
+  checkpoint on ``val`` and, when the run tested it, ``test``, each with ``n_samples``;
 - ``config`` (model, data and trainer settings), ``software``, ``schema_version``, ``created``.
 
 The record is written by :class:`RunRecorder` on global rank 0 only (under DDP every rank runs the
@@ -38,7 +38,6 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from microstrain.errors import MicrostrainError
 from microstrain.files import sha256_of, timestamp, write_json
 from training.measures import LOGGED_MEASURES
-from training.metrics import METRIC_NAMES
 
 RUN_RECORD = "run.json"
 RECORD_SCHEMA_VERSION = 1
@@ -58,9 +57,8 @@ def plain_json(value: Any) -> Any:
 
 
 def _metrics(values: dict[str, Any], n_samples: int) -> dict[str, Any]:
-    """The relative-L2 entries and the SPEC §9 measures of a module's metric dict, plus the
-    number of samples."""
-    names = (*METRIC_NAMES, *LOGGED_MEASURES, "C_eff_error_mean")  # the last: periodic models
+    """The SPEC §9 measures of a module's metric dict, plus the number of samples."""
+    names = (*LOGGED_MEASURES, "C_eff_error_mean")  # the last: periodic models
     out: dict[str, Any] = {k: float(values[k]) for k in names if k in values}
     out["n_samples"] = n_samples
     return out

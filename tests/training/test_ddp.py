@@ -36,7 +36,7 @@ from microstrain.files import sha256_of
 from training.data import StrainDataModule
 from training.export import ExportConfig, export_checkpoint
 from training.fit import load_datamodule
-from training.metrics import relative_l2
+from training.measures import LOGGED_MEASURES, measures_of
 from training.module import StrainRegressor
 from training.normalization import fit_normalizer
 from training.run_record import RUN_RECORD
@@ -151,7 +151,8 @@ def test_each_training_sample_is_seen_once_per_epoch_across_the_ranks(run, data)
 def _metrics_of(model: StrainRegressor, dataset) -> dict[str, float]:
     e, s, fiber = dataset.batch(list(range(len(dataset))))
     with torch.no_grad():
-        return relative_l2(model.predict_strain(e), s, fiber)
+        measures = measures_of(model.predict_strain(e), s, fiber, model.physics.plane)
+    return {k: v for k, v in measures.items() if k in LOGGED_MEASURES}
 
 
 def test_the_recorded_metrics_are_those_of_every_validation_and_test_sample(run):

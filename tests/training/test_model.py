@@ -20,7 +20,8 @@ from training.onnx_graph import PARITY_TOLERANCE, check_graph, check_parity, exp
 from training.recover_weights import compare_graphs, recover
 from training.weights import WEIGHTS_FILE, save_weights
 
-REFERENCE = Path(__file__).parent / "data" / "surrogate_reference.npz"
+# not "data/": under pytest a tests/training/data directory would shadow training.data
+REFERENCE = Path(__file__).parent / "stored" / "surrogate_reference.npz"
 # every uniaxial option on; each half trained by itself, so the estimate is an output
 OPTIONS = {
     "output_space": "stress",
@@ -75,7 +76,7 @@ def test_construction_names_the_graph_outputs_and_holds_only_weights_and_units()
 
 
 def test_a_fixed_seed_surrogate_reproduces_its_stored_reference_output():
-    """The outputs of a fixed-seed tiny surrogate were stored once (``data/``); any change of
+    """The outputs of a fixed-seed tiny surrogate were stored once (``stored/``); any change of
     the composition, the physics or the units' fitting shows here. Compared in the export
     gate's measure (max |difference| / output scale)."""
     with torch.no_grad():

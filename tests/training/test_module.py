@@ -1,4 +1,4 @@
-"""The generic LightningModule, the normalizer and the metrics."""
+"""The generic LightningModule, the normalizer and the SPEC §9 metrics it logs."""
 
 import math
 
@@ -9,7 +9,7 @@ import torch
 
 from microstrain.conventions import FIBER, MATRIX
 from training.data import StrainDataModule
-from training.metrics import RelativeL2, relative_l2, squared_sums
+from training.measures import LOGGED_MEASURES, ErrorMeasures, measures_of, strain_relative_l2
 from training.module import CHECKPOINT_KEY, StrainRegressor
 from training.normalization import channel_statistics, fit_normalizer
 
@@ -26,64 +26,39 @@ def _trainer(tmp_path, epochs: int, **kw) -> pl.Trainer:
     )
 
 
-# --- metrics --------------------------------------------------------------------------------
-def test_relative_l2_of_a_scaled_field_is_the_scale_error():
+# --- metrics: the SPEC §9 measures, per sample then the mean ----------------------------------
+def test_strain_relative_l2_of_a_scaled_field_is_the_scale_error_per_sample():
     torch.manual_seed(0)
     true = torch.randn(3, 3, 32, 32)
-    fiber = torch.rand(3, 1, 32, 32) < 0.4
-    out = relative_l2(1.25 * true, true, fiber)
-    for name in ("overall", "eps_xx", "eps_yy", "gamma_xy", "fiber", "matrix"):
-        assert out[name] == pytest.approx(0.25, rel=1e-6)  # 1.25 is exact; float32 input
+    got = strain_relative_l2(1.25 * true, true)  # float32 fields: 0.25 to float32 round-off
+    torch.testing.assert_close(got, torch.full((3,), 0.25, dtype=torch.float64), rtol=1e-6, atol=0)
 
 
-def test_relative_l2_separates_channels_and_phases():
+def test_samples_weigh_the_same_whatever_their_strain():
+    """Per sample, then the mean (SPEC §9): a sample of errors 0.1 and one of 0.3 average to 0.2
+    however large either's strain is; a pooled ratio would weigh the large one."""
     true = torch.ones(2, 3, 32, 32)
+    true[1] *= 100.0  # a hundred times the strain
     pred = true.clone()
-    pred[:, 2] = 0.0  # gamma_xy entirely wrong
-    e = torch.full((2, 1, 32, 32), MATRIX.youngs_modulus)
-    e[:, :, :16] = FIBER.youngs_modulus  # top half fiber
-    pred[:, 0, 16:] = 3.0  # eps_xx wrong by 2 in the matrix half only
-    out = relative_l2(pred, true, e == FIBER.youngs_modulus)
-    assert out["eps_yy"] == 0.0
-    # sums of small integers in float64: exact up to the final square root
-    assert out["gamma_xy"] == pytest.approx(1.0, rel=1e-15)
-    assert out["eps_xx"] == pytest.approx(math.sqrt(4 * 0.5), rel=1e-15)
-    assert out["fiber"] == pytest.approx(math.sqrt(1 / 3), rel=1e-15)  # 1 of 3 channels wrong
-    assert out["matrix"] == pytest.approx(math.sqrt((4 + 1) / 3), rel=1e-15)
-    assert out["overall"] == pytest.approx(math.sqrt((4 * 0.5 + 1) / 3), rel=1e-15)
+    pred[0] *= 1.1
+    pred[1] *= 1.3
+    fiber = torch.zeros(2, 1, 32, 32, dtype=torch.bool)
+    got = measures_of(pred, true, fiber)
+    assert got["strain_relative_l2"] == pytest.approx(0.2, rel=1e-6)
+    assert got["strain_relative_l2_eps_xx"] == pytest.approx(0.2, rel=1e-6)
 
 
-def test_the_phases_come_only_from_a_boolean_mask():
-    true = torch.ones(1, 3, 32, 32)
-    with pytest.raises(TypeError, match="bool"):
-        relative_l2(true, true, torch.ones(1, 1, 32, 32))  # a 0/1 float tensor is not guessed
-
-
-def test_masked_sums_equal_the_boolean_selection():
-    """The sync-free ``where`` sums are the sums over the selected pixels (the README's figures)."""
-    torch.manual_seed(3)
-    true, pred = torch.randn(5, 3, 32, 32), torch.randn(5, 3, 32, 32)
-    fiber = torch.rand(5, 1, 32, 32) < 0.35
-    num, den = squared_sums(pred, true, fiber)
-    err2 = (pred.double() - true.double()).square()
-    wide = fiber.expand_as(err2)
-    torch.testing.assert_close(num[4], err2[wide].sum(), rtol=1e-14, atol=0)
-    torch.testing.assert_close(num[5], err2[~wide].sum(), rtol=1e-14, atol=0)
-    torch.testing.assert_close(den[4], true.double().square()[wide].sum(), rtol=1e-14, atol=0)
-
-
-def test_epoch_metric_equals_the_metric_of_the_concatenated_batches():
+def test_epoch_measures_equal_the_measures_of_the_concatenated_batches():
     torch.manual_seed(1)
     true, pred = torch.randn(6, 3, 32, 32), torch.randn(6, 3, 32, 32)
     fiber = torch.rand(6, 1, 32, 32) < 0.3
-    metric = RelativeL2()
+    metric = ErrorMeasures()
     for i in range(0, 6, 4):
         metric.update(pred[i : i + 4], true[i : i + 4], fiber[i : i + 4])
     got = metric.compute()
-    want = relative_l2(pred, true, fiber)
-    for k, v in want.items():
-        assert float(got[f"rel_l2/{k}"]) == pytest.approx(v, rel=1e-6)
-    assert float(got["mse"]) == pytest.approx(float((pred - true).square().mean()), rel=1e-6)
+    want = measures_of(pred, true, fiber)
+    for k in LOGGED_MEASURES:
+        assert float(got[k]) == pytest.approx(want[k], rel=1e-6), k
 
 
 # --- normalizer -----------------------------------------------------------------------------
@@ -120,14 +95,14 @@ def test_loss_decreases_on_a_tiny_dataset(tmp_path, standin_h5):
     model.normalizer.load_state_dict(fit_normalizer(dm.training_pieces()).state_dict())
     e, s, fiber = dm.train_set.youngs_modulus, dm.train_set.strain, dm.train_set.fiber
     with torch.no_grad():
-        before = relative_l2(model.eval().predict_strain(e), s, fiber)["overall"]
+        before = measures_of(model.eval().predict_strain(e), s, fiber)["strain_relative_l2"]
     model.train()
     trainer = _trainer(tmp_path, epochs=15, enable_checkpointing=False)
     trainer.fit(model, dm)
     with torch.no_grad():
-        after = relative_l2(model.eval().predict_strain(e), s, fiber)["overall"]
+        after = measures_of(model.eval().predict_strain(e), s, fiber)["strain_relative_l2"]
     assert after < 0.5 * before
-    assert model.best_val_metrics["overall"] < 1.0
+    assert model.best_val_metrics["strain_relative_l2"] < 1.0
     assert model.train_seconds > 0
 
 
@@ -152,7 +127,7 @@ def test_checkpoint_reload_gives_identical_predictions(tmp_path, standin_h5, arc
         torch.testing.assert_close(loaded.normalizer.state_dict()[name], buf, rtol=0, atol=0)
     extras = torch.load(path, weights_only=False)[CHECKPOINT_KEY]
     assert extras["train_seconds"] > 0 and extras["hardware"].startswith("CPU")
-    assert 0 < extras["best_val_metrics"]["overall"] < math.inf
+    assert 0 < extras["best_val_metrics"]["strain_relative_l2"] < math.inf
     assert extras["val_metrics"]["epoch"] == 1  # the weights saved are those of the last epoch
     assert loaded.val_results == extras["val_metrics"]
 
@@ -179,3 +154,36 @@ def test_power_schedule_follows_the_lecture_formula(tmp_path, standin_h5):
     trainer.fit(model, StrainDataModule(str(standin_h5)))
     lr = trainer.optimizers[0].param_groups[0]["lr"]
     assert lr == pytest.approx(1e-2 * (0.5 * 3 + 1) ** -1.0)
+
+
+class _Logged(pl.Callback):
+    """Every epoch's logged validation values (read after the module has logged them: a
+    callback's on_validation_epoch_end runs before the module's)."""
+
+    def __init__(self) -> None:
+        self.epochs: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        logged = trainer.callback_metrics
+        self.epochs.append({k: float(v) for k, v in logged.items() if k.startswith("val/")})
+
+
+@pytest.mark.parametrize(
+    ("monitor", "mode"), [("val/energy_norm_error", "min"), ("val/strain_relative_l2", "max")]
+)
+def test_best_val_metrics_are_best_by_the_configured_monitor(tmp_path, standin_h5, monitor, mode):
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    pl.seed_everything(0)
+    model = StrainRegressor("course-cnn", lr=3e-3)
+    logged = _Logged()
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, monitor=monitor, mode=mode)
+    trainer = _trainer(tmp_path, epochs=4, callbacks=[checkpoint, logged])
+    trainer.fit(model, StrainDataModule(str(standin_h5), batch_size=8))
+    values = [e[monitor] for e in logged.epochs]
+    assert len(values) == 4 and len(set(values)) == 4
+    best = values.index(min(values) if mode == "min" else max(values))
+    assert model.best_val_metrics["epoch"] == best
+    key = monitor.removeprefix("val/")
+    assert model.best_val_metrics[key] == pytest.approx(values[best], rel=1e-6)
+    assert float(checkpoint.best_model_score) == pytest.approx(values[best], rel=1e-6)

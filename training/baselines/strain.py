@@ -3,8 +3,8 @@
 Every network is trained by the same generic :class:`training.module.StrainRegressor` on the same
 :class:`training.data.StrainDataModule` split and normalization, with the same optimizer, epochs
 and batch size, so only the architecture differs. Reported per network: parameters, train time,
-validation (best epoch) and test relative L2 per channel and overall, and inference time per
-sample of the raw-MPa model at batch 1 and batched (CPU unless a GPU is used for training).
+validation (best epoch) and test SPEC §9 strain error per channel and overall, and inference
+time per sample of the raw-MPa model at batch 1 and batched (CPU unless a GPU is used for training).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def train_one(name: str, kwargs: dict[str, Any], data: Path, cfg: StrainBaseline
     import pytorch_lightning as pl
 
     from training.data import StrainDataModule
-    from training.module import StrainRegressor
+    from training.module import MONITOR, StrainRegressor
 
     pl.seed_everything(cfg.seed, verbose=False)
     datamodule = StrainDataModule(
@@ -100,7 +100,7 @@ def train_one(name: str, kwargs: dict[str, Any], data: Path, cfg: StrainBaseline
         # it; a callback's on_validation_epoch_end runs before the module's, so it read the
         # previous epoch's value (the history lagged by one epoch and lost the last)
         def on_train_epoch_end(self, trainer: pl.Trainer, _: pl.LightningModule) -> None:
-            value = trainer.callback_metrics.get("val/rel_l2/overall")
+            value = trainer.callback_metrics.get(MONITOR)
             if value is not None:
                 history.append(float(value))
 
@@ -146,7 +146,8 @@ def run_strain(
     }
     for name, kwargs in cfg.architectures.items():
         results["models"][name] = entry = train_one(name, kwargs, data, cfg)
-        log(f"strain: {name}: test rel. L2 {entry['test'].get('overall', float('nan')):.3f}")
+        error = entry["test"].get("strain_relative_l2", float("nan"))
+        log(f"strain: {name}: test strain error {error:.3f}")
     if out_dir is not None:
         _write_outputs(cfg, results, out_dir)
     return results
@@ -160,7 +161,7 @@ def _write_outputs(cfg: StrainBaselineConfig, results: dict[str, Any], out_dir: 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, entry in results["models"].items():
         ax.semilogy(range(1, len(entry["val_history"]) + 1), entry["val_history"], label=name)
-    ax.set(xlabel="epoch", ylabel="val relative L2 (overall)", title="learning histories")
+    ax.set(xlabel="epoch", ylabel="val strain error (SPEC §9)", title="learning histories")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     figures = {"history": save_figure(fig, out_dir / "strain_history.png")}
@@ -172,8 +173,8 @@ def _write_outputs(cfg: StrainBaselineConfig, results: dict[str, Any], out_dir: 
         "network",
         "parameters",
         "train s",
-        "val overall",
-        "test overall",
+        "val strain",
+        "test strain",
         *[f"test {c}" for c in STRAIN_CHANNELS],
         "ms/sample (b=1)",
         "ms/sample (b=64)",
@@ -183,21 +184,21 @@ def _write_outputs(cfg: StrainBaselineConfig, results: dict[str, Any], out_dir: 
             name,
             f"{e['parameters']:,}",
             f"{e['train_seconds']:.0f}",
-            fmt(e["val"], "overall"),
-            fmt(e["test"], "overall"),
-            *[fmt(e["test"], c) for c in STRAIN_CHANNELS],
+            fmt(e["val"], "strain_relative_l2"),
+            fmt(e["test"], "strain_relative_l2"),
+            *[fmt(e["test"], f"strain_relative_l2_{c}") for c in STRAIN_CHANNELS],
             f"{1e3 * e['inference_seconds_batch1']:.2f}",
             f"{1e3 * e['inference_seconds_batch64']:.3f}",
         ]
         for name, e in results["models"].items()
     ]
     split = next(iter(results["models"].values()))["split"] if results["models"] else {}
-    val_header = ["network", "val overall", *[f"val {c}" for c in STRAIN_CHANNELS], "best epoch"]
+    val_header = ["network", "val strain", *[f"val {c}" for c in STRAIN_CHANNELS], "best epoch"]
     val_rows = [
         [
             name,
-            fmt(e["val"], "overall"),
-            *[fmt(e["val"], c) for c in STRAIN_CHANNELS],
+            fmt(e["val"], "strain_relative_l2"),
+            *[fmt(e["val"], f"strain_relative_l2_{c}") for c in STRAIN_CHANNELS],
             str(int(e["val"].get("epoch", -1)) + 1),
         ]
         for name, e in results["models"].items()
@@ -206,8 +207,9 @@ def _write_outputs(cfg: StrainBaselineConfig, results: dict[str, Any], out_dir: 
         f"Dataset `{results['data']}` ({split.get('n_train', '?')} train / "
         f"{split.get('n_val', '?')} val / {split.get('n_test', '?')} test samples); "
         f"same split (seed {cfg.seed}) and normalization for all; "
-        f"{cfg.epochs} epochs of Adam (lr {cfg.lr:g}), batch {cfg.batch_size}. Relative L2 as in "
-        "training.metrics; inference on CPU of the raw-MPa model (normalization included). "
+        f"{cfg.epochs} epochs of Adam (lr {cfg.lr:g}), batch {cfg.batch_size}. Strain errors "
+        "are SPEC §9's (per sample, then the mean); inference on CPU of the raw-MPa model "
+        "(normalization included). "
         f"Hardware: {results.get('hardware', '?')}, {results.get('threads', '?')} torch "
         "thread(s); timings on a shared machine are indicative only.",
         markdown_table(header, rows),
