@@ -106,7 +106,8 @@ def write_outputs(rows: list[dict[str, Any]], config: LearningCurveConfig, out: 
         writer.writerows(rows)
     lines = [
         f"Learning curve of `{config.arch}` on `{Path(config.data).name}` "
-        f"(relative L2 over all channels, best validation epoch)",
+        f"(SPEC §9 strain error: relative L2 over all channels per sample, then the mean; "
+        "best validation epoch)",
         "",
         "| m | weight decay | epochs | train rel. L2 | val rel. L2 | time (s) |",
         "|---:|---:|---:|---:|---:|---:|",

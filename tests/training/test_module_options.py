@@ -27,7 +27,7 @@ from training.batch import StrainBatch
 from training.data import StrainDataModule
 from training.export import ExportConfig, export_checkpoint
 from training.measures import LOGGED_MEASURES
-from training.module import StrainRegressor
+from training.module import MONITOR, StrainRegressor
 from training.normalization import Normalizer, fit_normalizer
 from training.onnx_graph import parity_inputs
 
@@ -205,13 +205,13 @@ def test_section9_measures_are_logged_on_validation_and_test(tmp_path, standin_h
     for key in LOGGED_MEASURES:
         assert float(logged[f"val/{key}"]) == pytest.approx(expected[key], rel=1e-5), key
         assert model.val_results[key] == pytest.approx(expected[key], rel=1e-5), key
-    assert "val/rel_l2/overall" in logged  # the default monitor stays
+    assert MONITOR == "val/strain_relative_l2" and MONITOR in logged  # the default monitor
     trainer.test(model, dm, verbose=False)
     expected = _numpy_measures(model, dm.test_set)
     for key in LOGGED_MEASURES:
         assert model.test_results[key] == pytest.approx(expected[key], rel=1e-5), key
         assert f"test/{key}" in trainer.callback_metrics
-    assert {"overall", "eps_xx", "fiber"} <= set(model.test_results)
+    assert "strain_relative_l2_eps_xx" in model.test_results
 
 
 def test_a_model_with_every_option_restores_from_its_checkpoint(tmp_path, plane_strain_h5):

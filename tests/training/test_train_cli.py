@@ -5,6 +5,7 @@ Plumbing only, so the data are the stand-in file of ``support.datasets``, not an
 
 import csv
 import json
+import math
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from support.cli import invoke
 from support.datasets import write_standin_dataset
 
 from microstrain.files import sha256_of
+from training.measures import LOGGED_MEASURES
 from training.module import CHECKPOINT_KEY, StrainRegressor
 from training.run_record import RUN_RECORD
 
@@ -66,7 +68,7 @@ def test_run_writes_checkpoints_and_one_run_record_then_resumes(tmp_path, standi
     assert resolved["data"]["batch_size"] == 16
     assert list(run_dir.glob("events.out.tfevents.*"))
     assert f"run record: {run_dir / RUN_RECORD}" in result.stdout
-    assert "test (best checkpoint): overall" in result.stdout
+    assert "test (best checkpoint): strain_relative_l2" in result.stdout
 
     record = json.loads((run_dir / RUN_RECORD).read_text())
     # the checkpoints are exactly the files the record hashed when fitting ended
@@ -84,14 +86,14 @@ def test_run_writes_checkpoints_and_one_run_record_then_resumes(tmp_path, standi
     assert record["T_train"] > 0 and record["T_train_hardware"].startswith("CPU")
     for name in ("val", "test"):
         metrics = record["metrics"][name]
-        assert set(metrics) >= {"overall", "eps_xx", "eps_yy", "gamma_xy", "fiber", "matrix"}
+        assert set(metrics) >= set(LOGGED_MEASURES)
         assert metrics["n_samples"] == 5
     assert record["config"]["model"]["arch"] == "course-unet"
     assert record["config"]["data"]["batch_size"] == 16
     ckpt = torch.load(best, weights_only=False)
     assert "test_metrics" not in ckpt[CHECKPOINT_KEY]  # test results live in the record only
-    assert ckpt[CHECKPOINT_KEY]["val_metrics"]["overall"] == pytest.approx(
-        record["metrics"]["val"]["overall"], rel=1e-6
+    assert ckpt[CHECKPOINT_KEY]["val_metrics"]["strain_relative_l2"] == pytest.approx(
+        record["metrics"]["val"]["strain_relative_l2"], rel=1e-6
     )
 
     # resume: the epoch counter and the accumulated training time continue in a new run dir
@@ -139,13 +141,13 @@ def test_overfit_one_learns_one_sample_by_heart(tmp_path, standin_h5):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     match = re.search(
-        r"final loss (\S+) .*relative L2 on the sample: overall (\S+),", result.stdout
+        r"final loss (\S+) .*errors on the sample: strain_relative_l2 (\S+),", result.stdout
     )
     assert match, result.output
     # EarlyStopping stops at the threshold OVERFIT_LOSS = 1e-4 of normalized MSE
     assert float(match.group(1)) < 1e-4
     # normalized MSE < 1e-4 over 3 channels bounds each channel's by 3e-4; the normalizer's std
-    # of the one sample is below its RMS, so the relative L2 is below sqrt(3e-4) ≈ 0.017
+    # of the one sample is below its RMS, so its strain error is below sqrt(3e-4) ≈ 0.017
     assert float(match.group(2)) < 0.017
     record = json.loads(next(tmp_path.rglob(RUN_RECORD)).read_text())
     assert record["split"]["n_train"] == 1 and "test" not in record["metrics"]
@@ -171,9 +173,12 @@ def test_learning_curve_writes_table_and_plot(tmp_path, standin_h5):
     assert [(r["m"], float(r["weight_decay"])) for r in rows] == [
         ("2", 0.0), ("2", 1e-3), ("8", 0.0), ("8", 1e-3),
     ]  # fmt: skip
-    assert all(0 < float(r["val_rel_l2"]) < 10 for r in rows)
+    table = (out / "learning_curve.md").read_text()
+    assert "| m | weight decay |" in table
+    for r in rows:  # the table shows the CSV's numbers, each a finite SPEC §9 strain error
+        assert math.isfinite(float(r["val_rel_l2"])) and math.isfinite(float(r["train_rel_l2"]))
+        assert f"| {float(r['train_rel_l2']):.4f} | {float(r['val_rel_l2']):.4f} |" in table
     assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| m | weight decay |" in (out / "learning_curve.md").read_text()
 
 
 def test_a_checkpoint_restores_the_physical_model(tmp_path, standin_h5):
@@ -187,7 +192,7 @@ def test_a_checkpoint_restores_the_physical_model(tmp_path, standin_h5):
     assert result.exit_code == 0, result.output
     model = StrainRegressor.load_from_checkpoint(_best_checkpoint(result.stdout))
     assert model.hardware and model.best_val_metrics and model.train_seconds > 0
-    assert model.physical_model()(torch.full((2, 1, 32, 32), 3000.0)).shape == (2, 3, 32, 32)
+    assert model.physical_model().strain(torch.full((2, 1, 32, 32), 3000.0)).shape == (2, 3, 32, 32)
     assert (tmp_path / "course-cnn" / RUN_RECORD).is_file()  # no logger: the root dir is the run
 
 
