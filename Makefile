@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 help:
 	@echo "make test    lint, type-check, layering check and the whole test suite"
 	@echo "make demo    the pipeline end to end on small defaults"
-	@echo "make model   reproduce models/default (long: see README)"
+	@echo "make model   reproduce models/default (long: see README); MODEL=periodic: models/periodic"
 	@echo "make serve   REST service on the shipped default model (port 3000)"
 	@echo "make bench   benchmark tables (solver, training, surrogate, serving)"
 

@@ -9,6 +9,7 @@ from a dataset's ``solve_seconds`` (``--dataset``) or from a few samples generat
     .venv/bin/python benchmarks/bench_surrogate.py                      # random-weight course-unet
     .venv/bin/python benchmarks/bench_surrogate.py --arch course-cnn --arch res-unet
     .venv/bin/python benchmarks/bench_surrogate.py --checkpoint runs/x/best.ckpt --dataset d.h5
+    .venv/bin/python benchmarks/bench_surrogate.py --models models/default models/periodic
 
 Timings are medians of repeated calls after a warm-up; on a shared machine they are noisy.
 Weights do not change the cost of these networks, so random weights time the architecture.
@@ -146,8 +147,50 @@ def table(rows: list[Row], t_fe: float, fe_source: str, batch: int) -> str:
     return "\n".join(lines)
 
 
+def model_latency(models: list[Path], threads: tuple[int, ...], rounds: int = 7) -> str:
+    """One batch-1 prediction of each exported model directory (every output of its graph: a
+    periodic model's three cases, C_eff and estimate), timed in interleaved rounds in one run so
+    that the ratios to the first model share the machine's state; the median round wins."""
+    from microstrain.surrogate import SurrogateModel
+
+    rng = np.random.default_rng(0)
+    mask = rng.random((1, 1, 32, 32)) < 0.35
+    e = np.where(mask, FIBER.youngs_modulus, MATRIX.youngs_modulus).astype(np.float32)
+    lines = [
+        f"CPU: {cpu_description().removeprefix('CPU: ')}; onnxruntime {ort.__version__}",
+        "",
+        f"| model | outputs | threads | batch 1 (ms, median of {rounds} rounds) | × {models[0]} |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for t in threads:
+        loaded = [SurrogateModel.load(m, intra_op_threads=t) for m in models]
+        names = [[o.name for o in m.session.get_outputs()] for m in loaded]
+        per_round: list[list[float]] = [[] for _ in loaded]
+        for _ in range(rounds):
+            for i, model in enumerate(loaded):
+
+                def run(s: ort.InferenceSession = model.session, n: list[str] = names[i]) -> object:
+                    return s.run(n, {ONNX_INPUT: e})
+
+                per_round[i].append(median_seconds(run, 200, 0.3))
+        medians = [float(np.median(r)) for r in per_round]
+        for path, outs, median in zip(models, names, medians, strict=True):
+            lines.append(
+                f"| {path} | {', '.join(outs)} | {t} | {median * 1e3:.3f} "
+                f"| {median / medians[0]:.2f} |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--models",
+        type=Path,
+        nargs="+",
+        help="exported model directories: batch-1 latency of each, as ratios to the first "
+        "(e.g. models/default models/periodic), instead of the network rows",
+    )
     parser.add_argument("--arch", action="append", help="registry network (repeatable)")
     parser.add_argument("--checkpoint", type=Path, help="time a trained checkpoint instead")
     parser.add_argument("--dataset", type=Path, help="take the FE time from this dataset")
@@ -157,6 +200,9 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=2.0, help="seconds per measurement")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
+    if args.models:
+        print(model_latency(args.models, tuple(args.threads)))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         t_fe, fe_source = fe_seconds(args, Path(tmp))
     rows = bench(args)

@@ -20,9 +20,66 @@
 #   OUT=models/accurate EXTRA="--model.arch_kwargs.norm group --model.arch_kwargs.activation gelu"
 #   FINETUNE="configs/accurate-finetune.yaml configs/accurate-finetune2.yaml
 #   configs/accurate-finetune3.yaml"
+#   models/periodic (SPEC §11, `make model MODEL=periodic`): MODEL=periodic runs its own steps
+#   below (periodic k=4 plane-strain training files of the same three distributions, the
+#   periodic families and a 64 x 64 file, configs/periodic.yaml; FINETUNE: configs each run
+#   after it from the previous best checkpoint, none by default); knobs: P_CIRCLES (1200),
+#   P_MIXTURE (1000), P_DENSE (600), P_FAMILY (48), P_GRID64 (24), RANKS (1), DATA, OUT
+#   (models/periodic), NAME (periodic), FINETUNE (empty)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
+MODEL=${MODEL:-default}
+if [ "$MODEL" = periodic ]; then
+  P_CIRCLES=${P_CIRCLES:-1200}
+  P_MIXTURE=${P_MIXTURE:-1000}
+  P_DENSE=${P_DENSE:-600}
+  P_FAMILY=${P_FAMILY:-48}
+  P_GRID64=${P_GRID64:-24}
+  RANKS=${RANKS:-1}
+  P_DATA=${DATA:-data}/periodic
+  OUT=${OUT:-models/periodic}
+  NAME=${NAME:-periodic}
+  FINETUNE=${FINETUNE-}
+  mkdir -p "$P_DATA/train" "$P_DATA/families" "$P_DATA/grid64" runs
+  pgen() {
+    OMP_NUM_THREADS=1 "$BIN/mpiexec" -n "$RANKS" "$BIN/microstrain" generate --no-progress \
+      --boundary periodic --plane strain "$@"
+  }
+  echo "== 1/5 generate the periodic training files (k = 4, plane strain, periodic geometry)"
+  pgen -n "$P_CIRCLES" --seed 21 --fiber-fraction-min 0.05 --fiber-fraction-max 0.6 \
+    --radius-min 0.03 --radius-max 0.15 -o "$P_DATA/train/train_circles.h5"
+  pgen -n "$P_MIXTURE" --seed 22 --preset mixture -o "$P_DATA/train/train_mixture.h5"
+  pgen -n "$P_DENSE" --seed 24 --fiber-fraction-min 0.45 --fiber-fraction-max 0.6 \
+    --radius-min 0.03 --radius-max 0.1 --min-gap 0 --max-attempts 500 \
+    --shapes circle,ellipse,polygon -o "$P_DATA/train/train_dense.h5"
+  echo "== 2/5 generate the periodic evaluation families and the 64 x 64 cells"
+  pgen -n "$P_FAMILY" --family all -o "$P_DATA/families/"
+  pgen -n "$P_GRID64" --seed 41 --grid 64 --preset mixture -o "$P_DATA/grid64/mixture64.h5"
+  echo "== 3/5 train configs/periodic.yaml (runs/$NAME-start/)${FINETUNE:+, then $FINETUNE}"
+  ptrain() {  # run name, more options; the best checkpoint's path on stdout
+    local run=$1 log=runs/$1-train.log
+    shift
+    "$BIN/microstrain" train --config configs/periodic.yaml --data.path "$P_DATA/train" \
+      --name "$run" "$@" --trainer.enable_progress_bar false 2>&1 | tee "$log" >&2
+    local ckpt
+    ckpt=$(sed -n 's/^best checkpoint: //p' "$log" | tail -n 1)
+    [ -f "$ckpt" ] || { echo "error: no best checkpoint reported in $log" >&2; exit 1; }
+    echo "$ckpt"
+  }
+  ckpt=$(ptrain "$NAME-start")
+  for stage in $FINETUNE; do
+    ckpt=$(ptrain "$NAME" --config "$stage" --model.init_from "$ckpt")
+  done
+  echo "== 4/5 export $ckpt -> $OUT (§11 measures on each family and the 64 x 64 cells)"
+  judge=()
+  for f in "$P_DATA"/families/*.h5 "$P_DATA"/grid64/*.h5; do judge+=(--judge-on "$f"); done
+  "$BIN/microstrain" export "$ckpt" -o "$OUT" --name "$NAME" --force "${judge[@]}"
+  echo "== 5/5 breakeven report"
+  "$BIN/microstrain" tau "$OUT"
+  echo "done: $OUT (model.onnx, card.json, weights.pt, tau.md, tau.png)"
+  exit 0
+fi
 N_CIRCLES=${N_CIRCLES:-16000}
 N_MIXTURE=${N_MIXTURE:-9664}
 N_DENSE=${N_DENSE:-6000}

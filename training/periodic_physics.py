@@ -79,6 +79,23 @@ def voigt_map(element: str) -> np.ndarray:
     return np.asarray(REFLECTIONS[element][1], dtype=np.float64)
 
 
+def signed_permutation(unit_cases: Tensor, element: str) -> Tensor:
+    """Qᵀ U Q for unit cases ``[N, 3 (case), 3 (component), n, n]`` and the signed permutation Q
+    of ``element``: entry (k, c) is s_k s_c U[π(k), π(c)] (π(k) the row of column k's nonzero,
+    s_k its sign): a gather and a constant sign, no matrix products (identity: U itself)."""
+    q = voigt_map(element)
+    if np.array_equal(q, np.eye(N_STRAIN)):
+        return unit_cases
+    order = [int(np.flatnonzero(q[:, k])[0]) for k in range(N_STRAIN)]
+    signs = np.array([q[order[k], k] for k in range(N_STRAIN)])
+    if order != list(range(N_STRAIN)):
+        unit_cases = unit_cases[:, order][:, :, order]
+    if (signs < 0).any():
+        sign = torch.as_tensor(np.outer(signs, signs), dtype=unit_cases.dtype)
+        unit_cases = unit_cases * sign.to(unit_cases.device)[None, :, :, None, None]
+    return unit_cases
+
+
 def transform_image(x: Tensor, element: str) -> Tensor:
     """The image map T_g of ``element`` on the last two axes (row, column) of ``x``."""
     flip_columns, flip_rows, transpose = REFLECTIONS[element][0]
@@ -104,41 +121,53 @@ def transform_sample(
     return e, moved
 
 
-def plane_stiffness(youngs_modulus: Tensor, plane: str) -> Tensor:
-    """Per-pixel Voigt stiffness ``[N, 3, 3, n, n]`` MPa (engineering shear) of E
-    ``[N, 1, n, n]``; the phase of a pixel is whether E lies above the midpoint."""
+def phase_moduli(youngs_modulus: Tensor, plane: str) -> tuple[Tensor, Tensor]:
+    """Per-pixel plane bulk and shear moduli κ, μ (MPa) ``[N, 1, n, n]`` of E ``[N, 1, n, n]``;
+    the phase of a pixel is whether E lies above the midpoint. In these invariants the Voigt
+    stiffness is [[κ + μ, κ − μ, 0], [κ − μ, κ + μ, 0], [0, 0, μ]]: every map below is
+    elementwise (no matrix per pixel), which onnxruntime runs far faster than an Einsum."""
     law = PlaneLaw.of(plane)
     fiber = youngs_modulus > FIBER_MODULUS_THRESHOLD  # [N, 1, n, n]
 
     def per_phase(pair: tuple[float, float]) -> Tensor:
         return youngs_modulus * torch.full_like(youngs_modulus, pair[0]).masked_fill(fiber, pair[1])
 
-    kappa, mu = per_phase(law.kappa), per_phase(law.mu)  # MPa [N, 1, n, n]
-    zero = torch.zeros_like(kappa)
-    rows = [
-        torch.cat([kappa + mu, kappa - mu, zero], dim=1),
-        torch.cat([kappa - mu, kappa + mu, zero], dim=1),
-        torch.cat([zero, zero, mu], dim=1),
-    ]
-    return torch.stack(rows, dim=1)  # [N, 3, 3, n, n]
+    return per_phase(law.kappa), per_phase(law.mu)
+
+
+def invariants(unit_cases: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(tr, dev, γ) = (ε_xx + ε_yy, ε_xx − ε_yy, γ_xy), each ``[N, 3, n, n]`` (one per case), of
+    the unit cases ``[N, 3, 3, n, n]``."""
+    e_xx, e_yy, gamma = unit_cases[:, :, 0], unit_cases[:, :, 1], unit_cases[:, :, 2]
+    return e_xx + e_yy, e_xx - e_yy, gamma
 
 
 def mean_stress_stiffness(
     youngs_modulus: Tensor, unit_cases: Tensor, plane: str, ubar: float
 ) -> Tensor:
     """SPEC §11's C_eff of fields: column j the mean stress of case j over ū, ``[N, 3, 3]``
-    (not symmetrized: exact fields give a symmetric matrix, predicted ones nearly so)."""
-    c = plane_stiffness(youngs_modulus, plane)  # [N, 3(row), 3(col), n, n]
-    stress = torch.einsum("ncdhw,njdhw->njchw", c, unit_cases)  # [N, case, comp, n, n]
-    return stress.mean(dim=(-2, -1)).transpose(1, 2) / ubar
+    (not symmetrized: exact fields give a symmetric matrix, predicted ones nearly so).
+    σ_xx = κ tr + μ dev, σ_yy = κ tr − μ dev, τ_xy = μ γ."""
+    kappa, mu = phase_moduli(youngs_modulus, plane)
+    trace, deviator, gamma = invariants(unit_cases)
+    a = (kappa * trace).mean(dim=(-2, -1))  # [N, 3 cases]
+    b = (mu * deviator).mean(dim=(-2, -1))
+    g = (mu * gamma).mean(dim=(-2, -1))
+    return torch.stack([a + b, a - b, g], dim=1) / ubar  # [N, component, case]
 
 
 def energy_stiffness(youngs_modulus: Tensor, unit_cases: Tensor, plane: str, ubar: float) -> Tensor:
-    """The Gram matrix ⟨ε^(i) : C : ε^(j)⟩ / ū² ``[N, 3, 3]`` MPa of the unit cases."""
-    c = plane_stiffness(youngs_modulus, plane)
-    gram = torch.einsum("nichw,ncdhw,njdhw->nij", unit_cases, c, unit_cases)
+    """The Gram matrix ⟨ε^(i) : C : ε^(j)⟩ / ū² ``[N, 3, 3]`` MPa of the unit cases:
+    κ tr_i tr_j + μ (dev_i dev_j + γ_i γ_j), averaged over the pixels."""
+    kappa, mu = phase_moduli(youngs_modulus, plane)
+    trace, deviator, gamma = invariants(unit_cases)  # [N, 3, n, n]
+    t, d, g = trace.unsqueeze(2), deviator.unsqueeze(2), gamma.unsqueeze(2)  # [N, 3, 1, n, n]
+    density = kappa.unsqueeze(1) * t * t.transpose(1, 2) + mu.unsqueeze(1) * (
+        d * d.transpose(1, 2) + g * g.transpose(1, 2)
+    )  # [N, 3, 3, n, n]
+    gram = density.mean(dim=(-2, -1))
     gram = 0.5 * (gram + gram.transpose(1, 2))  # symmetric to the bit, not to round-off
-    return gram / (unit_cases.shape[-1] * unit_cases.shape[-2] * ubar * ubar)
+    return gram / (ubar * ubar)
 
 
 def is_positive_definite(matrix: Tensor) -> Tensor:
@@ -201,7 +230,6 @@ class PeriodicPhysics(nn.Module):
         self.estimator = estimator
         self.symmetrize_training = bool(symmetrize_training)
         # plain tensors, not buffers: nothing enters the state_dict (they follow from the options)
-        self._q = [torch.as_tensor(voigt_map(g)) for g in self.in_graph]  # float64
         self._unit = torch.eye(N_CASES, dtype=torch.float64) * self.applied_strain  # [case, comp]
 
     def options(self) -> dict[str, Any]:
@@ -256,9 +284,12 @@ class PeriodicPhysics(nn.Module):
         return fields - fields.mean(dim=(-2, -1), keepdim=True) + unit
 
     def energy(self, youngs_modulus: Tensor, unit_cases: Tensor) -> Tensor:
-        """Σ over pixels and cases of ε : C(E) : ε, MPa, ``[N]`` (the squared energy norm)."""
-        c = plane_stiffness(youngs_modulus, self.plane)
-        return torch.einsum("njchw,ncdhw,njdhw->n", unit_cases, c, unit_cases)
+        """Σ over pixels and cases of ε : C(E) : ε = κ tr² + μ (dev² + γ²), MPa, ``[N]`` (the
+        squared energy norm)."""
+        kappa, mu = phase_moduli(youngs_modulus, self.plane)
+        trace, deviator, gamma = invariants(unit_cases)  # [N, 3, n, n]
+        density = kappa * trace * trace + mu * (deviator * deviator + gamma * gamma)
+        return density.sum(dim=(1, 2, 3))
 
     def stiffness(self, youngs_modulus: Tensor, unit_cases: Tensor) -> Tensor:
         """C_eff ``[N, 3, 3]`` MPa of the fields by :attr:`estimator`, symmetric and positive
@@ -284,11 +315,11 @@ class PeriodicPhysics(nn.Module):
         members = self.members
         cases = self.unit_cases(output)  # [G N, 3, 3, n, n]
         grouped = cases.reshape(len(members), -1, *cases.shape[1:])  # [G, N, 3, 3, n, n]
-        back = []
-        for k, g in enumerate(members):
-            q = self._q[self.in_graph.index(g)].to(cases)
-            # U(E) = Qᵀ T(U(gE)) Q in the [case, component] layout
-            back.append(torch.einsum("jk,njdhw,dc->nkchw", q, transform_image(grouped[k], g), q))
+        back = [
+            # U(E) = Qᵀ T(U(gE)) Q in the [case, component] layout, Q a signed permutation
+            signed_permutation(transform_image(grouped[k], g), g)
+            for k, g in enumerate(members)
+        ]
         average = back[0] if len(back) == 1 else torch.stack(back).mean(dim=0)
         outputs = {ONNX_OUTPUT: average, ONNX_C_EFF: self.stiffness(youngs_modulus, average)}
         if estimate and len(back) > 1:
