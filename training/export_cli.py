@@ -59,8 +59,8 @@ def export(
     parity = card["onnx"]["parity_max_rel_error"]
     typer.echo(f"wrote {output / 'model.onnx'} and card.json (ONNX vs PyTorch: {parity:.2g})")
     for split, values in card["metrics"].items():  # SPEC §9: per sample, then the mean
-        parts = (("strain", "strain_relative_l2"), ("stress", "stress_relative_l2"))
-        parts += (("energy", "energy_norm_error"), ("E_x", "E_x_error_mean"))
+        parts = [("strain", "strain_relative_l2"), ("stress", "stress_relative_l2")]
+        parts += [("energy", "energy_norm_error"), ("E_x", "E_x_error_mean")]
         shown = ", ".join(f"{label} {100 * values[k]:.2f}%" for label, k in parts if k in values)
         typer.echo(f"{split}: {shown}")
     for stem, measures in card.get("evaluation", {}).items():
