@@ -56,6 +56,8 @@ if [ "$MODEL" = periodic ]; then
   echo "== 2/5 generate the periodic evaluation families and the 64 x 64 cells"
   pgen -n "$P_FAMILY" --family all -o "$P_DATA/families/"
   pgen -n "$P_GRID64" --seed 41 --grid 64 --preset mixture -o "$P_DATA/grid64/mixture64.h5"
+  # the same distribution at 32 x 32: the 64 x 64 errors are compared with these
+  pgen -n "$P_GRID64" --seed 41 --preset mixture -o "$P_DATA/grid64/mixture32.h5"
   echo "== 3/5 train configs/periodic.yaml (runs/$NAME-start/)${FINETUNE:+, then $FINETUNE}"
   ptrain() {  # run name, more options; the best checkpoint's path on stdout
     local run=$1 log=runs/$1-train.log
@@ -71,7 +73,8 @@ if [ "$MODEL" = periodic ]; then
   for stage in $FINETUNE; do
     ckpt=$(ptrain "$NAME" --config "$stage" --model.init_from "$ckpt")
   done
-  echo "== 4/5 export $ckpt -> $OUT (§11 measures on each family and the 64 x 64 cells)"
+  echo "== 4/5 export $ckpt -> $OUT (§11 measures on each family, the 64 x 64 cells and their"
+  echo "   32 x 32 twins)"
   judge=()
   for f in "$P_DATA"/families/*.h5 "$P_DATA"/grid64/*.h5; do judge+=(--judge-on "$f"); done
   "$BIN/microstrain" export "$ckpt" -o "$OUT" --name "$NAME" --force "${judge[@]}"
