@@ -75,3 +75,16 @@ def test_the_exported_graph_keeps_the_exact_physics(exported: Path, side: int) -
     expected = p.strain[:, perm][:, :, perm][..., ::-1, ::-1].swapaxes(3, 4)
     np.testing.assert_allclose(swapped.strain, expected, atol=1e-5 * np.abs(p.strain).max())
     np.testing.assert_allclose(swapped.c_eff, p.c_eff[:, perm][:, :, perm], rtol=1e-4)
+
+
+def test_a_plane_stress_periodic_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    """The periodic model is plane strain (a unidirectional ply's cross-section)."""
+    data = write_periodic_dataset(tmp_path / "stress.h5", n=6, seed=1, plane="stress")
+    result = invoke(
+        "train", "--config", "configs/periodic.yaml", *SMALL_NET, "--data.path", data,
+        "--trainer.max_epochs", "1", "--trainer.logger", "false", "--runs_dir", tmp_path / "runs",
+        "--model.plane", "null",
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert "the periodic model is plane strain" in result.stderr
+    assert result.stderr.count("error:") == 1
