@@ -1,7 +1,7 @@
 """Exact physics of SPEC §11 (periodic homogenization) around a network with 9 output channels.
 
-The network sees one periodic image E ``[N, 1, n, n]`` and predicts the fluctuations of the three
-unit load cases at once (channel ``3 j + c``: case j of xx, yy, xy, component c of eps_xx,
+The network sees one periodic image E ``[N, 1, n, n]`` and predicts the fields of the three unit
+load cases at once (channel ``3 j + c``: case j of xx, yy, xy, component c of eps_xx,
 eps_yy, gamma_xy). Everything below is a fixed, parameter-free map, in the training graph and in
 the exported one alike:
 
@@ -18,7 +18,7 @@ the exported one alike:
   images under the elements ``in_graph`` (one forward pass of the concatenated batch), maps each
   prediction back and averages them: the result is exactly equivariant under that subgroup. The
   other elements (and whole-pixel periodic shifts) are training augmentation
-  (:func:`transform_sample`).
+  (:func:`random_symmetry`, built on :func:`transform_sample`).
 - **Error estimate.** The members' disagreement in the energy norm of SPEC §9, summed over the
   three cases: ``sqrt(mean_g ‖m_g − m̄‖²_C) · 2 / ‖m̄‖_C`` (for two members ‖m₁ − m₂‖ / ‖m̄‖,
   the uniaxial model's mirror estimate).

@@ -23,9 +23,14 @@ SMALL_NET = ("--model.arch_kwargs.widths", "[8, 8, 16, 16]")
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cells(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_periodic_dataset(tmp_path_factory.mktemp("data") / "cells.h5", n=12, seed=2)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory, cells: Path) -> Path:
     root = tmp_path_factory.mktemp("periodic")
-    data = write_periodic_dataset(root / "cells.h5", n=12, seed=2)
+    data = cells
     family = write_periodic_dataset(root / "family.h5", n=4, seed=9)
     result = invoke(
         "train", "--config", "configs/periodic.yaml", *SMALL_NET, "--data.path", data,
@@ -88,3 +93,16 @@ def test_a_plane_stress_periodic_file_is_refused_in_one_line(tmp_path: Path) -> 
     assert result.exit_code != 0
     assert "the periodic model is plane strain" in result.stderr
     assert result.stderr.count("error:") == 1
+
+
+def test_a_shipped_periodic_model_starts_a_new_training(
+    exported: Path, cells: Path, tmp_path: Path
+) -> None:
+    """weights.pt (weights + normalizer) is all `--model.init_from` needs."""
+    result = invoke(
+        "train", "--config", "configs/periodic.yaml", *SMALL_NET, "--data.path", cells,
+        "--data.val_fraction", "0.2", "--data.test_fraction", "0.2",
+        "--trainer.max_epochs", "1", "--trainer.logger", "false", "--images.n_samples", "0",
+        "--runs_dir", tmp_path / "runs", "--model.init_from", exported,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
