@@ -28,6 +28,7 @@ from microstrain.conventions import (
     ONNX_INPUT,
     ONNX_OUTPUT,
     PERIODIC_CASES,
+    PERIODIC_LOAD_CASE,
     SCHEMA_VERSION,
     STRAIN_CHANNELS,
 )
@@ -233,6 +234,25 @@ def model_readme(card: dict[str, Any]) -> str:
     arch = card.get("architecture", {})
     data = card.get("training_data", {})
     tau_text = format_tau(card["tau"]) if "tau" in card else "n/a"
+    graph = (
+        f"- `{MODEL_FILE}`: input `{ONNX_INPUT}` float32 [batch, 1, 32, 32] in MPa; output "
+        f"`{ONNX_OUTPUT}` float32 [batch, 3, 32, 32] ({', '.join(STRAIN_CHANNELS)}) "
+        f"for an applied strain of {DEFAULT_APPLIED_STRAIN}"
+    )
+    usage = "input.npy -o strain.npy"
+    if data.get("load_case", {}).get("name") == PERIODIC_LOAD_CASE:  # SPEC §11
+        sizes = " or ".join(f"{n}x{n}" for n in card.get("input_sizes", [GRID]))
+        graph = (
+            f"- `{MODEL_FILE}`: input `{ONNX_INPUT}` float32 [batch, 1, n, n] in MPa (n: {sizes}, "
+            f"periodic cells, plane {data['load_case'].get('plane')}); outputs `{ONNX_OUTPUT}` "
+            f"float32 [batch, 3, 3, n, n] (the unit cases {', '.join(PERIODIC_CASES)} of size "
+            f"{DEFAULT_APPLIED_STRAIN}), `{ONNX_C_EFF}` float32 [batch, 3, 3] MPa and "
+            "`error_estimate` [batch]"
+        )
+        usage = "cells.npy -o out.h5 [--macro-stress SXX,SYY,TXY]"
+        c_eff = test.get("C_eff_error_mean")
+        if isinstance(c_eff, float):
+            err += f" (mean over the three cases); C_eff {100 * c_eff:.2f}%"
     return "\n".join(
         [
             f"# Model `{card['name']}` (version {card['version']})",
@@ -242,12 +262,10 @@ def model_readme(card: dict[str, Any]) -> str:
             f"discretization {data.get('discretization', '?')})",
             f"- held-out strain error (SPEC §9 strain_relative_l2, per sample then mean): {err}",
             f"- breakeven τ (batch 1): {tau_text} evaluations",
-            f"- `{MODEL_FILE}`: input `{ONNX_INPUT}` float32 [batch, 1, 32, 32] in MPa; output "
-            f"`{ONNX_OUTPUT}` float32 [batch, 3, 32, 32] ({', '.join(STRAIN_CHANNELS)}) "
-            f"for an applied strain of {DEFAULT_APPLIED_STRAIN}",
+            graph,
             f"- `{CARD_FILE}`: everything else (normalization, metrics, parity, times, τ)",
             "",
-            "Predict: `microstrain predict <this directory> input.npy -o strain.npy`; breakeven "
+            f"Predict: `microstrain predict <this directory> {usage}`; breakeven "
             "report: `microstrain tau <this directory>` (`--measure` times it on your machine).",
             "",
         ]
