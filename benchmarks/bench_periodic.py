@@ -133,7 +133,7 @@ def main() -> None:
             samples = load_samples(path, boundary="periodic")
             files[Path(path).stem] = (samples.youngs_modulus, samples)
 
-    print(f"CPU: {cpu_description()}; train {len(train)} cells, test {len(test)}")
+    print(f"{cpu_description()}; train {len(train)} cells, test {len(test)}")
     columns = "strain | stress | energy | C_eff mean | C_eff max | E_1 | E_2 | ν_12 | G_12"
     print(f"| model | file | N | {columns} |")
     print("|" + "---|" * 12)
@@ -141,6 +141,8 @@ def main() -> None:
     mks = FirstOrderMKS().fit(e_train, s_train)
     fit_seconds = time.perf_counter() - started
     for where, (e, ref) in files.items():
+        if e.shape[-1] != e_train.shape[-1]:  # its kernels are fitted at the training size
+            continue
         pred = mks.predict(e)
         print(row("first-order MKS", where, score(pred, None, e, ref, plane)))
     models = [SurrogateModel.load(m) for m in args.model]
