@@ -82,3 +82,18 @@ def test_an_estimate_that_understates_the_held_out_error_is_said(tmp_path: Path)
     calibrated = {"median_estimate_over_error": 1.3, "measured_on": "the test split"}
     model = SurrogateModel.load(make_periodic_model_dir(tmp_path / "q", error_estimate=calibrated))
     assert model.estimate_caveat is None
+
+
+def test_the_shipped_periodic_model_keeps_its_exact_physics() -> None:
+    """models/periodic as shipped: both sizes of its card, each case's mean exact, C_eff
+    symmetric positive definite, plane strain."""
+    from microstrain.surrogate import repository_root
+
+    model = SurrogateModel.load(repository_root() / "models" / "periodic")
+    assert model.is_periodic and model.plane == "strain" and model.input_sizes == [32, 64]
+    for n in model.input_sizes:
+        p = model.predict_periodic(microstructures(n, count=2, seed=n))
+        means = p.strain.astype(np.float64).mean(axis=(3, 4))
+        np.testing.assert_allclose(means, np.broadcast_to(0.1 * np.eye(3), means.shape), atol=1e-6)
+        np.testing.assert_array_equal(p.c_eff, p.c_eff.transpose(0, 2, 1))
+        assert np.linalg.eigvalsh(p.c_eff.astype(np.float64)).min() > 0
