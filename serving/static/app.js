@@ -739,7 +739,8 @@ function describeCardError(card) {
   const ceff = pick("C_eff_error_mean");
   if (ceff !== undefined) parts.push(`C<sub>eff</sub> ${percent(ceff)}`);
   const ex = pick("E_x_error_mean");
-  if (ex !== undefined) parts.push(`E<sub>x</sub> ${percent(ex)}`);
+  // E_x is the uniaxial test's (a free edge); a periodic model has C_eff and its constants
+  if (ex !== undefined && !periodic()) parts.push(`E<sub>x</sub> ${percent(ex)}`);
   const fiber = pick("strain_relative_l2_fiber", "fiber");
   if (fiber !== undefined) parts.push(`fiber pixels ${percent(fiber)}`);
   const n = test.n_samples || test.n;
