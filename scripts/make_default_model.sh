@@ -22,10 +22,10 @@
 #   configs/accurate-finetune3.yaml"
 #   models/periodic (SPEC §11, `make model MODEL=periodic`): MODEL=periodic runs its own steps
 #   below (periodic k=4 plane-strain training files of the same three distributions, the
-#   periodic families and a 64 x 64 file, configs/periodic.yaml; FINETUNE: configs each run
-#   after it from the previous best checkpoint, none by default); knobs: P_CIRCLES (1200),
-#   P_MIXTURE (1000), P_DENSE (600), P_FAMILY (48), P_GRID64 (24), RANKS (1), DATA, OUT
-#   (models/periodic), NAME (periodic), FINETUNE (empty)
+#   periodic families and a 64 x 64 file, configs/periodic.yaml, then each config of FINETUNE
+#   from the previous run's best checkpoint); knobs: P_CIRCLES (1200), P_MIXTURE (1000),
+#   P_DENSE (600), P_FAMILY (48), P_GRID64 (24), RANKS (1), DATA, OUT (models/periodic), NAME
+#   (periodic), FINETUNE ("configs/periodic-finetune.yaml configs/periodic-finetune2.yaml")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -40,7 +40,7 @@ if [ "$MODEL" = periodic ]; then
   P_DATA=${DATA:-data}/periodic
   OUT=${OUT:-models/periodic}
   NAME=${NAME:-periodic}
-  FINETUNE=${FINETUNE-}
+  FINETUNE=${FINETUNE-configs/periodic-finetune.yaml configs/periodic-finetune2.yaml}
   mkdir -p "$P_DATA/train" "$P_DATA/families" "$P_DATA/grid64" runs
   pgen() {
     OMP_NUM_THREADS=1 "$BIN/mpiexec" -n "$RANKS" "$BIN/microstrain" generate --no-progress \
@@ -70,8 +70,11 @@ if [ "$MODEL" = periodic ]; then
     echo "$ckpt"
   }
   ckpt=$(ptrain "$NAME-start")
-  for stage in $FINETUNE; do
-    ckpt=$(ptrain "$NAME" --config "$stage" --model.init_from "$ckpt")
+  read -r -a pstages <<< "$FINETUNE"
+  for i in "${!pstages[@]}"; do  # the middle runs NAME-stage2, ...; the last NAME
+    run=$NAME
+    [ "$i" -lt $((${#pstages[@]} - 1)) ] && run=$NAME-stage$((i + 2))
+    ckpt=$(ptrain "$run" --config "${pstages[$i]}" --model.init_from "$ckpt")
   done
   echo "== 4/5 export $ckpt -> $OUT (§11 measures on each family, the 64 x 64 cells and their"
   echo "   32 x 32 twins)"
