@@ -41,7 +41,7 @@ from microstrain.conventions import (
     STRAIN_CHANNELS,
 )
 from microstrain.fields import MODULI
-from microstrain.files import sha256_of
+from microstrain.files import sha256_of, timestamp
 from microstrain.quantities import PlaneLaw
 
 E_SCALE = 1e-5  # MPa -> O(1) before the convolution
@@ -116,7 +116,7 @@ def make_card(onnx_path: Path, name: str = "fixture", **overrides: Any) -> dict[
         "schema_version": 1,
         "name": name,
         "version": "test-1",
-        "created": "2026-01-01T00:00:00Z",
+        "created": timestamp(),
         "architecture": {"name": "fixture-conv", "hyperparameters": {}, "parameters": 30},
         "training_data": {
             "file": "fixture.h5",
