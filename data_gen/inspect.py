@@ -261,55 +261,6 @@ def stats_table(stats: DatasetStats) -> Any:
     return table
 
 
-def solution_rows(
-    youngs_modulus: np.ndarray,
-    strain: np.ndarray,
-    plane: str,
-    applied_strain: float,
-    fiber: Material = FIBER,
-    matrix: Material = MATRIX,
-    first: int = 0,
-) -> list[list[Any]]:
-    """Panel rows of samples: uniaxial strain ``[n, 3, s, s]`` gives two rows each (E and the
-    strain channels over von Mises and the stress channels); periodic strain ``[n, 3, 3, s, s]``
-    one row per load case (E, the case's strain channels, its von Mises). ``first``: the number
-    of the first sample, for the titles."""
-    from microstrain import plots
-
-    phases = {"fiber": fiber, "matrix": matrix}
-    e_lim = (matrix.youngs_modulus, fiber.youngs_modulus)
-    E = np.asarray(youngs_modulus)
-    rows: list[list[Any]] = []
-    for i in range(len(E)):
-        fraction = float(fiber_mask(E[i], **phases).mean())
-        cases = strain[i] if strain.ndim == 5 else strain[i][None]  # [cases, 3, s, s]
-        for j, case_strain in enumerate(cases):
-            q = quantities(E[i : i + 1], case_strain[None], plane, applied_strain, **phases)
-            vm = q["von_mises"][0]  # [s, s] MPa
-            phase = "fiber" if fiber_mask(E[i, 0], **phases).flat[vm.argmax()] else "matrix"
-            if strain.ndim == 5:
-                title = f"sample {first + i}, case {PERIODIC_CASES[j]}: E, φ = {fraction:.2f}"
-                rows.append(
-                    [
-                        *plots.field_panels(E[i, 0], case_strain, e_title=title, e_lim=e_lim),
-                        plots.Panel(vm, "von_mises", title=f"von Mises: peak in {phase}"),
-                    ]
-                )
-                continue
-            rows += [
-                plots.field_panels(
-                    E[i, 0],
-                    case_strain,
-                    e_title=f"sample {first + i}: E, φ = {fraction:.2f}",
-                    e_lim=e_lim,
-                ),
-                plots.stress_panels(
-                    q["stress"][0], vm, von_mises_title=f"von Mises: peak in {phase}"
-                ),
-            ]
-    return rows
-
-
 def draw_solution(
     png: str | os.PathLike[str],
     youngs_modulus: np.ndarray,
@@ -322,12 +273,12 @@ def draw_solution(
     matrix: Material = MATRIX,
     n_show: int = 4,
 ) -> Path:
-    """PNG of the first ``n_show`` solved samples (:func:`solution_rows`), for ``solve --png``
-    and ``inspect --png``."""
+    """PNG of the first ``n_show`` solved samples (:func:`microstrain.plots.solution_rows`),
+    for ``solve --png`` and ``inspect --png``."""
     from microstrain import plots
 
     n = min(n_show, len(youngs_modulus))
-    rows = solution_rows(
+    rows = plots.solution_rows(
         youngs_modulus[:n], strain[:n], plane, applied_strain, fiber=fiber, matrix=matrix
     )
     if boundary == "periodic":

@@ -33,7 +33,11 @@ from microstrain.domain import out_of_distribution
 from microstrain.errors import InputError, MicrostrainError
 from microstrain.fields import load_microstructures, validate_applied_strain
 from microstrain.outputs import save_periodic, save_strain
-from microstrain.quantities import engineering_constants, macro_strain_of_stress
+from microstrain.quantities import (
+    engineering_constants,
+    macro_strain_fields,
+    macro_strain_of_stress,
+)
 from microstrain.surrogate import ERROR_ESTIMATE_WARNING, SurrogateModel, save_error_estimate
 from serving.images import mask_from_png
 from serving.validation import check_plane, error_estimate_warnings
@@ -74,7 +78,8 @@ def predict(
     png: Annotated[
         Path | None,
         typer.Option(
-            help="Also draw one sample: E and the predicted strain, von Mises and stress."
+            help="Also draw one sample: E and the predicted strain, von Mises and stress (a "
+            "periodic model: the macro load's fields, else its three unit cases)."
         ),
     ] = None,
     sample: Annotated[int, typer.Option(help="Which sample the --png shows.")] = 0,
@@ -121,10 +126,8 @@ def predict(
     check_plane(plane, model.name, model.plane, "--plane", "leave --plane out")
     plane = model.plane
     if model.is_periodic:
-        if png is not None:
-            raise InputError("--png draws a uniaxial prediction; a periodic model writes .h5")
         load = periodic_load(macro_strain, macro_stress)
-        predict_periodic(model, youngs_modulus, output, applied_strain, load)
+        predict_periodic(model, youngs_modulus, output, applied_strain, load, png, sample)
         return
     if macro_strain is not None or macro_stress is not None:
         raise InputError(
@@ -226,10 +229,12 @@ def predict_periodic(
     output: Path,
     applied_strain: float,
     load: tuple[str, np.ndarray] | None,
+    png: Path | None = None,
+    sample: int = 0,
 ) -> None:
     """The unit cases and C_eff of a periodic model (and a macro load's fields) to ``output``
     (:func:`microstrain.outputs.save_periodic`), with the out-of-distribution, error-estimate
-    and calibration warnings."""
+    and calibration warnings; ``png`` draws ``sample``: the load's fields, else the three cases."""
     prediction = model.predict_periodic(youngs_modulus, applied_strain, CHUNK)
     c_eff = prediction.c_eff.astype(np.float64)  # [N, 3, 3] MPa
     n = youngs_modulus.shape[0]
@@ -264,6 +269,9 @@ def predict_periodic(
             save_error_estimate(output, estimate)
     if model.estimate_caveat:
         warnings.append(model.estimate_caveat)
+    if png is not None:
+        plot_periodic(png, model, youngs_modulus, prediction.strain, applied_strain, sample, load,
+                      None if macro_strain is None else macro_strain[sample])  # fmt: skip
     for line in warnings:
         typer.echo(f"warning: {line}", err=True)
     constants = engineering_constants(c_eff)
@@ -278,6 +286,44 @@ def predict_periodic(
             else ""
         )
     )
+    if png is not None:
+        typer.echo(f"wrote {png}")
+
+
+def plot_periodic(
+    path: Path,
+    model: SurrogateModel,
+    youngs_modulus: np.ndarray,
+    strain_cases: np.ndarray,
+    applied_strain: float,
+    sample: int,
+    load: tuple[str, np.ndarray] | None,
+    macro_strain: np.ndarray | None,
+) -> None:
+    """One cell of a periodic prediction at ``path``: under a load, its strain over its stress
+    and von Mises; without one, a row per unit case (as ``solve --png`` draws FE's)."""
+    from microstrain import plots
+    from serving.images import PICTURE_DPI
+
+    one = slice(sample, sample + 1)
+    head = f"surrogate '{model.name}', cell #{sample} (periodic, x right, y up)"
+    head += f", plane {model.plane}"
+    if load is None or macro_strain is None:
+        fields = strain_cases[one]  # [1, 3, 3, n, n]
+        title = f"{head}: unit macro strains xx, yy, xy of size {applied_strain:g}"
+    else:
+        # [1, 3, n, n]
+        fields = macro_strain_fields(strain_cases[one], macro_strain, applied_strain)
+        given = np.array2string(np.asarray(load[1]), precision=4)
+        title = f"{head}: {load[0].replace('_', ' ')} {given}" + (
+            f" MPa, macro strain {np.array2string(macro_strain, precision=4)}"
+            if load[0] == "macro_stress"
+            else ""
+        )
+    rows = plots.solution_rows(
+        youngs_modulus[one], fields, model.plane, applied_strain, first=sample
+    )
+    plots.save(plots.figure(rows, title), path, dpi=PICTURE_DPI)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from support.cli import invoke
+from support.cli import CliResult, invoke
 from support.models import make_model_dir, make_periodic_model_dir, reference_periodic
 
 from microstrain.quantities import engineering_constants, periodic_quantities, quantities
@@ -27,14 +27,23 @@ def cells(tmp_path: Path, n: int = 2, side: int = 32) -> tuple[Path, np.ndarray]
     return path, np.where(mask, 85_000.0, 3_000.0).astype(np.float32)[:, None]
 
 
+def predicted(
+    model_dir: Path, tmp_path: Path, out_name: str, *options: object, side: int = 32
+) -> tuple[Path, np.ndarray, CliResult]:
+    """``microstrain predict`` of :func:`cells` into ``tmp_path / out_name``, which must succeed:
+    the output path, the cells' E ``[n, 1, side, side]`` MPa and the command's result."""
+    path, e = cells(tmp_path, side=side)
+    out = tmp_path / out_name
+    result = invoke("predict", model_dir, path, "-o", out, *options)
+    assert result.exit_code == 0, result.output
+    return out, e, result
+
+
 @pytest.mark.parametrize("side", [32, 64])
 def test_the_unit_cases_c_eff_and_constants_are_written(
     periodic_dir: Path, tmp_path: Path, side: int
 ) -> None:
-    path, e = cells(tmp_path, side=side)
-    out = tmp_path / "out.h5"
-    result = invoke("predict", periodic_dir, path, "-o", out)
-    assert result.exit_code == 0, result.output
+    out, e, result = predicted(periodic_dir, tmp_path, "out.h5", side=side)
     cases, c_eff, estimate = reference_periodic(e)
     with h5py.File(out) as f:
         np.testing.assert_allclose(f["strain"][:], cases, rtol=1e-5, atol=1e-6)
@@ -52,10 +61,7 @@ def test_the_unit_cases_c_eff_and_constants_are_written(
 def test_a_macro_stress_gives_fields_whose_mean_strain_is_c_eff_inverse_times_it(
     periodic_dir: Path, tmp_path: Path
 ) -> None:
-    path, e = cells(tmp_path)
-    out = tmp_path / "out.h5"
-    result = invoke("predict", periodic_dir, path, "-o", out, "--macro-stress", "100,0,0")
-    assert result.exit_code == 0, result.output
+    out, e, _ = predicted(periodic_dir, tmp_path, "out.h5", "--macro-stress", "100,0,0")
     with h5py.File(out) as f:
         strain, c_eff = f["strain"][:], f["C_eff"][:]  # [N, 3, n, n], [N, 3, 3]
         expected_macro = np.linalg.solve(c_eff, np.array([100.0, 0, 0])[None, :, None])[..., 0]
@@ -74,10 +80,7 @@ def test_a_macro_stress_gives_fields_whose_mean_strain_is_c_eff_inverse_times_it
 def test_a_macro_strain_is_the_superposition_of_the_cases(
     periodic_dir: Path, tmp_path: Path
 ) -> None:
-    path, e = cells(tmp_path)
-    out = tmp_path / "out.npy"
-    result = invoke("predict", periodic_dir, path, "-o", out, "--macro-strain", "0.01,-0.002,0.004")
-    assert result.exit_code == 0, result.output
+    out, e, _ = predicted(periodic_dir, tmp_path, "out.npy", "--macro-strain", "0.01,-0.002,0.004")
     cases, _, _ = reference_periodic(e)
     expected = np.einsum("j,njchw->nchw", np.array([0.1, -0.02, 0.04]), cases)
     np.testing.assert_allclose(np.load(out), expected, rtol=1e-5, atol=1e-7)
@@ -106,3 +109,21 @@ def test_a_uniaxial_model_refuses_a_macro_load(tmp_path: Path) -> None:
     path, _ = cells(tmp_path)
     result = invoke("predict", model, path, "-o", tmp_path / "o.h5", "--macro-stress", "1,0,0")
     assert result.exit_code != 0 and "need a periodic model" in result.stderr
+
+
+def test_png_draws_the_three_cases_or_the_loads_fields(periodic_dir: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    path, _ = cells(tmp_path)
+    sizes = {}
+    for name, load in (("cases", ()), ("shear", ("--macro-stress", "0,0,50"))):
+        png = tmp_path / f"{name}.png"
+        result = invoke("predict", periodic_dir, path, "-o", tmp_path / "o.h5", "--png", png, *load)
+        assert result.exit_code == 0, result.output
+        assert f"wrote {png}" in result.stdout
+        with Image.open(png) as image:
+            sizes[name] = image.size
+    # a row per unit case of five panels (E, three strains, von Mises) against the load's two rows
+    # of four (E and its strains over von Mises and its stresses)
+    assert sizes["cases"][1] / sizes["shear"][1] == pytest.approx(3 / 2, rel=0.15)
+    assert sizes["cases"][0] / sizes["shear"][0] == pytest.approx(5 / 4, rel=0.15)
