@@ -6,8 +6,9 @@ import h5py
 import numpy as np
 import pytest
 from support.datasets import standin_moduli, write_standin_dataset
+from support.materials import EPOXY, GLASS
 
-from microstrain.conventions import DS_C_EFF, DS_STRAIN, Material
+from microstrain.conventions import DS_C_EFF, DS_STRAIN
 from microstrain.dataset import (
     check_boundary,
     load_samples,
@@ -17,9 +18,6 @@ from microstrain.dataset import (
 )
 from microstrain.errors import MicrostrainError
 from microstrain.quantities import effective_stiffness
-
-GLASS = Material("fiber", 72_000.0, 0.22)
-EPOXY = Material("matrix", 3_500.0, 0.35)
 
 
 def periodic_fields(n: int, side: int = 32, seed: int = 0):

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
+from support.materials import EPOXY, GLASS
 
-from microstrain.conventions import Material
 from microstrain.errors import MicrostrainError
 from microstrain.measures import (
     PERIODIC_REPORT_KEYS,
@@ -13,8 +13,6 @@ from microstrain.measures import (
 from microstrain.quantities import effective_stiffness, plane_stiffness
 
 U = 0.1
-GLASS = Material("fiber", 72_000.0, 0.22)
-EPOXY = Material("matrix", 3_500.0, 0.35)
 
 
 def sample(n: int = 3, side: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -3,8 +3,9 @@ user-material rules, on fields whose answer is known in closed form."""
 
 import numpy as np
 import pytest
+from support.materials import EPOXY, GLASS
 
-from microstrain.conventions import FIBER, MATRIX, Material
+from microstrain.conventions import FIBER, MATRIX
 from microstrain.errors import InputError
 from microstrain.fields import (
     fiber_fraction,
@@ -26,8 +27,6 @@ from microstrain.quantities import (
 )
 
 U = 0.1
-GLASS = Material("fiber", 72_000.0, 0.22)
-EPOXY = Material("matrix", 3_500.0, 0.35)
 
 
 def unit_cases(n: int, side: int = 32) -> np.ndarray:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from support.materials import EPOXY, GLASS
 
 from data_gen.elasticity import lame_parameters, load_fe_stack, solve_periodic
 from data_gen.solver import SolverConfig, StrainSolver
@@ -20,7 +21,6 @@ from microstrain.quantities import effective_stiffness, reuss_stiffness, voigt_s
 
 U = 0.1
 ROUND_OFF = 1e-11  # absolute, on strains of order 0.1
-GLASS, EPOXY = Material("fiber", 72_000.0, 0.22), Material("matrix", 3_500.0, 0.35)
 LECTURE = (FIBER, MATRIX)
 
 SolverFactory = Callable[..., StrainSolver]

@@ -10,15 +10,13 @@ import h5py
 import numpy as np
 import pytest
 from support.cli import invoke
+from support.materials import EPOXY, GLASS
 
 from data_gen.solver import SolverConfig, StrainSolver
-from microstrain.conventions import Material
 from microstrain.dataset import load_samples, read_info
 from microstrain.quantities import effective_stiffness, engineering_constants, periodic_quantities
 from microstrain.surrogate import default_model_dir
 
-GLASS = Material("fiber", 72_000.0, 0.22)
-EPOXY = Material("matrix", 3_500.0, 0.35)
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

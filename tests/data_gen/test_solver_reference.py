@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.materials import EPOXY, GLASS
 
 from data_gen.elasticity import solve_elasticity
 from data_gen.solver import SolverConfig, StrainSolver
-from microstrain.conventions import FIBER, GRID, MATRIX, Material
+from microstrain.conventions import FIBER, GRID, MATRIX
 from microstrain.errors import InputError
 
 U = 0.1
@@ -41,11 +42,10 @@ def test_fast_path_equals_textbook_solve(k, plane):
 
 def test_user_materials_match_textbook_solve():
     # glass fiber in epoxy: the condensed pixels are built for the config's E and ν per phase
-    glass, epoxy = Material("fiber", 72_000.0, 0.22), Material("matrix", 3_500.0, 0.35)
     rng = np.random.default_rng(5)
-    E = np.where(rng.random((GRID, GRID)) < 0.4, glass.youngs_modulus, epoxy.youngs_modulus)
-    config = SolverConfig(mode="refined", k=2, applied_strain=U, fiber=glass, matrix=epoxy)
-    reference, _ = solve_elasticity(E, k=2, applied_strain=U, fiber=glass, matrix=epoxy)
+    E = np.where(rng.random((GRID, GRID)) < 0.4, GLASS.youngs_modulus, EPOXY.youngs_modulus)
+    config = SolverConfig(mode="refined", k=2, applied_strain=U, fiber=GLASS, matrix=EPOXY)
+    reference, _ = solve_elasticity(E, k=2, applied_strain=U, fiber=GLASS, matrix=EPOXY)
     np.testing.assert_allclose(StrainSolver(config).solve(E), reference, atol=1e-11, rtol=0)
 
 
