@@ -1,25 +1,20 @@
 """`microstrain generate --boundary periodic`: the SPEC §11 file from real solves (k = 1, tiny N),
 the same samples serially, in shards and under `mpiexec -n 2`; user materials; refusals."""
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from support.cli import MICROSTRAIN, invoke
+from support.cli import MICROSTRAIN, invoke, mpiexec
+from support.materials import EPOXY, GLASS
 
 from data_gen.microstructure import GeneratorConfig, sample_microstructures
 from data_gen.solver import SolverConfig, StrainSolver
 from microstrain import conventions as C
-from microstrain.conventions import Material
 from microstrain.dataset import load_samples, read_info, read_samples
 from microstrain.quantities import effective_stiffness, reuss_stiffness, voigt_stiffness
 
-VENV_BIN = Path(sys.executable).parent
-GLASS = Material("fiber", 72_000.0, 0.22)
-EPOXY = Material("matrix", 3_500.0, 0.35)
 DETERMINISTIC = (C.DS_E, C.DS_STRAIN, C.DS_C_EFF, C.DS_FIBER_FRACTION, C.DS_SEED)
 N = 4
 
@@ -81,12 +76,9 @@ def test_shards_hold_the_serial_files_samples(serial, tmp_path):
 @pytest.mark.slow
 @pytest.mark.mpi
 def test_mpiexec_two_ranks_equals_serial(serial, tmp_path):
-    mpiexec = shutil.which("mpiexec", path=str(VENV_BIN)) or shutil.which("mpiexec")
-    if mpiexec is None:
-        pytest.skip("mpiexec not found")
     path = tmp_path / "mpi.h5"
     out = subprocess.run(
-        [mpiexec, "-n", "2", *MICROSTRAIN, *_args(path, "--chunk", "3", "--no-progress")],
+        [mpiexec(), "-n", "2", *MICROSTRAIN, *_args(path, "--chunk", "3", "--no-progress")],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]

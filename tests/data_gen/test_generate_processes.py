@@ -7,20 +7,18 @@ All compare with an uninterrupted serial file: every dataset but the timings mus
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from support.cli import MICROSTRAIN, mpiexec
 
 from data_gen.dataset import ATTR_N_COMPLETE
 from microstrain import conventions as C
 from microstrain.dataset import read_info, read_samples
 
-VENV_BIN = Path(sys.executable).parent
-MICROSTRAIN = [sys.executable, "-m", "microstrain_cli"]
 DETERMINISTIC = (C.DS_E, C.DS_STRAIN, C.DS_FIBER_FRACTION, C.DS_SEED)
 
 
@@ -111,14 +109,14 @@ def test_killed_shard_resumes_to_its_part_of_the_serial_file(tmp_path, reference
 @pytest.mark.mpi
 def test_more_ranks_than_cores_equals_serial_also_for_a_shard(tmp_path, reference):
     """Three ranks pinned to one core (taskset): oversubscribed on any machine."""
-    mpiexec = shutil.which("mpiexec", path=str(VENV_BIN)) or shutil.which("mpiexec")
+    mpi = mpiexec()
     taskset = shutil.which("taskset")
-    if mpiexec is None or taskset is None:
-        pytest.skip("mpiexec or taskset not found")
+    if taskset is None:
+        pytest.skip("taskset not found")
     path = tmp_path / "mpi3.h5"
     # shard 1/2 of -n 80: samples 40..79 of the serial file
     args = _command(path, 80, "--shard", "1/2", "--chunk", "7", "--no-progress")
-    _run(args, prefix=[taskset, "-c", "0", mpiexec, "-n", "3"])
+    _run(args, prefix=[taskset, "-c", "0", mpi, "-n", "3"])
     with h5py.File(reference) as f:
         ref = {name: f[name][40:80] for name in DETERMINISTIC}
     got = read_samples(path)
@@ -131,12 +129,10 @@ def test_more_ranks_than_cores_equals_serial_also_for_a_shard(tmp_path, referenc
 @pytest.mark.slow
 @pytest.mark.mpi
 def test_mpiexec_two_ranks_equals_serial(tmp_path, reference):
-    mpiexec = shutil.which("mpiexec", path=str(VENV_BIN)) or shutil.which("mpiexec")
-    if mpiexec is None:
-        pytest.skip("mpiexec not found")
+    mpi = mpiexec()
     path = tmp_path / "mpi.h5"
     # a smaller chunk than the reference: neither P nor the chunk size may change the samples
-    env_prefix = [mpiexec, "-n", "2"]
+    env_prefix = [mpi, "-n", "2"]
     _run(_command(path, 40, "--chunk", "6", "--no-progress"), prefix=env_prefix)
     with h5py.File(reference) as f:  # first 40 samples of the serial file
         ref = {name: f[name][:40] for name in DETERMINISTIC}
@@ -150,11 +146,9 @@ def test_mpiexec_two_ranks_equals_serial(tmp_path, reference):
 @pytest.mark.slow
 @pytest.mark.mpi
 def test_mpiexec_error_is_reported_once(tmp_path):
-    mpiexec = shutil.which("mpiexec", path=str(VENV_BIN)) or shutil.which("mpiexec")
-    if mpiexec is None:
-        pytest.skip("mpiexec not found")
+    mpi = mpiexec()
     out = subprocess.run(
-        [mpiexec, "-n", "2", *MICROSTRAIN, *_command(tmp_path / "no" / "x.h5", 4)],
+        [mpi, "-n", "2", *MICROSTRAIN, *_command(tmp_path / "no" / "x.h5", 4)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -5,14 +5,27 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shutil
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
 
 from microstrain.app import run
 from microstrain_cli import build_app
 
 # `python -m microstrain_cli ...`: the command as a separate process (signals, MPI, servers)
 MICROSTRAIN = [sys.executable, "-m", "microstrain_cli"]
+
+
+def mpiexec() -> str:
+    """The venv's ``mpiexec`` (else the one on PATH) for the MPI tests; skips the test without."""
+    venv_bin = str(Path(sys.executable).parent)
+    found = shutil.which("mpiexec", path=venv_bin) or shutil.which("mpiexec")
+    if found is None:
+        pytest.skip("mpiexec not found")
+    return found
 
 
 @dataclass
