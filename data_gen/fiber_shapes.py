@@ -75,8 +75,18 @@ def shape_mask(
     angle: float,
     sides: int,
     grid: int = GRID,
+    periodic: bool = False,
 ) -> np.ndarray:
-    """bool [n, n]: pixels whose centre lies in the fiber (``angle`` in radians)."""
+    """bool [n, n]: pixels whose centre lies in the fiber (``angle`` in radians); ``periodic``:
+    or in one of its periodic images (the period is the image's side, grid / 32 in units of 32
+    pixels)."""
+    if periodic:
+        period = grid / GRID
+        mask = np.zeros((grid, grid), dtype=bool)
+        for sx, sy in IMAGE_SHIFTS:
+            x, y = cx + period * sx, cy + period * sy
+            mask |= shape_mask(kind, x, y, r, aspect, angle, sides, grid)
+        return mask
     if kind == CIRCLE:
         return disc_mask(cx, cy, r, grid)
     px, py = pixel_centres(grid)
@@ -360,22 +370,3 @@ def periodic_clearance(
     pair |= np.eye(len(cand), dtype=bool)
     own = 2.0 * cand.bound + gap <= period
     return free, pair, own
-
-
-def periodic_shape_mask(
-    kind: int,
-    cx: float,
-    cy: float,
-    r: float,
-    aspect: float,
-    angle: float,
-    sides: int,
-    grid: int = GRID,
-) -> np.ndarray:
-    """bool [n, n]: pixels whose centre lies in the fiber or one of its periodic images (the
-    period is the image's side, grid / 32 in units of 32 pixels)."""
-    period = grid / GRID
-    mask = np.zeros((grid, grid), dtype=bool)
-    for dx, dy in IMAGE_SHIFTS:
-        mask |= shape_mask(kind, cx + period * dx, cy + period * dy, r, aspect, angle, sides, grid)
-    return mask

@@ -54,7 +54,6 @@ from data_gen.fiber_shapes import (
     discs_clear,
     half_width,
     periodic_clearance,
-    periodic_shape_mask,
     shape_mask,
 )
 from microstrain.conventions import FIBER, GRID, MATRIX, Material
@@ -355,19 +354,13 @@ def microstructure(config: GeneratorConfig, per_sample_seed: int) -> Microstruct
                 continue
             failures = 0
             accepted.append(b)
-            if config.periodic:
-                mask |= periodic_shape_mask(
-                    int(cand.kinds[b]), float(cand.c[b, 0]), float(cand.c[b, 1]),
-                    float(cand.r[b]), float(cand.aspects[b]), float(cand.angles[b]),
-                    int(cand.sides[b]), grid,
-                )  # fmt: skip
-            elif cand.kinds[b] == CIRCLE:
+            if cand.kinds[b] == CIRCLE and not config.periodic:
                 mask |= disc_mask(cand.c[b, 0], cand.c[b, 1], cand.r[b])
             else:
                 mask |= shape_mask(
                     int(cand.kinds[b]), float(cand.c[b, 0]), float(cand.c[b, 1]),
                     float(cand.r[b]), float(cand.aspects[b]), float(cand.angles[b]),
-                    int(cand.sides[b]),
+                    int(cand.sides[b]), grid, periodic=config.periodic,
                 )  # fmt: skip
             fiber_pixels = int(np.count_nonzero(mask))
         if accepted:
