@@ -171,7 +171,7 @@ class FEWorker:
             start_new_session=True,  # a kill of the group reaches whatever the solver started
         )
         self.ready = False
-        self.warming = False  # a warm-up request was sent whose answer is still to be read
+        self.warming = 0  # warm-up requests sent whose answers are still to be read
         self.pid = self.process.pid
         self._buffer = b""
 
@@ -253,19 +253,21 @@ class FEWorker:
 class FEPool:
     """``size`` FE workers kept running; :meth:`solve` (blocking) and :meth:`asolve` (asyncio).
 
-    A worker that dies, times out or is cancelled is killed and replaced at once. ``warm``: a
-    solver configuration every new worker builds before its first request (the service's own),
-    so that a check pays only for its solve.
+    A worker that dies, times out or is cancelled is killed and replaced at once. ``warm``: the
+    solver configurations every new worker builds before its first request (one per served
+    model), so that a check pays only for its solve.
     """
 
     def __init__(
         self,
         size: int,
-        warm: dict[str, Any] | None = None,
+        warm: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
         command: Sequence[str] | None = None,
     ) -> None:
         self.size = max(1, int(size))
-        self.warm = warm
+        # distinct configurations only: two models of one discretization share a solver
+        configs = [warm] if isinstance(warm, dict) else list(warm or [])
+        self.warm = [c for i, c in enumerate(configs) if c not in configs[:i]]
         self.command = list(command or [sys.executable, "-m", WORKER_MODULE])
         self._idle: list[FEWorker] = []
         self._all: list[FEWorker] = []
@@ -299,11 +301,11 @@ class FEPool:
 
     def _spawn_locked(self) -> FEWorker:
         worker = FEWorker(self.command)
-        if self.warm is not None:
+        for config in self.warm:
             assert worker.process.stdin is not None
             with contextlib.suppress(OSError):  # answered after the ready frame (see solve)
-                write_frame(worker.process.stdin, {"config": self.warm, "warm": True})
-            worker.warming = True
+                write_frame(worker.process.stdin, {"config": config, "warm": True})
+            worker.warming += 1
         self._all.append(worker)
         self._idle.append(worker)
         return worker
@@ -368,8 +370,9 @@ class FEPool:
                 on_worker(worker)
             if worker.warming:
                 worker.wait_ready(deadline)
-                worker.read_answer(deadline)  # the warm-up's (an error shows at the solve)
-                worker.warming = False
+                for _ in range(worker.warming):
+                    worker.read_answer(deadline)  # the warm-ups' (an error shows at the solve)
+                worker.warming = 0
             fields, payload = array_payload(np.asarray(youngs_modulus, dtype=np.float32))
             header, data = worker.call({"config": config, **fields}, payload, deadline)
             healthy = True

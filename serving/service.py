@@ -222,12 +222,12 @@ class MicrostrainService:
         )
         self.verify_timeout_s = verify_timeout_s()
         # long-lived FE workers for /verify, started now so that the first check finds one
-        # ready; they build the default model's solver before their first request
+        # ready; they build every served model's solver before their first request
         self.fe = verify.FEChecks(
             self.slots,
             verify_concurrency(),
             self.verify_timeout_s,
-            warm=verify.solver_config(self.models.default.card),
+            warm=[verify.solver_config(served.card) for served in self.models],
         )
         self._limiter: anyio.CapacityLimiter | None = None  # threads for large requests
         for served in self.models:

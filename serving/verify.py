@@ -77,7 +77,7 @@ class FEChecks:
         slots: SolveSlots,
         size: int,
         timeout_s: float,
-        warm: dict[str, Any] | None = None,
+        warm: list[dict[str, Any]] | None = None,
     ) -> None:
         self.slots = slots
         self.timeout_s = timeout_s
