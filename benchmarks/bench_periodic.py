@@ -108,17 +108,25 @@ def row(name: str, where: str, m: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", default="data/periodic/train")
+    parser.add_argument("--train", nargs="+", default=["data/periodic/train"])
     parser.add_argument("--family", nargs="*", default=[])
     parser.add_argument("--model", nargs="*", default=[])
     parser.add_argument("--val-fraction", type=float, default=0.05)
     parser.add_argument("--test-fraction", type=float, default=0.05)
     parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument(
+        "--split-prefix",
+        type=int,
+        default=None,
+        help="the configs' data.split_prefix (files added to the training set after a model)",
+    )
     parser.add_argument("--estimators", action="store_true")
     args = parser.parse_args()
 
     union = open_union(args.train, boundary="periodic")
-    train, _, test = split_indices(union.n, args.val_fraction, args.test_fraction, args.split_seed)
+    train, _, test = split_indices(
+        union.n, args.val_fraction, args.test_fraction, args.split_seed, args.split_prefix
+    )
     e_train, s_train = union.read(np.sort(train))
     e_test, s_test = union.read(np.sort(test))
     plane = union.infos[0].plane

@@ -81,6 +81,7 @@ def training_data(record: dict[str, Any]) -> dict[str, Any]:
         "split_seed": split["seed"],
         "val_fraction": split["val_fraction"],
         "test_fraction": split["test_fraction"],
+        **({"split_prefix": split["prefix"]} if split.get("prefix") else {}),
         "generator": dataset.get("generator") or {},
         "discretization": dataset.get("discretization") or {},
         "load_case": dataset.get("load_case") or {},

@@ -47,13 +47,32 @@ STATISTICS_CHUNK = 4096  # training samples per piece of the normalizer's statis
 
 
 def split_indices(
-    n_total: int, val_fraction: float, test_fraction: float, seed: int
+    n_total: int,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    prefix: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Seeded permutation of ``range(n_total)`` cut into (train, val, test) index arrays.
 
     Val and test get ``round(fraction * n)`` samples, at least one each when their fraction is
     positive; the rest is training data.
+
+    ``prefix``: the first ``prefix`` samples are split exactly as a union of ``prefix`` samples
+    is, and the samples after them get a split of their own (same fractions and seed, offset by
+    ``prefix``). Files appended to a dataset then leave every old sample in the part it was in:
+    a run that starts from weights trained on the old split tests only on cells they never saw.
     """
+    if prefix is not None:
+        if not 0 < prefix < n_total:
+            raise MicrostrainError(
+                f"split_prefix must be between 1 and the {n_total - 1} samples before the last; "
+                f"got {prefix}"
+            )
+        old = split_indices(prefix, val_fraction, test_fraction, seed)
+        new = split_indices(n_total - prefix, val_fraction, test_fraction, seed)
+        train, val, test = (np.concatenate([a, b + prefix]) for a, b in zip(old, new, strict=True))
+        return train, val, test
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise MicrostrainError("val_fraction and test_fraction must be in [0, 1) with sum < 1")
     n_val = max(round(val_fraction * n_total), 1 if val_fraction > 0 else 0)
@@ -71,6 +90,17 @@ def dataset_summary(path: str | list[str]) -> dict[str, Any]:
     """:func:`microstrain.dataset.summarize_union` as JSON types: every file with its sha256,
     T_data, T_simulation."""
     return asdict(summarize_union(open_union(path)))
+
+
+def _check_file_boundary(union: DatasetUnion, prefix: int) -> None:
+    """Refuse a ``split_prefix`` that does not end where one of the union's files ends (the old
+    files must come first in name order, and all of them)."""
+    if prefix not in union.offsets[1:].tolist():
+        names = ", ".join(f"{info.path.name} ({info.n})" for info in union.infos)
+        raise MicrostrainError(
+            f"split_prefix {prefix} does not end at a file boundary of the union (in name order: "
+            f"{names}); name the added files to sort after the old ones"
+        )
 
 
 class InMemoryStrainDataset:
@@ -135,6 +165,10 @@ class StrainDataModule(pl.LightningDataModule):
             shift (SPEC §11, :func:`training.periodic_physics.random_symmetry`).
         train_limit: keep only the first ``train_limit`` training samples of the split (learning
             curves, overfit-one); the val/test splits do not change.
+        split_prefix: split the union's first ``split_prefix`` samples (its files in name order,
+            :func:`microstrain.dataset.open_union`) as a union of that size and the rest by
+            themselves (:func:`split_indices`): for files added after a model was trained, named
+            to sort after the old ones; it must end at a file boundary.
         device_resident: move the tensors to the training device once (GPU) and index there.
         allow_incomplete: train on the complete samples of an interrupted generation.
         lazy: stream the samples from disk (``true``), hold them in memory (``false``) or decide
@@ -166,6 +200,7 @@ class StrainDataModule(pl.LightningDataModule):
         lazy: bool | Literal["auto"] = "auto",
         shuffle_buffer: int = 4096,
         boundary: Literal["uniaxial", "periodic"] = "uniaxial",
+        split_prefix: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -191,7 +226,11 @@ class StrainDataModule(pl.LightningDataModule):
             return
         hp: Any = self.hparams
         union = open_union(hp.path, allow_incomplete=hp.allow_incomplete, boundary=hp.boundary)
-        train, val, test = split_indices(union.n, hp.val_fraction, hp.test_fraction, hp.split_seed)
+        if hp.split_prefix is not None:
+            _check_file_boundary(union, hp.split_prefix)
+        train, val, test = split_indices(
+            union.n, hp.val_fraction, hp.test_fraction, hp.split_seed, hp.split_prefix
+        )
         if hp.train_limit is not None:
             if hp.train_limit < 1:
                 raise MicrostrainError("train_limit must be at least 1")

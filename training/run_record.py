@@ -135,6 +135,7 @@ class RunRecorder(pl.Callback):
                 "val_fraction": data_hp["val_fraction"],
                 "test_fraction": data_hp["test_fraction"],
                 "train_limit": data_hp["train_limit"],
+                "prefix": data_hp.get("split_prefix"),
                 **datamodule.summary,
                 "val_indices": split.val.tolist(),
                 "test_indices": split.test.tolist(),

@@ -35,6 +35,27 @@ def test_split_refuses_impossible_fractions():
         split_indices(2, 0.4, 0.4, seed=0)
 
 
+def test_split_prefix_keeps_every_old_sample_where_it_was(tmp_path):
+    # files appended after a model was trained (named to sort after the old ones): a plain split
+    # of the union reshuffles the old cells, split_prefix keeps each in its part
+    old = write_standin_dataset(tmp_path / "a_old.h5", n=40, seed=1)
+    new = write_standin_dataset(tmp_path / "b_new.h5", n=60, seed=2)
+    kw = {"val_fraction": 0.1, "test_fraction": 0.2, "split_seed": 3}
+    before = _setup(old, **kw).split
+    plain = _setup([old, new], **kw).split
+    assert not set(plain.test) >= set(before.test)
+    after = _setup([new, old], split_prefix=40, **kw).split  # the listed order does not matter
+    parts = ("train", "val", "test")
+    for b, a in ((getattr(before, p), getattr(after, p)) for p in parts):
+        np.testing.assert_array_equal(a[a < 40], b)
+    assert [int((getattr(after, p) >= 40).sum()) for p in parts] == [42, 6, 12]
+    assert sorted(np.concatenate([getattr(after, p) for p in parts]).tolist()) == list(range(100))
+    with pytest.raises(MicrostrainError, match="file boundary"):
+        _setup([old, new], split_prefix=30, **kw)
+    with pytest.raises(MicrostrainError, match="split_prefix"):
+        split_indices(100, 0.1, 0.2, seed=3, prefix=100)
+
+
 def _setup(path, **kw) -> StrainDataModule:
     dm = StrainDataModule(path if isinstance(path, list) else str(path), **kw)
     dm.setup("fit")
