@@ -24,8 +24,6 @@ import http.client
 import json
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -44,7 +42,7 @@ from serving_load import (
 )
 
 from microstrain.hardware import cpu_description
-from serving.local_server import running_server
+from serving.local_server import fuzz, running_server
 from serving.registry import discover
 
 
@@ -129,41 +127,14 @@ def kill_worker(port: int, arbiter: int, rounds: int = 3) -> None:
         )
 
 
-def fuzz(port: int, examples: int, workdir: Path) -> None:
+def fuzz_routes(url: str, examples: int, workdir: Path) -> None:
     """schemathesis on every operation of /docs.json; status codes per operation."""
-    report = workdir / "fuzz.ndjson"
-    cmd = [
-        str(Path(sys.executable).parent / "st"),
-        "run",
-        f"http://127.0.0.1:{port}/docs.json",
-        "--checks",
-        "not_a_server_error",
-        "--max-examples",
-        str(examples),
-        "--seed",
-        "1",
-        "--no-color",
-        "--report",
-        "ndjson",
-        "--report-ndjson-path",
-        str(report),
-    ]
-    run = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, check=False)
-    counts: dict[str, dict[int, int]] = {}
-    for line in report.read_text().splitlines():
-        for event in json.loads(line).values():
-            recorder = event.get("recorder") if isinstance(event, dict) else None
-            if not recorder:
-                continue
-            for interaction in recorder.get("interactions", {}).values():
-                if interaction.get("response"):
-                    code = int(interaction["response"]["status_code"])
-                    per = counts.setdefault(recorder["label"], {})
-                    per[code] = per.get(code, 0) + 1
+    run = fuzz(url, workdir, examples, seed=1)
     print(f"schemathesis (exit {run.returncode}), {examples} examples per operation:")
-    for label, per in sorted(counts.items()):
+    for label, codes in sorted(run.statuses.items()):
+        per = {code: codes.count(code) for code in dict.fromkeys(codes)}
         fives = sum(v for k, v in per.items() if k >= 500)
-        print(f"  {label:22s} {sum(per.values()):5d} requests, 5xx: {fives}, statuses {per}")
+        print(f"  {label:22s} {len(codes):5d} requests, 5xx: {fives}, statuses {per}")
 
 
 def main() -> None:
@@ -186,7 +157,7 @@ def main() -> None:
         if args.soak:
             soak(port, arbiter, args.soak)
         if args.fuzz:
-            fuzz(port, args.fuzz, tmp)
+            fuzz_routes(local.url, args.fuzz, tmp)
         if args.kill:
             kill_worker(port, arbiter)
 

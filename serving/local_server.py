@@ -6,11 +6,15 @@ waits until ``/readyz`` answers 200 (bounded, and failing at once if the process
 a :class:`LocalServer` (base URL, process, seconds to ready) and stops it with SIGTERM (SIGKILL
 after a bound). Its output goes to a log file:
 a full pipe would block the server.
+
+:func:`fuzz` runs schemathesis against such a server's OpenAPI document: the test that allows
+no 5xx and the reliability benchmark that counts statuses share it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -131,3 +135,59 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+@dataclass(frozen=True)
+class FuzzRun:
+    """What one schemathesis run answered: its exit status and output, and per operation
+    (``"POST /predict"``) the status codes of every response it got."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    statuses: dict[str, list[int]]
+
+
+def fuzz(
+    url: str,
+    workdir: Path,
+    examples: int,
+    seed: int,
+    request_timeout_s: float | None = None,
+    timeout_s: float | None = None,
+) -> FuzzRun:
+    """schemathesis (``st``, installed beside this Python) on every operation of ``url``'s
+    ``/docs.json`` with ``examples`` examples each and the check ``not_a_server_error``.
+
+    ``workdir`` holds its ndjson report and is its working directory (it keeps a
+    ``.schemathesis/`` example database there); ``request_timeout_s`` bounds each request,
+    ``timeout_s`` the whole run (``subprocess.TimeoutExpired`` past it)."""
+    report = workdir / "fuzz.ndjson"
+    cmd = [
+        str(Path(sys.executable).parent / "st"),
+        "run",
+        f"{url}/docs.json",
+        "--checks",
+        "not_a_server_error",
+        "--max-examples",
+        str(examples),
+        "--seed",
+        str(seed),
+    ]
+    if request_timeout_s is not None:
+        cmd += ["--request-timeout", f"{request_timeout_s:g}"]
+    cmd += ["--no-color", "--report", "ndjson", "--report-ndjson-path", str(report)]
+    run = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout_s, check=False, cwd=workdir
+    )
+    statuses: dict[str, list[int]] = {}
+    for line in report.read_text().splitlines() if report.exists() else []:
+        for event in json.loads(line).values():
+            recorder = event.get("recorder") if isinstance(event, dict) else None
+            if not recorder:
+                continue
+            for interaction in recorder.get("interactions", {}).values():
+                if interaction.get("response"):
+                    code = int(interaction["response"]["status_code"])
+                    statuses.setdefault(recorder["label"], []).append(code)
+    return FuzzRun(run.returncode, run.stdout, run.stderr, statuses)

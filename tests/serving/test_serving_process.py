@@ -6,7 +6,6 @@ dolfinx.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 from support.models import reference_strain
 
 from microstrain.fields import to_youngs_modulus
+from serving.local_server import fuzz
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -62,19 +62,6 @@ def test_metrics_and_probes(server):
     assert httpx.get(f"{url}/model", timeout=10).json()["version"] == "test-1"
 
 
-def fuzzed_responses(report: Path) -> dict[str, list[int]]:
-    """Status codes per operation ("POST /predict") of a schemathesis ndjson report."""
-    answered: dict[str, list[int]] = {}
-    for line in report.read_text().splitlines():
-        for event in json.loads(line).values():
-            recorder = event.get("recorder") if isinstance(event, dict) else None
-            for interaction in (recorder or {}).get("interactions", {}).values():
-                if interaction.get("response"):
-                    code = int(interaction["response"]["status_code"])
-                    answered.setdefault(recorder["label"], []).append(code)
-    return answered
-
-
 ROUTES = {
     "/predict",
     "/predict_npy",
@@ -92,31 +79,9 @@ def test_fuzzing_the_openapi_spec_finds_no_5xx(server, tmp_path):
     """schemathesis against /docs.json, every route (the binary one too): bounded examples,
     zero server errors, still ready."""
     url, _ = server
-    report = tmp_path / "fuzz.json"
-    cmd = [
-        str(Path(sys.executable).parent / "st"),
-        "run",
-        f"{url}/docs.json",
-        "--checks",
-        "not_a_server_error",
-        "--max-examples",
-        "25",
-        "--seed",
-        "20261127",
-        "--request-timeout",
-        "30",
-        "--no-color",
-        "--report",
-        "ndjson",
-        "--report-ndjson-path",
-        str(report),
-    ]
-    # cwd: schemathesis keeps a .schemathesis/ example database in its working directory
-    run = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path
-    )
+    run = fuzz(url, tmp_path, examples=25, seed=20261127, request_timeout_s=30, timeout_s=300)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    answered = fuzzed_responses(report)  # {"POST /predict": [status, ...], ...}
+    answered = run.statuses  # {"POST /predict": [status, ...], ...}
     statuses = [code for codes in answered.values() for code in codes]
     assert len(statuses) > 100, "the fuzz run sent too few requests"
     assert max(statuses) < 500
