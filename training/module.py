@@ -16,7 +16,7 @@ schedule per epoch: ``"power"`` is the lecture's ``lr · (β·epoch + 1)^α`` (�
 Metrics are the SPEC §9 error measures in physical units (strain for ū = 0.1), each per sample
 then averaged or maximized: on validation and test ``val/strain_relative_l2`` (the default
 checkpoint monitor), per channel and phase, ``val/energy_norm_error``, ``val/E_x_error_mean``, ...
-(:data:`training.measures.LOGGED_MEASURES`); in training ``train/strain_relative_l2`` and the loss.
+(:func:`training.measures.logged_measures`); in training ``train/strain_relative_l2`` and the loss.
 Any of these names can be the checkpoint monitor, and "best" (the checkpoint's validation
 metrics kept as ``best_val_metrics``) means best by the configured monitor and its mode.
 
@@ -44,9 +44,9 @@ from microstrain.hardware import compute_description
 from training.architectures import parameter_count
 from training.batch import StrainBatch
 from training.measures import (
-    LOGGED_MEASURES,
     ErrorMeasures,
     energy_norm_loss,
+    logged_measures,
     strain_loss,
     strain_relative_l2,
     stress,
@@ -253,6 +253,11 @@ class StrainRegressor(pl.LightningModule):
     def is_periodic(self) -> bool:
         return bool(self.physics.kind == "periodic")
 
+    @property
+    def field_measures(self) -> tuple[str, ...]:
+        """The measures of the predicted fields this model is judged by (C_eff apart)."""
+        return tuple(k for k in logged_measures(self.is_periodic) if k != "C_eff_error_mean")
+
     def per_case(self, batch: StrainBatch) -> StrainBatch:
         """What the field metrics compare: the batch itself, or a periodic batch's unit cases
         as ``3 B`` single-case samples (:func:`training.periodic_physics.per_case`)."""
@@ -347,7 +352,7 @@ class StrainRegressor(pl.LightningModule):
         # the same collectives in the same order on every rank (_log_reduced)
         values = {"val/loss": self.val_loss.compute()}
         measures = self.val_measures.compute()
-        values.update({f"val/{k}": measures[k] for k in LOGGED_MEASURES})
+        values.update({f"val/{k}": measures[k] for k in self.field_measures})
         if self.is_periodic:  # the same on every rank: its collective is in the same order
             values["val/C_eff_error_mean"] = self.val_c_eff.compute()
             self.val_c_eff.reset()
@@ -386,7 +391,7 @@ class StrainRegressor(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         measures = self.test_measures.compute()
-        values = {k: measures[k] for k in LOGGED_MEASURES}
+        values = {k: measures[k] for k in self.field_measures}
         if self.is_periodic:
             values["C_eff_error_mean"] = self.test_c_eff.compute()
             self.test_c_eff.reset()

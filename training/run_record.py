@@ -16,7 +16,7 @@ checkpoint or the record afterwards; ``export`` reads both and needs nothing els
 - ``epochs`` and ``global_step`` completed by the run;
 - ``checkpoints``: ``best`` and ``last`` with ``file`` (relative to the run directory), ``sha256``
   and, for ``best``, its Lightning ``epoch`` and ``global_step``;
-- ``metrics``: the SPEC §9 measures (:data:`training.measures.LOGGED_MEASURES`) of the best
+- ``metrics``: the SPEC §9 measures (:func:`training.measures.logged_measures`) of the best
   checkpoint on ``val`` and, when the run tested it, ``test``, each with ``n_samples``;
 - ``config`` (model, data and trainer settings), ``software``, ``schema_version``, ``created``.
 
@@ -37,7 +37,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from microstrain.errors import MicrostrainError
 from microstrain.files import sha256_of, timestamp, write_json
-from training.measures import LOGGED_MEASURES
+from training.measures import logged_measures
 
 RUN_RECORD = "run.json"
 RECORD_SCHEMA_VERSION = 1
@@ -58,7 +58,7 @@ def plain_json(value: Any) -> Any:
 
 def _metrics(values: dict[str, Any], n_samples: int) -> dict[str, Any]:
     """The SPEC §9 measures of a module's metric dict, plus the number of samples."""
-    names = (*LOGGED_MEASURES, "C_eff_error_mean")  # the last: periodic models
+    names = logged_measures(periodic="C_eff_error_mean" in values)
     out: dict[str, Any] = {k: float(values[k]) for k in names if k in values}
     out["n_samples"] = n_samples
     return out

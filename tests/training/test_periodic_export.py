@@ -17,6 +17,7 @@ from support.periodic import periodic_moduli, write_periodic_dataset
 from microstrain.conventions import CARD_FILE
 from microstrain.files import sha256_of
 from microstrain.surrogate import SurrogateModel
+from training.measures import UNIAXIAL_ONLY
 from training.weights import WEIGHTS_FILE
 
 SMALL_NET = ("--model.arch_kwargs.widths", "[8, 8, 16, 16]")
@@ -62,6 +63,8 @@ def test_the_card_states_the_periodic_contract(exported: Path) -> None:
     family = card["evaluation"]["family"]
     assert {"C_eff_error_mean", "E_1_error_mean", "cases"} <= set(family)
     assert "test" in card["metrics"] and "C_eff_error_mean" in card["metrics"]["test"]
+    for split in ("val", "test"):  # the uniaxial pull's E_x and ν_xy do not judge a unit case
+        assert not set(UNIAXIAL_ONLY) & set(card["metrics"][split])
 
 
 @pytest.mark.parametrize("side", [32, 64])
