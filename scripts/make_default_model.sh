@@ -23,9 +23,12 @@
 #   models/periodic (SPEC §11, `make model MODEL=periodic`): MODEL=periodic runs its own steps
 #   below (periodic k=4 plane-strain training files of the same three distributions, the
 #   periodic families and a 64 x 64 file, configs/periodic.yaml, then each config of FINETUNE
-#   from the previous run's best checkpoint); knobs: P_CIRCLES (1200), P_MIXTURE (1000),
+#   from the previous run's best checkpoint; a config with data.split_prefix also trains on the
+#   added files of DATA/periodic/more, six more files of the three distributions with new seeds,
+#   named to sort after the first three); knobs: P_CIRCLES (1200), P_MIXTURE (1000),
 #   P_DENSE (600), P_FAMILY (48), P_GRID64 (24), RANKS (1), DATA, OUT (models/periodic), NAME
-#   (periodic), FINETUNE ("configs/periodic-finetune.yaml configs/periodic-finetune2.yaml")
+#   (periodic), FINETUNE ("configs/periodic-finetune.yaml configs/periodic-finetune2.yaml
+#   configs/periodic-finetune3.yaml")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -40,8 +43,8 @@ if [ "$MODEL" = periodic ]; then
   P_DATA=${DATA:-data}/periodic
   OUT=${OUT:-models/periodic}
   NAME=${NAME:-periodic}
-  FINETUNE=${FINETUNE-configs/periodic-finetune.yaml configs/periodic-finetune2.yaml}
-  mkdir -p "$P_DATA/train" "$P_DATA/families" "$P_DATA/grid64" runs
+  FINETUNE=${FINETUNE-configs/periodic-finetune.yaml configs/periodic-finetune2.yaml configs/periodic-finetune3.yaml}
+  mkdir -p "$P_DATA/train" "$P_DATA/more" "$P_DATA/families" "$P_DATA/grid64" runs
   pgen() {
     OMP_NUM_THREADS=1 "$BIN/mpiexec" -n "$RANKS" "$BIN/microstrain" generate --no-progress \
       --boundary periodic --plane strain "$@"
@@ -53,6 +56,21 @@ if [ "$MODEL" = periodic ]; then
   pgen -n "$P_DENSE" --seed 24 --fiber-fraction-min 0.45 --fiber-fraction-max 0.6 \
     --radius-min 0.03 --radius-max 0.1 --min-gap 0 --max-attempts 500 \
     --shapes circle,ellipse,polygon -o "$P_DATA/train/train_dense.h5"
+  # the cells added for configs/periodic-finetune3.yaml (data.split_prefix 2800: the first
+  # three files keep their split); their names sort after the first three's
+  pcircles() {
+    pgen --fiber-fraction-min 0.05 --fiber-fraction-max 0.6 --radius-min 0.03 --radius-max 0.15 "$@"
+  }
+  pdense() {
+    pgen --fiber-fraction-min 0.45 --fiber-fraction-max 0.6 --radius-min 0.03 --radius-max 0.1 \
+      --min-gap 0 --max-attempts 500 --shapes circle,ellipse,polygon "$@"
+  }
+  pcircles -n 1200 --seed 61 -o "$P_DATA/more/train_s61_circles.h5"
+  pgen -n 1000 --seed 62 --preset mixture -o "$P_DATA/more/train_s62_mixture.h5"
+  pdense -n 600 --seed 64 -o "$P_DATA/more/train_s64_dense.h5"
+  pcircles -n 2400 --seed 71 -o "$P_DATA/more/train_s71_circles.h5"
+  pgen -n 2000 --seed 72 --preset mixture -o "$P_DATA/more/train_s72_mixture.h5"
+  pdense -n 1200 --seed 74 -o "$P_DATA/more/train_s74_dense.h5"
   echo "== 2/5 generate the periodic evaluation families and the 64 x 64 cells"
   pgen -n "$P_FAMILY" --family all -o "$P_DATA/families/"
   pgen -n "$P_GRID64" --seed 41 --grid 64 --preset mixture -o "$P_DATA/grid64/mixture64.h5"
@@ -74,7 +92,9 @@ if [ "$MODEL" = periodic ]; then
   for i in "${!pstages[@]}"; do  # the middle runs NAME-stage2, ...; the last NAME
     run=$NAME
     [ "$i" -lt $((${#pstages[@]} - 1)) ] && run=$NAME-stage$((i + 2))
-    ckpt=$(ptrain "$run" --config "${pstages[$i]}" --model.init_from "$ckpt")
+    more=()
+    grep -q '^ *split_prefix:' "${pstages[$i]}" && more=(--data.path "[$P_DATA/train, $P_DATA/more]")
+    ckpt=$(ptrain "$run" --config "${pstages[$i]}" --model.init_from "$ckpt" "${more[@]}")
   done
   echo "== 4/5 export $ckpt -> $OUT (§11 measures on each family, the 64 x 64 cells and their"
   echo "   32 x 32 twins)"
