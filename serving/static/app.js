@@ -524,7 +524,9 @@ function renderStiffness() {
   const fmt = (values, show) => "(" + values.map(show).join(", ") + ")";
   const strain = (v) => (Math.abs(v) < 1e-9 ? "0" : v.toPrecision(3));
   $("macro-strain").textContent = p.macro_strain ? fmt(p.macro_strain, strain) : "–";
-  $("macro-stress").textContent = p.macro_stress ? fmt(p.macro_stress, (v) => v.toFixed(1)) + " MPa" : "–";
+  // a stress that rounds to zero shows as 0.0, not -0.0
+  const stress = (v) => (Math.abs(v) < 0.05 ? "0.0" : v.toFixed(1));
+  $("macro-stress").textContent = p.macro_stress ? fmt(p.macro_stress, stress) + " MPa" : "–";
 }
 
 function drawGauge() {
