@@ -3,9 +3,10 @@
 Starts ``microstrain serve`` (:mod:`serving.local_server`) with the first model alone, then with
 every model given, ``--repeats`` times in turn, and measures the time from the command until
 ``/readyz`` answers and the workers' resident memory after one request to each model. Beside it,
-what each added model's sessions take alone (a large-batch session and the small-request ones
-of ``MICROSTRAIN_SMALL_THREADS``, loaded and warmed as the service does, in a fresh process that
-holds the first model's): the service should grow by its models' sessions and nothing else.
+what each added model's session takes alone (a further model has one: the default's
+small-request sessions of ``MICROSTRAIN_SMALL_THREADS`` stay the default's; loaded and warmed as
+the service does, in a fresh process that holds the first model's): the service should grow by
+one session per added model and nothing else.
 
     .venv/bin/python benchmarks/bench_serving_models.py [--model DIR ...] [--repeats 3]
 """
@@ -53,7 +54,7 @@ def print_sessions_mb(first: Path, second: Path) -> None:
     threads, small = intra_op_threads(workers), small_request_threads(workers)
     load_model(first, threads, small).warm_up()
     before = psutil.Process().memory_info().rss
-    held = load_model(second, threads, small)
+    held = load_model(second, threads, ())  # a further model: one session (serving.registry)
     held.warm_up()
     print((psutil.Process().memory_info().rss - before) / 2**20)
 
@@ -83,7 +84,10 @@ def main() -> None:
         raise SystemExit("needs two models or more (--model DIR, repeated)")
     kinds = {m.name: SurrogateModel.load(m, intra_op_threads=1).is_periodic for m in models}
     sessions = 1 + len(small_request_threads(configured_workers()))
-    print(f"{cpu_description()}; 1 worker, {sessions} onnxruntime sessions per model")
+    print(
+        f"{cpu_description()}; 1 worker, {sessions} onnxruntime sessions for the default model, "
+        "1 for each further one"
+    )
     print(f"models: {', '.join(m.name for m in models)}\n")
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-serving-models-"))
@@ -109,7 +113,7 @@ def main() -> None:
     one, many = (statistics.median(memory[c]) for c in configs)
     print(
         f"\nthe {len(models) - 1} more model(s) add {many - one:.0f} MB to the worker; their "
-        f"{sessions} sessions each, loaded and warmed as the service does in a process that "
+        "one session each, loaded and warmed as the service does in a process that "
         "holds the first model's: "
         + ", ".join(f"{name} {mb:.0f} MB" for name, mb in alone.items())
         + f" ({sum(alone.values()):.0f} MB together)"

@@ -226,7 +226,8 @@ def load_models(
     directories: list[Path], threads: int, small_threads: tuple[int, ...]
 ) -> ServedModels:
     """Every loadable model of ``directories``; one that fails is refused alone (a line in
-    ``refused``), a second model of the same name too. :class:`MicrostrainError` if none loads."""
+    ``refused``), a second model of the same name too. :class:`MicrostrainError` if none loads.
+    Only the first (the default) gets the small-request sessions of ``small_threads``."""
     if len(directories) == 1:  # one model: its own error is the one line
         only = load_model(directories[0], threads, small_threads)
         return ServedModels({only.name: only})
@@ -240,8 +241,16 @@ def load_models(
                 f"from {models[name].large.directory}"
             )
             continue
+        # the default model (the first that loads) keeps its large and small-request sessions;
+        # every further model answers all its requests from one session, so that serving it
+        # costs one onnxruntime session of memory. That session has the small requests' fewest
+        # threads: a one-sample request is the common one, and on a shared machine the fewest
+        # threads answer it fastest (serving.small_sessions); large batches of a further model
+        # pay for it in throughput.
+        size = threads if not models or not small_threads else min(small_threads)
+        small = small_threads if not models else ()
         try:
-            models[name] = load_model(directory, threads, small_threads)
+            models[name] = load_model(directory, size, small)
         except MicrostrainError as exc:
             refused.append(f"model {name!r} refused: {exc}")
     if not models:

@@ -68,3 +68,14 @@ def test_nothing_to_serve_is_one_line(tmp_path):
     assert (
         "\n" not in str(caught.value) and "'a'" in str(caught.value) and "'b'" in str(caught.value)
     )
+
+
+def test_each_further_model_costs_one_session(root):
+    served = load_models([root / "default", root / "accurate", root / "periodic"], 2, (1, 2))
+    default, *others = (served.get(name) for name in served.names())
+    # the default answers small requests from its own one- and two-thread sessions
+    assert sorted(default.small.sessions) == [1, 2]
+    assert all(s is not default.large for s in default.small.sessions.values())
+    for model in others:  # the others from their one session, large requests and small alike
+        assert model.small.sessions == {1: model.large}  # the small requests' fewest threads
+        assert model.small.pick() is model.large
