@@ -35,7 +35,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import time  # noqa: E402
 from dataclasses import asdict  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -52,6 +51,7 @@ from data_gen.solver import (  # noqa: E402
     mumps_ordering,
 )
 from microstrain.conventions import BOUNDARIES, FIBER  # noqa: E402
+from microstrain.hardware import cpu_model  # noqa: E402
 from microstrain.measures import periodic_error_measures, stiffness_errors  # noqa: E402
 from microstrain.quantities import effective_stiffness, engineering_constants  # noqa: E402
 
@@ -146,17 +146,6 @@ def measure(
     out.update(mesh_sizes(solver))  # type: ignore[arg-type]
     out.update(asdict(config))  # type: ignore[arg-type]
     return out
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else what the platform module knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def config_for(k: int, boundary: str = "uniaxial") -> SolverConfig:
