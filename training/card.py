@@ -32,7 +32,6 @@ from microstrain.conventions import (
     SCHEMA_VERSION,
     STRAIN_CHANNELS,
 )
-from training.measures import logged_measures
 
 CARD_SCHEMA_VERSION = 1
 
@@ -131,18 +130,6 @@ def breakeven_fields(record: dict[str, Any], timing: SurrogateTiming) -> dict[st
     return fields
 
 
-def held_out_metrics(record: dict[str, Any]) -> dict[str, Any]:
-    """The run record's measures per split, those of the model's load case only: the uniaxial
-    pull's E_x and ν_xy computed on a periodic run's unit cases mean nothing there."""
-    metrics = record.get("metrics") or {}
-    periodic = any(isinstance(m, dict) and "C_eff_error_mean" in m for m in metrics.values())
-    keep = {*logged_measures(periodic), "n_samples"}
-    return {
-        split: {k: v for k, v in m.items() if k in keep} if isinstance(m, dict) else m
-        for split, m in metrics.items()
-    }
-
-
 def build_card(
     *,
     name: str,
@@ -165,7 +152,7 @@ def build_card(
         "training": without_machine_paths(training),
         "training_data": training_data(record),
         "normalization": normalization,
-        "metrics": held_out_metrics(record),
+        "metrics": record.get("metrics") or {},
         "onnx": {
             "file": MODEL_FILE,
             "sha256": onnx.sha256,
