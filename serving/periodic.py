@@ -114,45 +114,32 @@ def check_small_strain(macro_strain: np.ndarray, what: str) -> None:
         raise RequestError(f"{what} is zero: every field would be zero")
 
 
-def answer(
-    served: ServedModel, youngs_modulus: np.ndarray, load: Load | None, with_quantities: bool
+def prediction_fields(
+    served: ServedModel, youngs_modulus: np.ndarray, load: Load | None
 ) -> dict[str, Any]:
-    """The /predict answer of a periodic model for validated E ``[N, 1, n, n]`` MPa (numpy
-    values, not lists); :class:`RequestError` for a load the prediction cannot carry (a macro
-    stress on a singular C_eff, or one that would strain beyond the small-strain ceiling)."""
+    """What every answer of a periodic model carries, for validated E ``[N, 1, n, n]`` MPa: the
+    strain (the unit cases ``[N, 3, 3, n, n]``, or the load's ``[N, 3, n, n]``), ``C_eff``
+    ``[N, 3, 3]`` MPa, the load's macro strain and stress ``[N, 3]``, the error estimate and the
+    warnings (numpy values, not lists). :class:`RequestError` for a load the prediction cannot
+    carry (a macro stress on a singular C_eff, or one that would strain beyond the small-strain
+    ceiling). ``/predict_npy`` answers this alone; :func:`answer` adds the summary."""
     e = youngs_modulus
     prediction = served.run_periodic(e)
     cases, c_eff = prediction.strain, prediction.c_eff  # [N, 3, 3, n, n], [N, 3, 3]
     warnings = out_of_distribution(e, served.card)
-    fraction = fiber_fraction(e).astype(np.float64)  # [N]
     try:
-        constants = engineering_constants(c_eff)  # each [N]
-        bounds = constant_bounds(fraction, served.plane)  # name -> ([N], [N])
         macro = None if load is None else load_macro_strain(c_eff, load)  # [N, 3]
-        strain = (
-            cases if macro is None else macro_strain_fields(cases, macro, DEFAULT_APPLIED_STRAIN)
-        )  # [N, 3, 3, n, n] or [N, 3, n, n]
     except InputError as exc:  # a singular C_eff: the prediction cannot answer this load
         raise RequestError(f"model {served.name!r}: {exc}") from None
     served.counter.add(e.shape[0])
-    result: dict[str, Any] = {
-        "strain": strain,
-        "channels": list(STRAIN_CHANNELS),
-        "model": served.info,
-        "mode": served.mode,
-        "plane": served.plane,
-        "warnings": warnings,
-        "C_eff": c_eff,
-        "engineering_constants": constants,
-        "bounds": {
-            name: {"reuss": reuss, "voigt": voigt} for name, (reuss, voigt) in bounds.items()
-        },
-        "fiber_fraction": fraction,
-    }
+    result: dict[str, Any] = {"warnings": warnings, "C_eff": c_eff}
     if load is None or macro is None:
-        result.update(cases=list(PERIODIC_CASES), applied_strain=DEFAULT_APPLIED_STRAIN)
+        result.update(
+            strain=cases, cases=list(PERIODIC_CASES), applied_strain=DEFAULT_APPLIED_STRAIN
+        )
     else:
         result.update(
+            strain=macro_strain_fields(cases, macro, DEFAULT_APPLIED_STRAIN),  # [N, 3, n, n]
             load=load.kind,
             macro_strain=macro,
             macro_stress=np.einsum("nij,nj->ni", c_eff.astype(np.float64), macro),
@@ -163,8 +150,40 @@ def answer(
     caveat = served.large.estimate_caveat
     if caveat is not None:
         warnings.append(caveat)
+    return result
+
+
+def answer(
+    served: ServedModel, youngs_modulus: np.ndarray, load: Load | None, with_quantities: bool
+) -> dict[str, Any]:
+    """The /predict answer of a periodic model for validated E ``[N, 1, n, n]`` MPa:
+    :func:`prediction_fields` with the engineering constants of C_eff, their Reuss and Voigt
+    bounds at each sample's fiber fraction and, ``with_quantities``, the §9 stress fields."""
+    e = youngs_modulus
+    fields = prediction_fields(served, e, load)
+    fraction = fiber_fraction(e).astype(np.float64)  # [N]
+    try:
+        constants = engineering_constants(fields["C_eff"])  # each [N]
+    except InputError as exc:  # a singular C_eff has no engineering constants
+        raise RequestError(f"model {served.name!r}: {exc}") from None
+    bounds = constant_bounds(fraction, served.plane)  # name -> ([N], [N])
+    result: dict[str, Any] = {
+        "strain": fields.pop("strain"),
+        "channels": list(STRAIN_CHANNELS),
+        "model": served.info,
+        "mode": served.mode,
+        "plane": served.plane,
+        "warnings": fields.pop("warnings"),
+        "C_eff": fields.pop("C_eff"),
+        "engineering_constants": constants,
+        "bounds": {
+            name: {"reuss": reuss, "voigt": voigt} for name, (reuss, voigt) in bounds.items()
+        },
+        "fiber_fraction": fraction,
+        **fields,
+    }
     if with_quantities:
-        result.update(load_quantities(e, strain, served.plane, load is None))
+        result.update(load_quantities(e, result["strain"], served.plane, load is None))
     return result
 
 

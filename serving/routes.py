@@ -138,7 +138,7 @@ def periodic_npy_answer(served: ServedModel, array: Any, load: periodic.Load | N
     or the load's ``[N, 3, n, n]``; C_eff ``[N, 3, 3]`` MPa in ``X-Microstrain-C-Eff``."""
     try:
         e = validation.from_npy_array(array, served.sizes).youngs_modulus
-        answer = periodic.answer(served, e, load, with_quantities=False)
+        answer = periodic.prediction_fields(served, e, load)
     except validation.RequestError as exc:
         return _error(exc)
     headers = _headers(served, answer["warnings"])
