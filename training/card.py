@@ -90,6 +90,24 @@ def training_data(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def surrogate_timing_source(timing: SurrogateTiming) -> str:
+    """How T_surrogate was measured, as the card's ``timing_sources`` says it."""
+    return (
+        f"onnxruntime at export, median per sample: batch 1 with {timing.threads_batch1} "
+        f"thread(s), batch {timing.batch_size} with {timing.threads_batched} thread(s)"
+    )
+
+
+def breakeven_of(
+    t_data: float, t_train: float, t_simulation: float, timing: SurrogateTiming
+) -> dict[str, float | None]:
+    """τ (SPEC §6) at batch 1 and batched, from the recorded times and the graph's timing."""
+    return {
+        "tau": breakeven(t_data, t_train, t_simulation, timing.t_batch1),
+        "tau_batched": breakeven(t_data, t_train, t_simulation, timing.t_batched),
+    }
+
+
 def breakeven_fields(record: dict[str, Any], timing: SurrogateTiming) -> dict[str, Any]:
     """The card's top-level times (s), τ (SPEC §6) and where and on what each was measured.
 
@@ -103,10 +121,7 @@ def breakeven_fields(record: dict[str, Any], timing: SurrogateTiming) -> dict[st
     hardware = {"T_train": record["T_train_hardware"], "T_surrogate": timing.hardware}
     sources = {
         "T_train": "run.json of the training run: fit wall time, summed over resumed runs",
-        "T_surrogate": (
-            f"onnxruntime at export, median per sample: batch 1 with {timing.threads_batch1} "
-            f"thread(s), batch {timing.batch_size} with {timing.threads_batched} thread(s)"
-        ),
+        "T_surrogate": surrogate_timing_source(timing),
     }
     t_data, t_sim = dataset.get("t_data"), dataset.get("t_simulation")
     if t_data is not None and t_sim is not None:
@@ -122,8 +137,7 @@ def breakeven_fields(record: dict[str, Any], timing: SurrogateTiming) -> dict[st
         fields["T_simulation"] = float(t_sim)
     fields.update(T_surrogate=timing.t_batch1, T_surrogate_batched=timing.t_batched)
     if t_data is not None and t_sim is not None:
-        fields["tau"] = breakeven(float(t_data), t_train, float(t_sim), timing.t_batch1)
-        fields["tau_batched"] = breakeven(float(t_data), t_train, float(t_sim), timing.t_batched)
+        fields.update(breakeven_of(float(t_data), t_train, float(t_sim), timing))
     order = ("T_data", "T_train", "T_simulation", "T_surrogate")
     fields["timing_hardware"] = {k: hardware[k] for k in order if k in hardware}
     fields["timing_sources"] = {k: sources[k] for k in order if k in sources}

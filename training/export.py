@@ -85,7 +85,7 @@ def _epochs_trained(raw: dict[str, Any], record: dict[str, Any]) -> int | None:
     return int(epoch) if isinstance(epoch, int) else None
 
 
-def _time_graph(onnx_path: Path, cfg: ExportConfig) -> SurrogateTiming:
+def time_graph(onnx_path: Path, cfg: ExportConfig) -> SurrogateTiming:
     """T_surrogate of the written graph, by :func:`microstrain.breakeven.measure_surrogate`."""
     return measure_surrogate(
         onnx_path,
@@ -158,7 +158,7 @@ def export_checkpoint(
             check_parity(surrogate, onnx_path, (2,), cfg.parity_tolerance, side=side)
         digest = sha256_of(onnx_path)
         weights = save_weights(surrogate.state_dict(), config_, tmp / WEIGHTS_FILE)
-        timing = _time_graph(onnx_path, cfg)
+        timing = time_graph(onnx_path, cfg)
         card = build_card(
             name=name or target.name,
             version=version,

@@ -49,6 +49,8 @@ def _quiet_exporter() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
+            # a periodic cell is n x n: both spatial axes share the one symbolic size, by design
+            warnings.filterwarnings("ignore", message=r".*axis name: .* will not be used")
             yield
     finally:
         logger.setLevel(level)

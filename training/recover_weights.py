@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from microstrain.conventions import CARD_FILE, MODEL_FILE, ONNX_INPUT
+from microstrain.conventions import CARD_FILE, GRID, MODEL_FILE, ONNX_INPUT
 from microstrain.errors import MicrostrainError
 from microstrain.files import sha256_of, write_json
 from microstrain.surrogate import SurrogateModel
@@ -34,19 +34,26 @@ from training.weights import WEIGHTS_FILE, save_weights
 CHECK_BATCHES = ((256, 11), (1, 5), (33, 9))
 
 
-def compare_graphs(first: Path, second: Path) -> dict[str, float]:
-    """Largest |difference| of each output of two graphs on :data:`CHECK_BATCHES`."""
+def compare_graphs(
+    first: Path, second: Path, side: int = GRID, relative: bool = False
+) -> dict[str, float]:
+    """Largest |difference| of each output of two graphs on :data:`CHECK_BATCHES` of
+    ``side`` × ``side`` cells; ``relative``: over the largest |output| of ``first``."""
     a, b = SurrogateModel.from_onnx(first).session, SurrogateModel.from_onnx(second).session
     names = [o.name for o in a.get_outputs()]
     if [o.name for o in b.get_outputs()] != names:
         raise MicrostrainError(f"{second} answers other outputs than {first}")
     worst = dict.fromkeys(names, 0.0)
+    scale = dict.fromkeys(names, 0.0)
     for n, seed in CHECK_BATCHES:
-        e = parity_inputs(n, seed)  # [n, 1, 32, 32] MPa
+        e = parity_inputs(n, seed, side)  # [n, 1, side, side] MPa
         for name, x, y in zip(
             names, a.run(names, {ONNX_INPUT: e}), b.run(names, {ONNX_INPUT: e}), strict=True
         ):
             worst[name] = max(worst[name], float(np.abs(x - y).max()))
+            scale[name] = max(scale[name], float(np.abs(x).max()))
+    if relative:
+        return {name: worst[name] / scale[name] if scale[name] else worst[name] for name in names}
     return worst
 
 

@@ -7,17 +7,25 @@ swap equivariance, parity, and what the card states."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from support.cli import invoke
 from support.periodic import periodic_moduli, write_periodic_dataset
 
+from microstrain.breakeven import breakeven
 from microstrain.conventions import CARD_FILE
 from microstrain.files import sha256_of
-from microstrain.surrogate import SurrogateModel
+from microstrain.surrogate import SurrogateModel, repository_root
 from training.measures import UNIAXIAL_ONLY
+from training.model import Surrogate
+from training.onnx_graph import PARITY_TOLERANCE, check_parity, export_onnx
+from training.recover_weights import compare_graphs
 from training.weights import WEIGHTS_FILE
 
 SMALL_NET = ("--model.arch_kwargs.widths", "[8, 8, 16, 16]")
@@ -109,3 +117,79 @@ def test_a_shipped_periodic_model_starts_a_new_training(
         "--runs_dir", tmp_path / "runs", "--model.init_from", exported,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+
+
+def _reexport(directory: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m training.reexport DIR`` as docs/training.md tells users to run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "training.reexport", str(directory)],
+        capture_output=True, text=True, timeout=300, cwd=repository_root(),
+    )  # fmt: skip
+
+
+def _files(directory: Path) -> dict[str, str]:
+    return {p.name: sha256_of(p) for p in sorted(directory.iterdir())}
+
+
+def test_reexport_rewrites_the_graph_and_its_card_together(exported: Path, tmp_path: Path) -> None:
+    """The model's own weights in the graph this code writes: the card names the new graph,
+    its timing and τ follow it, and the graph computes what PyTorch computes."""
+    copy = shutil.copytree(exported, tmp_path / "periodic")
+    card_before = json.loads((copy / CARD_FILE).read_text())
+    result = _reexport(copy)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout.splitlines()[-1])
+    assert set(answer["max_rel_difference_to_before"]) == {"32", "64"}
+    card = json.loads((copy / CARD_FILE).read_text())
+    assert card["onnx"]["sha256"] == sha256_of(copy / "model.onnx") == answer["sha256"]
+    assert card["T_surrogate"] == answer["T_surrogate"] > 0
+    assert card["tau"] == breakeven(
+        card["T_data"], card["T_train"], card["T_simulation"], card["T_surrogate"]
+    )
+    for kept in ("weights_sha256", "metrics", "evaluation", "version", "T_train", "T_data"):
+        assert card[kept] == card_before[kept], kept
+    surrogate = Surrogate.from_checkpoint(copy)
+    for side in (32, 64):
+        errors = check_parity(surrogate, copy / "model.onnx", (3,), PARITY_TOLERANCE, side=side)
+        assert max(errors.values()) <= PARITY_TOLERANCE
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_reexport_refuses_weights_of_another_function(exported: Path, tmp_path: Path) -> None:
+    """weights.pt that no longer computes what model.onnx computes is a new model, not a new
+    graph: one line, exit 1, and the directory as it was."""
+    copy = shutil.copytree(exported, tmp_path / "periodic")
+    payload = torch.load(copy / WEIGHTS_FILE, weights_only=True)
+    key = next(k for k in payload["state_dict"] if k.endswith("head.2.weight"))
+    payload["state_dict"][key] = payload["state_dict"][key] * 1.5
+    torch.save(payload, copy / WEIGHTS_FILE)
+    card = json.loads((copy / CARD_FILE).read_text())
+    card["weights_sha256"] = sha256_of(copy / WEIGHTS_FILE)
+    (copy / CARD_FILE).write_text(json.dumps(card))
+    before = _files(copy)
+    result = _reexport(copy)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "not the same function" in result.stderr
+    assert _files(copy) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_reexport_refuses_weights_the_card_does_not_name(exported: Path, tmp_path: Path) -> None:
+    copy = shutil.copytree(exported, tmp_path / "periodic")
+    card = json.loads((copy / CARD_FILE).read_text())
+    card["weights_sha256"] = "0" * 64
+    (copy / CARD_FILE).write_text(json.dumps(card))
+    before = _files(copy)
+    result = _reexport(copy)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "weights_sha256" in result.stderr
+    assert _files(copy) == before
+
+
+def test_the_shipped_periodic_graph_is_what_this_code_exports(tmp_path: Path) -> None:
+    """models/periodic's model.onnx is the export of its weights.pt by the code here, output
+    for output (so a change to the network's graph that is not re-exported fails here)."""
+    shipped = repository_root() / "models" / "periodic"
+    surrogate = Surrogate.from_checkpoint(shipped)
+    export_onnx(surrogate, tmp_path / "model.onnx")
+    assert set(compare_graphs(shipped / "model.onnx", tmp_path / "model.onnx").values()) == {0.0}

@@ -165,8 +165,14 @@ class ResUNet(nn.Module):
             h = proj(F.avg_pool2d(h, 2))  # [N, w_{l+1}, H/2, W/2]
         h = self.bottom(h)
         for level in reversed(range(len(skips))):
-            h = upsample(h, self.cfg.periodic)
-            h = self.up_proj[level](h)  # [N, w_l, H, W]
+            if self.cfg.periodic:
+                # a 1x1 convolution commutes with the (periodic) bilinear upsampling, whose
+                # weights sum to one: projecting first convolves a quarter of the pixels and
+                # wraps and resizes w_l channels instead of w_{l+1} (the same function; the
+                # uniaxial graph keeps its order, so its shipped export stays bit-identical)
+                h = upsample(self.up_proj[level](h), periodic=True)  # [N, w_l, H, W]
+            else:
+                h = self.up_proj[level](upsample(h, periodic=False))  # [N, w_l, H, W]
             h = self.up[level](torch.cat([h, skips[level]], dim=1))
         return self.head(h)  # [N, 3, 32, 32]
 
