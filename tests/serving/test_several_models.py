@@ -184,6 +184,9 @@ def test_periodic_npy_with_a_load(client, periodic_e):
         rtol=1e-5,
         atol=1e-9,
     )
+    # the load's macro strain in its header is the one the fields carry
+    macro = np.asarray(json.loads(r.headers["X-Microstrain-Macro-Strain"]), np.float64)[0]
+    np.testing.assert_allclose(macro, np.linalg.solve(c_eff, [100, 0, 0]), rtol=1e-6)
     cases = client.post("/predict_npy?model=periodic", content=write_npy(periodic_e))
     assert np.load(io.BytesIO(cases.content)).shape == (1, 3, 3, 32, 32)
     error_of(
