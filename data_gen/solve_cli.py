@@ -102,8 +102,9 @@ def solve(
     xdmf: Annotated[
         Path | None,
         typer.Option(
-            help="Also write full-resolution displacement and strain fields for ParaView "
-            "to DIR/fields.xdmf (one time step per sample; uniaxial)."
+            help="Also write full-resolution FE fields for ParaView to DIR/fields.xdmf, one time "
+            "step per sample: displacement and strain; periodic: per case (case_xx_..., "
+            "case_yy_..., case_xy_...) total and fluctuating displacement, total strain, stress."
         ),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar (N > 1).")] = True,
@@ -132,8 +133,6 @@ def solve(
     if mode == "pixel" and k not in (None, 1):
         raise InputError(f"--k {k} contradicts --mode pixel (pixel mode is k = 1)")
     periodic = check_boundary_option(boundary) == "periodic"
-    if periodic and xdmf is not None:
-        raise InputError("--xdmf writes the uniaxial fields only; drop it for --boundary periodic")
     pair = phases(fiber, matrix)
     E = load_microstructures(input, larger=periodic, **pair)  # float32 [N, 1, n, n] MPa
     config = SolverConfig(

@@ -154,7 +154,6 @@ def test_user_materials_in_both_modes(tmp_path):
         (np.ones((32, 32)), ["--applied-strain", "0"], "outside 0 < |ū| ≤ 1"),
         (np.ones((48, 48)), ["--boundary", "periodic"], "multiple of 32"),
         (np.ones((64, 64)), [], "must be 32x32 pixels"),
-        (np.ones((32, 32)), ["--boundary", "periodic", "--xdmf", "f"], "--xdmf"),
         (np.ones((32, 32)), ["--matrix", "3500,0.6"], "--matrix: Poisson's ratio"),
         (np.ones((32, 32)), ["--fiber", "-1,0.2"], "--fiber: Young's modulus must be positive"),
         (np.ones((32, 32)), ["--png", "p.jpg"], "--png must name a .png file"),
