@@ -16,6 +16,9 @@ three unit load cases, and the measures are the periodic ones of
 the C_eff error ‖Ĉ − C‖_F / ‖C‖_F and the errors of E_1, E_2, ν_12, G_12; the JSON also holds
 every sample's C_eff at every k.
 
+Any two isotropic phases (``fiber``, ``matrix``: the lecture's pair by default) are sampled,
+solved and measured with their own moduli; the JSON records them in its ``config``.
+
 The result is a rich table, a log-log PNG of every measure against k, and a JSON file with every
 number.
 """
@@ -35,9 +38,13 @@ from microstrain.conventions import (
     DEFAULT_APPLIED_STRAIN,
     DEFAULT_BOUNDARY,
     DEFAULT_PLANE,
+    FIBER,
+    MATRIX,
     STRAIN_CHANNELS,
+    Material,
 )
 from microstrain.errors import InputError
+from microstrain.fields import check_phases, describe_phases
 from microstrain.files import atomic_output
 from microstrain.measures import error_measures, periodic_error_measures, pooled_relative_l2
 
@@ -86,6 +93,8 @@ class ConvergenceConfig:
     plane: str = DEFAULT_PLANE
     applied_strain: float = DEFAULT_APPLIED_STRAIN
     boundary: str = DEFAULT_BOUNDARY
+    fiber: Material = FIBER
+    matrix: Material = MATRIX
 
     @property
     def measures(self) -> dict[str, str]:
@@ -103,6 +112,7 @@ class ConvergenceConfig:
             raise InputError(f"give at least two k from 1 to 16; got {list(self.ks)}")
         if len(set(self.ks)) != len(self.ks):
             raise InputError(f"k values must be distinct; got {list(self.ks)}")
+        check_phases(self.fiber, self.matrix)
 
 
 @dataclass
@@ -153,12 +163,14 @@ def run_convergence(config: ConvergenceConfig, progress: bool = True) -> Converg
     from microstrain.quantities import apparent_modulus, effective_stiffness
 
     periodic = config.boundary == "periodic"
+    # the sampler, the solver and every measure take the same phases
+    phases: dict[str, Any] = {"fiber": config.fiber, "matrix": config.matrix}
     generator = GeneratorConfig(periodic=periodic)
-    E, _ = sample_microstructures(generator, config.seed, range(config.n_samples))
+    E, _ = sample_microstructures(generator, config.seed, range(config.n_samples), **phases)
     ks = sorted(config.ks)
     strains: dict[int, np.ndarray] = {}  # k -> float64 [n, 3, 32, 32]
     result = ConvergenceResult(config=config, reference_k=ks[-1], hardware=cpu_description())
-    result.fiber_fractions = [float(f) for f in fiber_fraction(E)]
+    result.fiber_fractions = [float(f) for f in fiber_fraction(E, **phases)]
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("solving", total=len(ks) * config.n_samples)
         for k in ks:
@@ -170,6 +182,7 @@ def run_convergence(config: ConvergenceConfig, progress: bool = True) -> Converg
                     plane=config.plane,
                     applied_strain=config.applied_strain,
                     boundary=config.boundary,
+                    **phases,
                 )
             )
             result.setup_seconds[k] = solver.setup_seconds
@@ -179,11 +192,11 @@ def run_convergence(config: ConvergenceConfig, progress: bool = True) -> Converg
                 times.append(solver.last_solve_seconds)
                 bar.advance(task)
             strains[k] = np.stack(out)  # [n, 3, 32, 32]; periodic [n, 3, 3, 32, 32]
+            load = (E, strains[k], config.plane, config.applied_strain)
             if periodic:
-                c = effective_stiffness(E, strains[k], config.plane, config.applied_strain)
-                result.c_eff[k] = c.tolist()
+                result.c_eff[k] = effective_stiffness(*load, **phases).tolist()
             else:
-                e_x = apparent_modulus(E, strains[k], config.plane, config.applied_strain)  # [n]
+                e_x = apparent_modulus(*load, **phases)  # [n] MPa
                 result.apparent_modulus[k] = [float(v) for v in e_x]
             result.solve_seconds[k] = float(np.median(times))
             del solver  # the k = 8 factorization is large; free it before the next k
@@ -191,11 +204,11 @@ def run_convergence(config: ConvergenceConfig, progress: bool = True) -> Converg
     for k in ks[:-1]:
         if periodic:
             result.measures[k] = periodic_error_measures(
-                E, strains[k], reference, config.plane, config.applied_strain
+                E, strains[k], reference, config.plane, config.applied_strain, **phases
             )
         else:
             result.measures[k] = error_measures(
-                E, strains[k], reference, config.plane, config.applied_strain
+                E, strains[k], reference, config.plane, config.applied_strain, **phases
             )
         result.overall[k] = pooled_relative_l2(strains[k], reference)
         result.per_channel[k] = {
@@ -214,7 +227,8 @@ def print_table(result: ConvergenceResult) -> None:
     ks = sorted(result.solve_seconds)
     table = Table(
         title=f"discretization error against k = {result.reference_k}: {cfg.n_samples} "
-        f"{cfg.boundary} samples, seed {cfg.seed}, plane {cfg.plane}",
+        f"{cfg.boundary} samples, seed {cfg.seed}, plane {cfg.plane}; "
+        f"{describe_phases(cfg.fiber, cfg.matrix)}",
         caption="SPEC §9 measures: per sample, then mean over samples (max: largest sample); "
         f"pooled: all samples together, as reported before. {result.hardware}",
     )
@@ -260,9 +274,10 @@ def write_outputs(result: ConvergenceResult, directory: Path) -> tuple[Path, Pat
     ax.xaxis.set_minor_formatter(NullFormatter())  # only the measured k are labelled
     ax.set_xlabel("elements per pixel side k")
     ax.set_ylabel(f"error against k = {result.reference_k}")
+    cfg = result.config
     ax.set_title(
-        f"discretization error, {result.config.n_samples} {result.config.boundary} samples, "
-        f"plane {result.config.plane}\n"
+        f"discretization error, {cfg.n_samples} {cfg.boundary} samples, plane {cfg.plane}\n"
+        f"{describe_phases(cfg.fiber, cfg.matrix)}\n"
         "SPEC §9 measures (per sample, then mean; dashed: max over samples)",
         fontsize=9,
     )

@@ -39,7 +39,7 @@ from microstrain.conventions import (
 )
 from microstrain.dataset import DatasetInfo, read_info, read_samples
 from microstrain.errors import MicrostrainError
-from microstrain.fields import fiber_mask
+from microstrain.fields import describe_phases, fiber_mask
 from microstrain.quantities import (
     CONSTANT_NAMES,
     constant_bounds,
@@ -188,12 +188,7 @@ def stats_table(stats: DatasetStats) -> Any:
         "load case",
         f"{lc.get('name', '?')}, plane {lc.get('plane', '?')}, ū = {lc.get('applied_strain', '?')}",
     )
-    fib, mat = info.fiber, info.matrix
-    table.add_row(
-        "materials",
-        f"fiber E = {fib.youngs_modulus:g} MPa, ν = {fib.poisson_ratio:g}; "
-        f"matrix E = {mat.youngs_modulus:g} MPa, ν = {mat.poisson_ratio:g}",
-    )
+    table.add_row("materials", describe_phases(info.fiber, info.matrix))
     if gen and gen.get("seed") is None:  # not drawn by the sampler (e.g. written by solve)
         table.add_row("generator", ", ".join(f"{k} {v}" for k, v in sorted(gen.items())))
     elif gen:
@@ -460,12 +455,7 @@ def periodic_table(stats: PeriodicStats) -> Any:
         f"periodic, cases {', '.join(lc.get('cases', PERIODIC_CASES))} (unit macro strains of "
         f"size {lc.get('applied_strain', '?')}), plane {lc.get('plane', '?')}",
     )
-    fib, mat = info.fiber, info.matrix
-    table.add_row(
-        "materials",
-        f"fiber E = {fib.youngs_modulus:g} MPa, ν = {fib.poisson_ratio:g}; "
-        f"matrix E = {mat.youngs_modulus:g} MPa, ν = {mat.poisson_ratio:g}",
-    )
+    table.add_row("materials", describe_phases(info.fiber, info.matrix))
     if gen.get("seed") is not None:
         table.add_row(
             "generator",

@@ -259,6 +259,8 @@ def convergence(
             "load cases, and the C_eff and engineering-constant errors beside the fields')."
         ),
     ] = DEFAULT_BOUNDARY,
+    fiber: Annotated[str | None, typer.Option(help=FIBER_HELP)] = None,
+    matrix: Annotated[str | None, typer.Option(help=MATRIX_HELP)] = None,
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Directory for convergence.json and .png.")
     ] = Path("results/convergence"),
@@ -266,7 +268,8 @@ def convergence(
 ) -> None:
     """Discretization error of the strain and of every SPEC §9 measure vs k (elements per pixel
     side), against the largest k: stress, energy norm, E_x, ν_xy, peak von Mises; periodic: the
-    fields of the three load cases, C_eff and E_1, E_2, ν_12, G_12."""
+    fields of the three load cases, C_eff and E_1, E_2, ν_12, G_12. The samples are made of the
+    --fiber and --matrix phases (the lecture's pair by default)."""
     from data_gen.convergence import ConvergenceConfig, timed_convergence
     from data_gen.solver import SolverConfig
 
@@ -276,7 +279,12 @@ def convergence(
         raise InputError(f"--ks must be comma-separated integers; got '{ks}'") from None
     SolverConfig(plane=plane)  # validates the plane before any solve
     config = ConvergenceConfig(
-        n_samples=n, seed=seed, ks=k_values, plane=plane, boundary=check_boundary_option(boundary)
+        n_samples=n,
+        seed=seed,
+        ks=k_values,
+        plane=plane,
+        boundary=check_boundary_option(boundary),
+        **phases(fiber, matrix),
     )
     if output.exists() and not output.is_dir():
         raise MicrostrainError(f"output {output} exists and is not a directory")

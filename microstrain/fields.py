@@ -168,6 +168,14 @@ def check_phases(fiber: Material, matrix: Material) -> None:
         )
 
 
+def describe_phases(fiber: Material = FIBER, matrix: Material = MATRIX) -> str:
+    """One line naming both phases, as reports print them."""
+    return (
+        f"fiber E = {fiber.youngs_modulus:g} MPa, ν = {fiber.poisson_ratio:g}; "
+        f"matrix E = {matrix.youngs_modulus:g} MPa, ν = {matrix.poisson_ratio:g}"
+    )
+
+
 def materials_attr(fiber: Material = FIBER, matrix: Material = MATRIX) -> dict[str, Any]:
     """The ``materials`` attribute of a file (SPEC §4): the lecture's pair by default."""
     return {

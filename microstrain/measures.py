@@ -338,12 +338,16 @@ def error_measures(
     reference_strain: np.ndarray,
     plane: str,
     applied_strain: float = DEFAULT_APPLIED_STRAIN,
+    *,
+    fiber: Material = FIBER,
+    matrix: Material = MATRIX,
 ) -> dict[str, Any]:
     """The SPEC §10 dict of E ``[N, 1, 32, 32]`` MPa and strains ``[N, 3, 32, 32]``.
 
     ``applied_strain`` is ū of both fields; every measure is a ratio, so it only gets checked.
+    ``fiber``, ``matrix``: the phases of E (the lecture's pair by default).
     """
-    acc = ErrorAccumulator(plane, applied_strain)
+    acc = ErrorAccumulator(plane, applied_strain, fiber=fiber, matrix=matrix)
     acc.update(youngs_modulus, predicted_strain, reference_strain)
     return acc.compute()
 

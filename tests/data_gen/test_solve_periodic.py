@@ -4,6 +4,7 @@ modes, n x n periodic RVEs, user materials, pictures and refusals (real solves, 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import h5py
@@ -12,6 +13,7 @@ import pytest
 from support.cli import invoke
 from support.materials import EPOXY, GLASS
 
+from data_gen.microstructure import GeneratorConfig, sample_microstructures
 from data_gen.solver import SolverConfig, StrainSolver
 from microstrain.dataset import load_samples, read_info
 from microstrain.quantities import effective_stiffness, engineering_constants, periodic_quantities
@@ -185,3 +187,48 @@ def test_convergence_reports_c_eff_and_the_constants_against_k(tmp_path):
         np.linalg.norm(c1 - c2) / np.linalg.norm(c2), rel=1e-9
     )
     assert (tmp_path / "convergence.png").read_bytes()[:8] == PNG
+
+
+def test_convergence_with_user_materials_solves_and_names_them(tmp_path):
+    """Glass/epoxy samples have the default run's geometry (the sampler draws shapes, then maps
+    them to the phases' moduli) but another C_eff; the phases reach the sampler, the solver and
+    the measures, and the table and the JSON name them."""
+    materials = {"fiber": GLASS, "matrix": EPOXY}
+    runs = {}
+    for name, phases in (("default", ()), ("glass", ("--fiber", "72000,0.22", "--matrix",
+                                                      "3500,0.35"))):  # fmt: skip
+        result = invoke("convergence", "--boundary", "periodic", "-n", "2", "--ks", "1,2", "-o",
+                        tmp_path / name, *phases)  # fmt: skip
+        assert result.exit_code == 0, result.output
+        runs[name] = (" ".join(result.stdout.split()), json.loads((tmp_path / name /
+                      "convergence.json").read_text()))  # fmt: skip
+    (text, glass), (default_text, default) = runs["glass"], runs["default"]
+    assert "fiber E = 72000 MPa, ν = 0.22; matrix E = 3500 MPa, ν = 0.35" in text
+    assert "fiber E = 85000 MPa, ν = 0.22; matrix E = 3000 MPa, ν = 0.4" in default_text
+    assert glass["config"]["fiber"] == asdict(GLASS)
+    assert glass["config"]["matrix"] == asdict(EPOXY)
+    assert glass["fiber_fractions"] == default["fiber_fractions"]
+    c_glass, c_default = (np.array(run["C_eff"]["2"]) for run in (glass, default))  # [2, 3, 3]
+    difference = np.linalg.norm(c_glass - c_default, axis=(1, 2))
+    assert np.all(difference > 0.05 * np.linalg.norm(c_default, axis=(1, 2)))
+    # the same samples made of glass/epoxy and solved directly at k = 2 give that C_eff
+    E, _ = sample_microstructures(GeneratorConfig(periodic=True), 0, range(2), **materials)
+    solver = StrainSolver(SolverConfig(k=2, boundary="periodic", **materials))
+    fields = np.stack([solver.solve(e[0]) for e in E])  # [2, 3, 3, 32, 32]
+    expected = effective_stiffness(E, fields, "stress", 0.1, **materials)
+    np.testing.assert_allclose(c_glass, expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
+    assert glass["measures"]["1"]["C_eff_error_mean"] > 0
+
+
+@pytest.mark.parametrize(
+    ("phases", "message"),
+    [
+        (["--fiber", "72000"], "--fiber must be E,nu"),
+        (["--matrix", "3500,0.6"], "--matrix: Poisson's ratio"),
+        (["--fiber", "3000,0.2"], "different Young's moduli"),
+    ],
+)
+def test_convergence_refuses_bad_materials_in_one_line(tmp_path, phases, message):
+    result = invoke("convergence", "--boundary", "periodic", "-o", tmp_path / "c", *phases)
+    one_error_line(result, message)
+    assert not (tmp_path / "c").exists()
