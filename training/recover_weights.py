@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("models", nargs="+", type=Path, help="model directories")
     parser.add_argument("--check", action="store_true", help="compare only, write nothing")
     args = parser.parse_args(argv)
+    return print_each(args.models, lambda model: recover(model, write=not args.check))
+
+
+def print_each(models: list[Path], action: Callable[[Path], dict[str, Any]]) -> int:
+    """The command line of these model tools: ``action``'s answer as one JSON line per model;
+    on the first refusal one ``error:`` line and exit status 1."""
     try:
-        for model in args.models:
-            print(json.dumps(recover(model, write=not args.check)))
+        for model in models:
+            print(json.dumps(action(model)))
     except MicrostrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -4,7 +4,7 @@ When the export learns to write a faster graph of the same function (an order of
 commutes, say), a shipped model gets it without training again:
 
 1. rebuild the :class:`~training.model.Surrogate` from the directory's ``weights.pt``, refused
-   unless its sha256 is the card's ``weights_sha256``;
+   unless the card names its sha256 (``weights_sha256``) and the file has it;
 2. export it, and refuse unless onnxruntime reproduces PyTorch within the export's own gate at
    the export's batch sizes and, for a periodic model, at every cell size the card offers;
 3. refuse unless the new graph agrees with the model's present graph within the same gate
@@ -19,9 +19,7 @@ Everything is written into a staging copy of the directory that replaces it only
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,22 +32,21 @@ from training.card import breakeven_of, model_readme, surrogate_timing_source
 from training.export import ExportConfig, time_graph
 from training.model import Surrogate
 from training.onnx_graph import ParityError, check_graph, check_parity, export_onnx
-from training.recover_weights import compare_graphs
-from training.weights import WEIGHTS_FILE
+from training.recover_weights import compare_graphs, print_each
+from training.weights import WEIGHTS_FILE, read_card
 
 
 def reexport(model_dir: str | Path, config: ExportConfig | None = None) -> dict[str, Any]:
     """Re-export ``model_dir`` in place from its ``weights.pt``; returns what changed."""
     cfg = config or ExportConfig()
     directory = Path(model_dir)
-    card = json.loads((directory / CARD_FILE).read_text())
-    weights = directory / WEIGHTS_FILE
-    if not weights.is_file() or sha256_of(weights) != card.get("weights_sha256"):
+    surrogate = Surrogate.from_checkpoint(directory)  # weights.pt, checked against the card
+    card = read_card(directory)
+    if "weights_sha256" not in card:
         raise MicrostrainError(
-            f"{directory}: {WEIGHTS_FILE} is missing or is not the one its card names "
-            "(weights_sha256); python -m training.recover_weights writes it from the graph"
+            f"{directory / CARD_FILE} names no weights_sha256: its {WEIGHTS_FILE} cannot be "
+            "told to be the graph's (python -m training.recover_weights writes both)"
         )
-    surrogate = Surrogate.from_checkpoint(directory)
     sides = [int(n) for n in card.get("input_sizes", [GRID])]
     before = card["onnx"]["sha256"]
     with staged_directory(directory, force=True) as tmp:
@@ -109,13 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.reexport", description=__doc__)
     parser.add_argument("models", nargs="+", type=Path, help="model directories")
     args = parser.parse_args(argv)
-    try:
-        for model in args.models:
-            print(json.dumps(reexport(model)))
-    except MicrostrainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return print_each(args.models, reexport)
 
 
 if __name__ == "__main__":

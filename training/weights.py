@@ -92,7 +92,8 @@ def surrogate_state(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def _card(directory: Path) -> dict[str, Any]:
+def read_card(directory: Path) -> dict[str, Any]:
+    """A model directory's ``card.json``; :class:`MicrostrainError` in one line if unreadable."""
     try:
         card = json.loads((directory / CARD_FILE).read_text())
     except (OSError, ValueError) as exc:
@@ -107,7 +108,7 @@ def _weights_file(path: Path) -> Path:
     file = path / WEIGHTS_FILE
     if not file.is_file():
         raise MicrostrainError(f"{path} holds no {WEIGHTS_FILE} (export it again to add one)")
-    expected = _card(path).get("weights_sha256")
+    expected = read_card(path).get("weights_sha256")
     if expected is not None and sha256_of(file) != expected:
         raise MicrostrainError(f"{file} does not match the sha256 in {path / CARD_FILE}")
     return file
@@ -167,7 +168,7 @@ def initial_weights(
     except MicrostrainError as exc:
         raise MicrostrainError(f"init_from: {exc}") from None
     if path.is_dir():
-        card = _card(path)
+        card = read_card(path)
         seconds = float(card.get("T_train") or card.get("training", {}).get("train_seconds") or 0)
     else:
         seconds = float(load_checkpoint(path).get(CHECKPOINT_KEY, {}).get("train_seconds", 0.0))
@@ -286,7 +287,7 @@ def onnx_weights(
     from onnx import numpy_helper
 
     directory = Path(model_dir)
-    hparams = dict(_card(directory).get("training", {}).get("config", {}).get("model", {}))
+    hparams = dict(read_card(directory).get("training", {}).get("config", {}).get("model", {}))
     if not hparams:
         raise MicrostrainError(f"{directory / CARD_FILE} records no model configuration")
     graph = onnx.load(str(directory / MODEL_FILE))

@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from support.cli import invoke
+from support.cli import assert_one_error_line, invoke
 
 from data_gen.solver import SolverConfig, StrainSolver
 from microstrain.conventions import FIBER, GRID, MATRIX
@@ -20,12 +20,6 @@ from microstrain.quantities import QUANTITY_NAMES, quantities
 
 def masks(n: int, seed: int = 0) -> np.ndarray:
     return (np.random.default_rng(seed).random((n, GRID, GRID)) < 0.4).astype(np.uint8)
-
-
-def assert_one_error_line(result, message: str) -> None:
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
 
 
 def test_solve_mask_npy_to_npy_matches_solver(tmp_path: Path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from support.cli import invoke
+from support.cli import assert_one_error_line, invoke
 from support.materials import EPOXY, GLASS
 
 from data_gen.microstructure import GeneratorConfig, sample_microstructures
@@ -31,12 +31,6 @@ def disc_mask(side: int = 64) -> np.ndarray:
         dx, dy = np.minimum(dx, 1 - dx), np.minimum(dy, 1 - dy)
         mask[dx**2 + dy**2 <= r * r] = 1
     return mask
-
-
-def one_error_line(result, message: str) -> None:
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +116,7 @@ def test_uniaxial_solve_output_is_read_by_inspect_and_evaluate(tmp_path):
 
 def test_evaluate_refuses_a_periodic_file_in_one_line(periodic_out):
     result = invoke("evaluate", default_model_dir(), periodic_out)
-    one_error_line(result, "periodic")
+    assert_one_error_line(result, "periodic")
 
 
 def test_user_materials_in_both_modes(tmp_path):
@@ -143,7 +137,7 @@ def test_user_materials_in_both_modes(tmp_path):
     ok = invoke("solve", tmp_path / "e.npy", "-o", tmp_path / "e.npy.h5", *phases)
     assert ok.exit_code == 0, ok.output
     np.save(tmp_path / "lecture.npy", np.where(disc_mask(32) > 0, 85000.0, 3000.0))
-    one_error_line(
+    assert_one_error_line(
         invoke("solve", tmp_path / "lecture.npy", "-o", tmp_path / "x.npy", *phases),
         "E values must be exactly 3500 (matrix) and 72000 (fiber) MPa",
     )
@@ -164,7 +158,7 @@ def test_user_materials_in_both_modes(tmp_path):
 def test_refusals_are_one_line_and_write_nothing(tmp_path, image, args, message):
     np.save(tmp_path / "in.npy", image)
     result = invoke("solve", tmp_path / "in.npy", "-o", tmp_path / "s.h5", *args)
-    one_error_line(result, message)
+    assert_one_error_line(result, message)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npy"]
 
 
@@ -230,5 +224,5 @@ def test_convergence_with_user_materials_solves_and_names_them(tmp_path):
 )
 def test_convergence_refuses_bad_materials_in_one_line(tmp_path, phases, message):
     result = invoke("convergence", "--boundary", "periodic", "-o", tmp_path / "c", *phases)
-    one_error_line(result, message)
+    assert_one_error_line(result, message)
     assert not (tmp_path / "c").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from support.cli import invoke
+from support.cli import assert_one_error_line, invoke
 from support.materials import EPOXY, GLASS
 
 from data_gen.elasticity import affine_displacement, unit_macro_strains
@@ -29,12 +29,6 @@ PHASES = ("--fiber", "72000,0.22", "--matrix", "3500,0.35")
 
 def masks(n: int) -> np.ndarray:
     return (np.random.default_rng(3).random((n, GRID, GRID)) < 0.4).astype(np.uint8)
-
-
-def one_error_line(result, message: str) -> None:
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +131,7 @@ def test_periodic_xdmf_into_a_file_is_one_error_line_and_writes_nothing(tmp_path
     (tmp_path / "taken").write_text("not a directory")
     result = invoke("solve", tmp_path / "m.npy", "-o", tmp_path / "out.h5", "--boundary",
                     "periodic", "--mode", "pixel", "--xdmf", tmp_path / "taken")  # fmt: skip
-    one_error_line(result, "cannot write XDMF output to")
+    assert_one_error_line(result, "cannot write XDMF output to")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npy", "taken"]
 
 

@@ -51,3 +51,10 @@ def invoke(*args: object) -> CliResult:
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def assert_one_error_line(result: CliResult, message: str) -> None:
+    """A user error as the CLI promises it: exit 1 and one ``error:`` line naming ``message``."""
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
