@@ -51,7 +51,7 @@ def split_indices(
     val_fraction: float,
     test_fraction: float,
     seed: int,
-    prefix: int | None = None,
+    prefix: int | list[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Seeded permutation of ``range(n_total)`` cut into (train, val, test) index arrays.
 
@@ -62,16 +62,24 @@ def split_indices(
     is, and the samples after them get a split of their own (same fractions and seed, offset by
     ``prefix``). Files appended to a dataset then leave every old sample in the part it was in:
     a run that starts from weights trained on the old split tests only on cells they never saw.
+    A list of increasing prefixes does this once per addition: ``[a, b]`` splits the first ``b``
+    samples as ``prefix=a`` did, and the samples after ``b`` by themselves.
     """
     if prefix is not None:
-        if not 0 < prefix < n_total:
+        counts = prefix if isinstance(prefix, list) else [prefix]
+        if not counts or counts != sorted(set(counts)):
+            raise MicrostrainError(
+                f"split_prefix must be a count or increasing counts; got {prefix}"
+            )
+        *earlier, last = counts
+        if not 0 < last < n_total:
             raise MicrostrainError(
                 f"split_prefix must be between 1 and the {n_total - 1} samples before the last; "
-                f"got {prefix}"
+                f"got {last}"
             )
-        old = split_indices(prefix, val_fraction, test_fraction, seed)
-        new = split_indices(n_total - prefix, val_fraction, test_fraction, seed)
-        train, val, test = (np.concatenate([a, b + prefix]) for a, b in zip(old, new, strict=True))
+        old = split_indices(last, val_fraction, test_fraction, seed, earlier or None)
+        new = split_indices(n_total - last, val_fraction, test_fraction, seed)
+        train, val, test = (np.concatenate([a, b + last]) for a, b in zip(old, new, strict=True))
         return train, val, test
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise MicrostrainError("val_fraction and test_fraction must be in [0, 1) with sum < 1")
@@ -168,7 +176,8 @@ class StrainDataModule(pl.LightningDataModule):
         split_prefix: split the union's first ``split_prefix`` samples (its files in name order,
             :func:`microstrain.dataset.open_union`) as a union of that size and the rest by
             themselves (:func:`split_indices`): for files added after a model was trained, named
-            to sort after the old ones; it must end at a file boundary.
+            to sort after the old ones; it must end at a file boundary. A list of counts, one per
+            addition, keeps every earlier split as it was.
         device_resident: move the tensors to the training device once (GPU) and index there.
         allow_incomplete: train on the complete samples of an interrupted generation.
         lazy: stream the samples from disk (``true``), hold them in memory (``false``) or decide
@@ -200,7 +209,7 @@ class StrainDataModule(pl.LightningDataModule):
         lazy: bool | Literal["auto"] = "auto",
         shuffle_buffer: int = 4096,
         boundary: Literal["uniaxial", "periodic"] = "uniaxial",
-        split_prefix: int | None = None,
+        split_prefix: int | list[int] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -227,7 +236,10 @@ class StrainDataModule(pl.LightningDataModule):
         hp: Any = self.hparams
         union = open_union(hp.path, allow_incomplete=hp.allow_incomplete, boundary=hp.boundary)
         if hp.split_prefix is not None:
-            _check_file_boundary(union, hp.split_prefix)
+            for prefix in (
+                hp.split_prefix if isinstance(hp.split_prefix, list) else [hp.split_prefix]
+            ):
+                _check_file_boundary(union, prefix)
         train, val, test = split_indices(
             union.n, hp.val_fraction, hp.test_fraction, hp.split_seed, hp.split_prefix
         )

@@ -56,6 +56,26 @@ def test_split_prefix_keeps_every_old_sample_where_it_was(tmp_path):
         split_indices(100, 0.1, 0.2, seed=3, prefix=100)
 
 
+
+def test_split_prefixes_keep_every_addition_where_it_was(tmp_path):
+    """A second addition: ``[40, 100]`` leaves the first 100 samples as ``40`` split them (the
+    old ones as they were, the first addition's as it had them) and splits the new by itself."""
+    old = write_standin_dataset(tmp_path / "a_old.h5", n=40, seed=1)
+    first = write_standin_dataset(tmp_path / "b_first.h5", n=60, seed=2)
+    second = write_standin_dataset(tmp_path / "c_second.h5", n=50, seed=4)
+    kw = {"val_fraction": 0.1, "test_fraction": 0.2, "split_seed": 3}
+    before = _setup([old, first], split_prefix=40, **kw).split
+    after = _setup([second, old, first], split_prefix=[40, 100], **kw).split
+    parts = ("train", "val", "test")
+    for b, a in ((getattr(before, p), getattr(after, p)) for p in parts):
+        np.testing.assert_array_equal(a[a < 100], b)
+    assert [int((getattr(after, p) >= 100).sum()) for p in parts] == [35, 5, 10]
+    assert sorted(np.concatenate([getattr(after, p) for p in parts]).tolist()) == list(range(150))
+    with pytest.raises(MicrostrainError, match="increasing"):
+        split_indices(150, 0.1, 0.2, seed=3, prefix=[100, 40])
+    with pytest.raises(MicrostrainError, match="file boundary"):
+        _setup([old, first, second], split_prefix=[40, 90], **kw)
+
 def _setup(path, **kw) -> StrainDataModule:
     dm = StrainDataModule(path if isinstance(path, list) else str(path), **kw)
     dm.setup("fit")
