@@ -25,10 +25,11 @@
 #   periodic families and a 64 x 64 file, configs/periodic.yaml, then each config of FINETUNE
 #   from the previous run's best checkpoint; a config with data.split_prefix also trains on the
 #   added files of DATA/periodic/more, six more files of the three distributions with new seeds,
-#   named to sort after the first three); knobs: P_CIRCLES (1200), P_MIXTURE (1000),
+#   named to sort after the first three, and one that names more2 on DATA/periodic/more2 too,
+#   three files that sort after those); knobs: P_CIRCLES (1200), P_MIXTURE (1000),
 #   P_DENSE (600), P_FAMILY (48), P_GRID64 (24), RANKS (1), DATA, OUT (models/periodic), NAME
 #   (periodic), FINETUNE ("configs/periodic-finetune.yaml configs/periodic-finetune2.yaml
-#   configs/periodic-finetune3.yaml")
+#   configs/periodic-finetune3.yaml configs/periodic-finetune4.yaml")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -43,8 +44,8 @@ if [ "$MODEL" = periodic ]; then
   P_DATA=${DATA:-data}/periodic
   OUT=${OUT:-models/periodic}
   NAME=${NAME:-periodic}
-  FINETUNE=${FINETUNE-configs/periodic-finetune.yaml configs/periodic-finetune2.yaml configs/periodic-finetune3.yaml}
-  mkdir -p "$P_DATA/train" "$P_DATA/more" "$P_DATA/families" "$P_DATA/grid64" runs
+  FINETUNE=${FINETUNE-configs/periodic-finetune.yaml configs/periodic-finetune2.yaml configs/periodic-finetune3.yaml configs/periodic-finetune4.yaml}
+  mkdir -p "$P_DATA/train" "$P_DATA/more" "$P_DATA/more2" "$P_DATA/families" "$P_DATA/grid64" runs
   pgen() {
     OMP_NUM_THREADS=1 "$BIN/mpiexec" -n "$RANKS" "$BIN/microstrain" generate --no-progress \
       --boundary periodic --plane strain "$@"
@@ -71,6 +72,10 @@ if [ "$MODEL" = periodic ]; then
   pcircles -n 2400 --seed 71 -o "$P_DATA/more/train_s71_circles.h5"
   pgen -n 2000 --seed 72 --preset mixture -o "$P_DATA/more/train_s72_mixture.h5"
   pdense -n 1200 --seed 74 -o "$P_DATA/more/train_s74_dense.h5"
+  # and those of configs/periodic-finetune4.yaml (split_prefix [2800, 11200])
+  pcircles -n 4800 --seed 81 -o "$P_DATA/more2/train_s81_circles.h5"
+  pgen -n 4000 --seed 82 --preset mixture -o "$P_DATA/more2/train_s82_mixture.h5"
+  pdense -n 2400 --seed 84 -o "$P_DATA/more2/train_s84_dense.h5"
   echo "== 2/5 generate the periodic evaluation families and the 64 x 64 cells"
   pgen -n "$P_FAMILY" --family all -o "$P_DATA/families/"
   pgen -n "$P_GRID64" --seed 41 --grid 64 --preset mixture -o "$P_DATA/grid64/mixture64.h5"
@@ -94,6 +99,8 @@ if [ "$MODEL" = periodic ]; then
     [ "$i" -lt $((${#pstages[@]} - 1)) ] && run=$NAME-stage$((i + 2))
     more=()
     grep -q '^ *split_prefix:' "${pstages[$i]}" && more=(--data.path "[$P_DATA/train, $P_DATA/more]")
+    grep -q '^ *path:.*more2' "${pstages[$i]}" &&
+      more=(--data.path "[$P_DATA/train, $P_DATA/more, $P_DATA/more2]")
     ckpt=$(ptrain "$run" --config "${pstages[$i]}" --model.init_from "$ckpt" "${more[@]}")
   done
   echo "== 4/5 export $ckpt -> $OUT (§11 measures on each family, the 64 x 64 cells and their"
