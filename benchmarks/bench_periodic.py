@@ -117,8 +117,9 @@ def main() -> None:
     parser.add_argument(
         "--split-prefix",
         type=int,
+        nargs="+",
         default=None,
-        help="the configs' data.split_prefix (files added to the training set after a model)",
+        help="the configs' data.split_prefix, one count per addition of files after a model",
     )
     parser.add_argument("--estimators", action="store_true")
     args = parser.parse_args()

@@ -56,7 +56,6 @@ def test_split_prefix_keeps_every_old_sample_where_it_was(tmp_path):
         split_indices(100, 0.1, 0.2, seed=3, prefix=100)
 
 
-
 def test_split_prefixes_keep_every_addition_where_it_was(tmp_path):
     """A second addition: ``[40, 100]`` leaves the first 100 samples as ``40`` split them (the
     old ones as they were, the first addition's as it had them) and splits the new by itself."""
@@ -75,6 +74,7 @@ def test_split_prefixes_keep_every_addition_where_it_was(tmp_path):
         split_indices(150, 0.1, 0.2, seed=3, prefix=[100, 40])
     with pytest.raises(MicrostrainError, match="file boundary"):
         _setup([old, first, second], split_prefix=[40, 90], **kw)
+
 
 def _setup(path, **kw) -> StrainDataModule:
     dm = StrainDataModule(path if isinstance(path, list) else str(path), **kw)
