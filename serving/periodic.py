@@ -122,7 +122,8 @@ def prediction_fields(
     ``[N, 3, 3]`` MPa, the load's macro strain and stress ``[N, 3]``, the error estimate and the
     warnings (numpy values, not lists). :class:`RequestError` for a load the prediction cannot
     carry (a macro stress on a singular C_eff, or one that would strain beyond the small-strain
-    ceiling). ``/predict_npy`` answers this alone; :func:`answer` adds the summary."""
+    ceiling). ``/predict_npy`` answers this alone; :func:`answer` adds the summary. The caller
+    counts the predictions once its answer stands."""
     e = youngs_modulus
     prediction = served.run_periodic(e)
     cases, c_eff = prediction.strain, prediction.c_eff  # [N, 3, 3, n, n], [N, 3, 3]
@@ -131,7 +132,6 @@ def prediction_fields(
         macro = None if load is None else load_macro_strain(c_eff, load)  # [N, 3]
     except InputError as exc:  # a singular C_eff: the prediction cannot answer this load
         raise RequestError(f"model {served.name!r}: {exc}") from None
-    served.counter.add(e.shape[0])
     result: dict[str, Any] = {"warnings": warnings, "C_eff": c_eff}
     if load is None or macro is None:
         result.update(
@@ -184,6 +184,7 @@ def answer(
     }
     if with_quantities:
         result.update(load_quantities(e, result["strain"], served.plane, load is None))
+    served.counter.add(e.shape[0])
     return result
 
 

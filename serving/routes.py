@@ -141,6 +141,7 @@ def periodic_npy_answer(served: ServedModel, array: Any, load: periodic.Load | N
         answer = periodic.prediction_fields(served, e, load)
     except validation.RequestError as exc:
         return _error(exc)
+    served.counter.add(e.shape[0])
     headers = _headers(served, answer["warnings"])
     headers["X-Microstrain-C-Eff"] = json.dumps(np.asarray(answer["C_eff"]).tolist())
     if "macro_strain" in answer:

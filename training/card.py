@@ -49,6 +49,22 @@ class OnnxFacts:
     parity_tolerance: float
 
 
+def onnx_fields(onnx: OnnxFacts) -> dict[str, Any]:
+    """The card's ``onnx`` section: the graph file, its sha256 and how it was checked."""
+    return {
+        "file": MODEL_FILE,
+        "sha256": onnx.sha256,
+        "bytes": onnx.bytes,
+        "opset": onnx.opset,
+        "exporter": onnx.exporter,
+        "torch": onnx.torch,
+        "parity_max_rel_error": max(onnx.parity.values()),
+        "parity_by_batch_size": {str(b): e for b, e in onnx.parity.items()},
+        "parity_batch_sizes": list(onnx.parity),
+        "parity_tolerance": onnx.parity_tolerance,
+    }
+
+
 def without_machine_paths(value: Any) -> Any:
     """``value`` with absolute paths cut to their file name (a card travels between machines)."""
     if isinstance(value, dict):
@@ -167,18 +183,7 @@ def build_card(
         "training_data": training_data(record),
         "normalization": normalization,
         "metrics": record.get("metrics") or {},
-        "onnx": {
-            "file": MODEL_FILE,
-            "sha256": onnx.sha256,
-            "bytes": onnx.bytes,
-            "opset": onnx.opset,
-            "exporter": onnx.exporter,
-            "torch": onnx.torch,
-            "parity_max_rel_error": max(onnx.parity.values()),
-            "parity_by_batch_size": {str(b): e for b, e in onnx.parity.items()},
-            "parity_batch_sizes": list(onnx.parity),
-            "parity_tolerance": onnx.parity_tolerance,
-        },
+        "onnx": onnx_fields(onnx),
         "input": {"name": ONNX_INPUT, "shape": ["batch", 1, GRID, GRID], "units": "MPa"},
         "output": {
             "name": ONNX_OUTPUT,

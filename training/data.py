@@ -46,6 +46,11 @@ from training.sampling import Batches, BatchPlan, EpochOrder
 STATISTICS_CHUNK = 4096  # training samples per piece of the normalizer's statistics
 
 
+def prefix_counts(prefix: int | list[int]) -> list[int]:
+    """``split_prefix`` as its list of counts, one per addition of files."""
+    return prefix if isinstance(prefix, list) else [prefix]
+
+
 def split_indices(
     n_total: int,
     val_fraction: float,
@@ -66,7 +71,7 @@ def split_indices(
     samples as ``prefix=a`` did, and the samples after ``b`` by themselves.
     """
     if prefix is not None:
-        counts = prefix if isinstance(prefix, list) else [prefix]
+        counts = prefix_counts(prefix)
         if not counts or counts != sorted(set(counts)):
             raise MicrostrainError(
                 f"split_prefix must be a count or increasing counts; got {prefix}"
@@ -236,9 +241,7 @@ class StrainDataModule(pl.LightningDataModule):
         hp: Any = self.hparams
         union = open_union(hp.path, allow_incomplete=hp.allow_incomplete, boundary=hp.boundary)
         if hp.split_prefix is not None:
-            for prefix in (
-                hp.split_prefix if isinstance(hp.split_prefix, list) else [hp.split_prefix]
-            ):
+            for prefix in prefix_counts(hp.split_prefix):
                 _check_file_boundary(union, prefix)
         train, val, test = split_indices(
             union.n, hp.val_fraction, hp.test_fraction, hp.split_seed, hp.split_prefix

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from microstrain.breakeven import SurrogateTiming, measure_surrogate, timing_inputs
-from microstrain.conventions import CARD_FILE, MODEL_FILE
+from microstrain.conventions import CARD_FILE, GRID, MODEL_FILE
 from microstrain.errors import MicrostrainError
 from microstrain.files import sha256_of, staged_directory, write_json, write_text
 from microstrain.scoring import score_file
@@ -96,6 +96,29 @@ def time_graph(onnx_path: Path, cfg: ExportConfig) -> SurrogateTiming:
     )
 
 
+def write_checked_graph(
+    surrogate: Surrogate, onnx_path: Path, cfg: ExportConfig, sizes: tuple[int, ...] = (GRID,)
+) -> OnnxFacts:
+    """Write ``surrogate``'s graph to ``onnx_path`` and check it; :class:`ParityError` unless
+    onnxruntime reproduces PyTorch within the gate at the export's batch sizes and at every cell
+    size of ``sizes`` (n × n cells) beyond 32 × 32."""
+    exporter = export_onnx(surrogate, onnx_path, cfg.opset)
+    opset = check_graph(onnx_path, surrogate.output_names)
+    parity = check_parity(surrogate, onnx_path, cfg.parity_batch_sizes, cfg.parity_tolerance)
+    for side in sizes:
+        if side != GRID:
+            check_parity(surrogate, onnx_path, (2,), cfg.parity_tolerance, side=side)
+    return OnnxFacts(
+        sha256=sha256_of(onnx_path),
+        bytes=onnx_path.stat().st_size,
+        opset=opset,
+        exporter=exporter,
+        torch=torch.__version__,
+        parity=parity,
+        parity_tolerance=cfg.parity_tolerance,
+    )
+
+
 def judge(onnx_path: Path, card: dict[str, Any], files: list[Path]) -> dict[str, Any]:
     """SPEC §9 measures of the graph on each file, keyed by the file's stem (a family's name)."""
     surrogate = SurrogateModel.from_onnx(onnx_path)
@@ -150,13 +173,9 @@ def export_checkpoint(
     }
     with staged_directory(target, force) as tmp:
         onnx_path = tmp / MODEL_FILE
-        exporter = export_onnx(surrogate, onnx_path, cfg.opset)
-        opset = check_graph(onnx_path, surrogate.output_names)
-        parity = check_parity(surrogate, onnx_path, cfg.parity_batch_sizes, cfg.parity_tolerance)
         periodic = surrogate.physics.kind == "periodic"
-        for side in PERIODIC_INPUT_SIZES[1:] if periodic else ():  # the larger cells it offers
-            check_parity(surrogate, onnx_path, (2,), cfg.parity_tolerance, side=side)
-        digest = sha256_of(onnx_path)
+        sizes = PERIODIC_INPUT_SIZES if periodic else (GRID,)
+        facts = write_checked_graph(surrogate, onnx_path, cfg, sizes)
         weights = save_weights(surrogate.state_dict(), config_, tmp / WEIGHTS_FILE)
         timing = time_graph(onnx_path, cfg)
         card = build_card(
@@ -170,15 +189,7 @@ def export_checkpoint(
             training=training,
             normalization=surrogate.normalizer.to_dict(),
             record=record,
-            onnx=OnnxFacts(
-                sha256=digest,
-                bytes=onnx_path.stat().st_size,
-                opset=opset,
-                exporter=exporter,
-                torch=torch.__version__,
-                parity=parity,
-                parity_tolerance=cfg.parity_tolerance,
-            ),
+            onnx=facts,
             timing=timing,
         )
         card["weights_sha256"] = sha256_of(weights)

@@ -23,15 +23,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from microstrain.conventions import CARD_FILE, GRID, MODEL_FILE
 from microstrain.errors import MicrostrainError
-from microstrain.files import sha256_of, staged_directory, write_json, write_text
-from training.card import breakeven_of, model_readme, surrogate_timing_source
-from training.export import ExportConfig, time_graph
+from microstrain.files import staged_directory, write_json, write_text
+from training.card import breakeven_of, model_readme, onnx_fields, surrogate_timing_source
+from training.export import ExportConfig, time_graph, write_checked_graph
 from training.model import Surrogate
-from training.onnx_graph import ParityError, check_graph, check_parity, export_onnx
+from training.onnx_graph import ParityError
 from training.recover_weights import compare_graphs, print_each
 from training.weights import WEIGHTS_FILE, read_card
 
@@ -47,19 +45,14 @@ def reexport(model_dir: str | Path, config: ExportConfig | None = None) -> dict[
             f"{directory / CARD_FILE} names no weights_sha256: its {WEIGHTS_FILE} cannot be "
             "told to be the graph's (python -m training.recover_weights writes both)"
         )
-    sides = [int(n) for n in card.get("input_sizes", [GRID])]
+    sides = tuple(int(n) for n in card.get("input_sizes", [GRID]))
     before = card["onnx"]["sha256"]
     with staged_directory(directory, force=True) as tmp:
         for item in directory.iterdir():
             if item.is_file():
                 shutil.copy2(item, tmp / item.name)
         onnx_path = tmp / MODEL_FILE
-        exporter = export_onnx(surrogate, onnx_path, cfg.opset)
-        opset = check_graph(onnx_path, surrogate.output_names)
-        parity = check_parity(surrogate, onnx_path, cfg.parity_batch_sizes, cfg.parity_tolerance)
-        for side in sides:
-            if side != GRID:
-                check_parity(surrogate, onnx_path, (2,), cfg.parity_tolerance, side=side)
+        facts = write_checked_graph(surrogate, onnx_path, cfg, sides)
         agreement = {
             side: compare_graphs(directory / MODEL_FILE, onnx_path, side, relative=True)
             for side in sides
@@ -72,17 +65,7 @@ def reexport(model_dir: str | Path, config: ExportConfig | None = None) -> dict[
                 "function; export it as a new model instead"
             )
         timing = time_graph(onnx_path, cfg)
-        card["onnx"].update(
-            sha256=sha256_of(onnx_path),
-            bytes=onnx_path.stat().st_size,
-            opset=opset,
-            exporter=exporter,
-            torch=torch.__version__,
-            parity_max_rel_error=max(parity.values()),
-            parity_by_batch_size={str(b): e for b, e in parity.items()},
-            parity_batch_sizes=list(parity),
-            parity_tolerance=cfg.parity_tolerance,
-        )
+        card["onnx"] = onnx_fields(facts)
         card.update(T_surrogate=timing.t_batch1, T_surrogate_batched=timing.t_batched)
         recorded = [card.get(k) for k in ("T_data", "T_train", "T_simulation")]
         if all(isinstance(v, int | float) for v in recorded):
